@@ -1,0 +1,1 @@
+"""Versioned data migrations, applied with ``tacn migrate``."""

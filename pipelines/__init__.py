@@ -1,0 +1,1 @@
+"""The jobs: each module returns result objects and raises typed errors; none prints."""

@@ -1,0 +1,39 @@
+"""Typed errors of the library. ``tacn_cli`` maps each to an exit code in one place."""
+
+from __future__ import annotations
+
+
+class TacnError(Exception):
+    """Base class: the message is safe to show (no secrets) and says what to do."""
+
+    exit_code = 3
+
+
+class UsageError(TacnError):
+    """The request itself is wrong (bad option value, bad date, bad URL)."""
+
+    exit_code = 2
+
+
+class StoreUnavailable(TacnError):
+    """The store cannot be opened or reached."""
+
+
+class StoreError(TacnError):
+    """The store answered, but the operation failed."""
+
+
+class SourceError(TacnError):
+    """A data source failed."""
+
+
+class AuthRefused(TacnError):
+    """Credentials or a token were refused."""
+
+
+class LockHeld(TacnError):
+    """Another run holds the lock."""
+
+
+class ConfigError(TacnError):
+    """Configuration is unreadable or inconsistent."""

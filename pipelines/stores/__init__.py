@@ -1,0 +1,23 @@
+"""Stores: open one by URL. Driver imports happen only here, on demand."""
+
+from __future__ import annotations
+
+from pipelines.errors import UsageError
+from pipelines.stores.base import QuoteStore, RecordFilter, UpsertResult, mask_url
+
+__all__ = ["QuoteStore", "RecordFilter", "UpsertResult", "mask_url", "open_store"]
+
+
+def open_store(url: str, *, database: str | None = None, timeout_ms: int = 5_000) -> QuoteStore:
+    """Open the store a URL names: ``sqlite:///PATH``, ``mongodb://…`` or ``mongodb+srv://…``."""
+    if url.startswith("sqlite:"):
+        from pipelines.stores.sqlite import SQLiteStore
+
+        return SQLiteStore.from_url(url)
+    if url.startswith(("mongodb://", "mongodb+srv://")):
+        from pipelines.stores.mongo import MongoStore
+
+        return MongoStore.from_url(url, database=database, timeout_ms=timeout_ms)
+    raise UsageError(
+        f"unsupported store URL {mask_url(url)!r}: use sqlite:///PATH, mongodb://HOST:PORT/DB or mongodb+srv://…"
+    )

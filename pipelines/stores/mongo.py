@@ -1,0 +1,340 @@
+"""The application's MongoDB, through pymongo: collection ``stock_daily_quotes``.
+
+Writes follow the application (replace keyed on the 4-field key, unordered
+bulk writes) with two differences operators asked for: ``created_at`` of an
+existing document is kept, and a document whose content did not change is not
+written at all, so a second identical sync changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from pipelines.errors import StoreError, StoreUnavailable, UsageError
+from pipelines.stores.base import (
+    GroupStats,
+    PutResult,
+    RecordFilter,
+    StoreStats,
+    UpsertResult,
+    comparable,
+    mask_url,
+)
+from validators.dates import FIRST_TRADE_DATE_ISO, ISO_DATE_PATTERN, latest_allowed_trade_date
+from validators.records import COLLECTION, DEFAULT_DATABASE, KEY_FIELDS, UNIQUE_INDEX_NAME, utc_now
+
+UPSERT_BATCH = 500
+
+# (key pattern, name used when tacn has to create it). Existing indexes with the
+# same keys are accepted under any name, so the application's own are reused.
+INDEXES: tuple[tuple[list[tuple[str, int]], str, bool], ...] = (
+    ([(name, 1) for name in KEY_FIELDS], UNIQUE_INDEX_NAME, True),
+    ([("symbol", 1)], "symbol_1", False),
+    ([("trade_date", -1)], "trade_date_-1", False),
+    ([("symbol", 1), ("trade_date", 1)], "symbol_1_trade_date_1", False),
+)
+
+
+def valid_date_query(latest: str | None = None) -> dict:
+    """A MongoDB condition on trade_date that only valid ISO dates satisfy."""
+    latest = latest or latest_allowed_trade_date().isoformat()
+    return {"$type": "string", "$regex": ISO_DATE_PATTERN, "$gte": FIRST_TRADE_DATE_ISO, "$lte": latest}
+
+
+def _connection_errors():
+    from pymongo import errors
+
+    return (errors.ServerSelectionTimeoutError, errors.ConnectionFailure, errors.ConfigurationError)
+
+
+def _doc_key(doc: dict) -> tuple:
+    return tuple(doc.get(name) for name in KEY_FIELDS)
+
+
+def _hashable_key(doc: dict) -> tuple:
+    return tuple(repr(v) for v in _doc_key(doc))
+
+
+class MongoStore:
+    kind = "mongodb"
+
+    def __init__(self, client: Any, database: str, display_url: str):
+        self.client = client
+        self.db = client[database]
+        self.collection = self.db[COLLECTION]
+        self.database_name = database
+        self.display_url = display_url
+        self._indexes_checked = False
+
+    @classmethod
+    def from_url(cls, url: str, *, database: str | None = None, timeout_ms: int = 5_000) -> MongoStore:
+        import pymongo
+        from pymongo import uri_parser
+
+        display = mask_url(url)
+        try:
+            parsed = uri_parser.parse_uri(url, validate=True, warn=False) if url.startswith("mongodb://") else {}
+        except (pymongo.errors.InvalidURI, pymongo.errors.ConfigurationError, ValueError) as exc:
+            raise UsageError(f"bad MongoDB URL {display}: {_scrub(str(exc), url)}") from None
+        db_name = database or (parsed.get("database") if parsed else None) or DEFAULT_DATABASE
+        try:
+            client = pymongo.MongoClient(
+                url,
+                serverSelectionTimeoutMS=timeout_ms,
+                connectTimeoutMS=timeout_ms,
+                socketTimeoutMS=max(timeout_ms * 6, 30_000),
+                tz_aware=False,
+                appname="tacn",
+            )
+            client.admin.command("ping")
+        except _connection_errors() as exc:
+            raise StoreUnavailable(
+                f"cannot reach MongoDB at {display}: {_scrub(str(exc), url)[:300]}"
+            ) from None
+        except pymongo.errors.OperationFailure as exc:
+            raise StoreUnavailable(f"MongoDB at {display} refused: {_scrub(str(exc), url)[:300]}") from None
+        return cls(client, db_name, f"{display} (database {db_name})")
+
+    # -- indexes ----------------------------------------------------------------
+    def ensure_indexes(self) -> None:
+        """Create the application's indexes that are missing (matched by keys, not names)."""
+        if self._indexes_checked:
+            return
+        from pymongo.errors import OperationFailure
+
+        existing = {tuple(info["key"]) for info in self.collection.index_information().values()}
+        for keys, name, unique in INDEXES:
+            if tuple(keys) in existing:
+                continue
+            try:
+                self.collection.create_index(keys, name=name, unique=unique)
+            except OperationFailure as exc:
+                raise StoreError(
+                    f"cannot create index {name} on {COLLECTION}: {exc}. "
+                    "Run `tacn migrate status` to see whether a legacy index or duplicates are in the way."
+                ) from None
+        self._indexes_checked = True
+
+    def _filter(self, flt: RecordFilter | None, extra: dict | None = None) -> dict:
+        flt = flt or RecordFilter()
+        query: dict[str, Any] = {}
+        if flt.data_source is not None:
+            query["data_source"] = flt.data_source
+        if flt.period is not None:
+            query["period"] = flt.period
+        if flt.symbols is not None:
+            query["symbol"] = {"$in": list(flt.symbols)}
+        date_range: dict[str, Any] = {}
+        if flt.start is not None:
+            date_range["$gte"] = flt.start
+        if flt.end is not None:
+            date_range["$lte"] = flt.end
+        if date_range:
+            query["trade_date"] = {"$type": "string", **date_range}
+        if flt.updated_since is not None:
+            query["updated_at"] = {"$gte": flt.updated_since}
+        if extra:
+            query = {"$and": [query, extra]} if query else extra
+        return query
+
+    def _invalid_filter(self, flt: RecordFilter | None) -> dict:
+        return self._filter(flt, {"trade_date": {"$not": valid_date_query()}})
+
+    # -- writes -----------------------------------------------------------------
+    def upsert(self, docs: Iterable[dict], *, now: datetime | None = None) -> UpsertResult:
+        self.ensure_indexes()
+        stamp = now or utc_now()
+        result = UpsertResult()
+        batch: list[dict] = []
+        for doc in docs:
+            batch.append(doc)
+            if len(batch) >= UPSERT_BATCH:
+                result += self._upsert_batch(batch, stamp)
+                batch = []
+        if batch:
+            result += self._upsert_batch(batch, stamp)
+        return result
+
+    def _upsert_batch(self, batch: list[dict], stamp: datetime) -> UpsertResult:
+        from pymongo import ReplaceOne
+        from pymongo.errors import PyMongoError
+
+        result = UpsertResult()
+        latest: dict[tuple, dict] = {}
+        for doc in batch:  # the last of duplicate keys in a batch wins
+            key = _hashable_key(doc)
+            if key in latest:
+                result.unchanged += 1
+            latest[key] = doc
+        try:
+            existing = {
+                _hashable_key(doc): doc
+                for doc in self.collection.find(
+                    {"$or": [dict(zip(KEY_FIELDS, _doc_key(d), strict=True)) for d in latest.values()]}
+                )
+            }
+            ops = []
+            for key, doc in latest.items():
+                new = {k: v for k, v in doc.items() if k != "_id"}
+                new["updated_at"] = stamp
+                old = existing.get(key)
+                if old is None:
+                    new.setdefault("created_at", stamp)
+                    ops.append(ReplaceOne(dict(zip(KEY_FIELDS, _doc_key(doc), strict=True)), new, upsert=True))
+                elif comparable(old) == comparable(new):
+                    result.unchanged += 1
+                else:
+                    new["created_at"] = old.get("created_at", stamp)
+                    ops.append(ReplaceOne({"_id": old["_id"]}, new))
+            if ops:
+                written = self.collection.bulk_write(ops, ordered=False)
+                result.inserted += written.upserted_count
+                result.changed += written.modified_count
+        except _connection_errors() as exc:
+            raise StoreUnavailable(f"lost MongoDB at {self.display_url}: {str(exc)[:300]}") from None
+        except PyMongoError as exc:
+            raise StoreError(f"MongoDB upsert failed: {str(exc)[:300]}") from None
+        return result
+
+    def delete_by_ids(self, ids: Iterable[Any]) -> int:
+        ids = list(ids)
+        deleted = 0
+        for start in range(0, len(ids), 1000):
+            deleted += self.collection.delete_many({"_id": {"$in": ids[start : start + 1000]}}).deleted_count
+        return deleted
+
+    def put_documents(self, docs: Iterable[dict]) -> PutResult:
+        from pymongo.errors import DuplicateKeyError
+
+        result = PutResult()
+        for doc in docs:
+            if "_id" not in doc:
+                raise UsageError("a document to restore has no _id")
+            current = self.collection.find_one({"_id": doc["_id"]})
+            if current is not None:
+                if current == doc:
+                    result.already_present += 1
+                else:
+                    result.conflicts.append({"_id": str(doc["_id"]), "reason": "a different document has this _id"})
+                continue
+            try:
+                self.collection.insert_one(doc)
+                result.inserted += 1
+            except DuplicateKeyError:
+                result.conflicts.append({"_id": str(doc["_id"]), "reason": "another document has the same key"})
+        return result
+
+    def replace_documents(self, docs: Iterable[dict]) -> int:
+        replaced = 0
+        for doc in docs:
+            replaced += self.collection.replace_one({"_id": doc["_id"]}, doc).modified_count
+        return replaced
+
+    # -- reads ------------------------------------------------------------------
+    def iter_documents(self, flt: RecordFilter | None = None, *, batch_size: int = 5_000) -> Iterator[dict]:
+        yield from self.collection.find(self._filter(flt), batch_size=batch_size).sort("_id", 1)
+
+    def iter_invalid_trade_date(
+        self, flt: RecordFilter | None = None, *, batch_size: int = 5_000
+    ) -> Iterator[dict]:
+        yield from self.collection.find(self._invalid_filter(flt), batch_size=batch_size).sort("_id", 1)
+
+    def iter_frames(self, flt: RecordFilter | None = None, *, chunk_size: int = 100_000):
+        import pandas as pd
+
+        chunk: list[dict] = []
+        for doc in self.collection.find(self._filter(flt), batch_size=min(chunk_size, 10_000)):
+            doc["_id"] = str(doc["_id"])
+            chunk.append(doc)
+            if len(chunk) >= chunk_size:
+                yield pd.DataFrame.from_records(chunk, coerce_float=False)
+                chunk = []
+        if chunk:
+            yield pd.DataFrame.from_records(chunk, coerce_float=False)
+
+    def count(self, flt: RecordFilter | None = None) -> int:
+        return self.collection.count_documents(self._filter(flt))
+
+    def count_invalid_trade_date(self, flt: RecordFilter | None = None) -> int:
+        return self.collection.count_documents(self._invalid_filter(flt))
+
+    def latest_valid_trade_dates(
+        self, data_source: str, period: str = "daily", symbols: Iterable[str] | None = None
+    ) -> dict[str, str]:
+        flt = RecordFilter(
+            data_source=data_source, period=period, symbols=tuple(symbols) if symbols is not None else None
+        )
+        pipeline = [
+            {"$match": self._filter(flt, {"trade_date": valid_date_query()})},
+            {"$group": {"_id": "$symbol", "last": {"$max": "$trade_date"}}},
+        ]
+        return {row["_id"]: row["last"] for row in self.collection.aggregate(pipeline)}
+
+    def stats(self) -> StoreStats:
+        valid = valid_date_query()
+        groups: dict[tuple, GroupStats] = {}
+        pipeline = [
+            {"$group": {"_id": {"data_source": "$data_source", "period": "$period"}, "records": {"$sum": 1}}},
+        ]
+        for row in self.collection.aggregate(pipeline):
+            ds, period = row["_id"].get("data_source"), row["_id"].get("period")
+            flt = {"data_source": ds, "period": period}
+            symbols = len(self.collection.distinct("symbol", flt))
+            first = self.collection.find_one({**flt, "trade_date": valid}, sort=[("trade_date", 1)])
+            last = self.collection.find_one({**flt, "trade_date": valid}, sort=[("trade_date", -1)])
+            invalid = self.collection.count_documents({**flt, "trade_date": {"$not": valid}})
+            groups[(str(ds), str(period))] = GroupStats(
+                ds,
+                period,
+                row["records"],
+                symbols,
+                first["trade_date"] if first else None,
+                last["trade_date"] if last else None,
+                invalid,
+            )
+        ordered = [groups[k] for k in sorted(groups)]
+        return StoreStats(
+            store=self.display_url,
+            total_records=sum(g.records for g in ordered),
+            total_symbols=len(self.collection.distinct("symbol")),
+            invalid_trade_date=sum(g.invalid_trade_date for g in ordered),
+            groups=ordered,
+        )
+
+    # -- auxiliary collections ----------------------------------------------------
+    def aux_upsert(self, collection: str, key: str, doc: dict) -> None:
+        self.db[collection].replace_one({"_id": key}, {**doc, "_id": key}, upsert=True)
+
+    def aux_find(self, collection: str) -> list[dict]:
+        return [
+            {k: v for k, v in doc.items() if k != "_id"}
+            for doc in self.db[collection].find().sort("_id", 1)
+        ]
+
+    def aux_delete(self, collection: str, key: str) -> None:
+        self.db[collection].delete_one({"_id": key})
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> MongoStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _scrub(message: str, url: str) -> str:
+    """Remove the URL's password from a driver message, wherever it appears."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    if password:
+        for form in {password, unquote(password)}:
+            message = message.replace(form, "***")
+    return message.replace(url, mask_url(url))

@@ -1,0 +1,503 @@
+"""The embedded store: one SQLite file, no server.
+
+Each document is one row. The known fields of the application's document are
+columns without a declared type, so SQLite keeps whatever was written (an int
+stays an int, "0" stays "0"). Values SQLite cannot hold as they are (dates,
+bools, ObjectIds, NaN, timezone-aware datetimes, unknown fields, a field that
+is absent where the app always writes it, or null where it writes it only when
+present) go to the ``extra`` column as MongoDB Extended JSON and win over the
+column on read. So what goes in comes back out unchanged, bad data included.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import StoreError, StoreUnavailable, UsageError
+from pipelines.stores.base import (
+    GroupStats,
+    PutResult,
+    RecordFilter,
+    StoreStats,
+    UpsertResult,
+)
+from validators.dates import FIRST_TRADE_DATE_ISO, latest_allowed_trade_date
+from validators.records import COLLECTION, FIELDS, KEY_FIELDS, utc_now
+
+TABLE = COLLECTION
+AUX_TABLE = "tacn_aux"
+BUSY_TIMEOUT_S = 60.0  # overlapping cron jobs queue this long rather than fail
+UPSERT_BATCH = 10_000
+
+_COLUMNS = tuple(f.name for f in FIELDS)
+_KIND = {f.name: f.kind for f in FIELDS}
+_ALWAYS = {f.name for f in FIELDS if f.always_written}
+_PLAIN_TYPES = (str, int, float, type(None))
+_DATETIME_FMT = "%Y-%m-%d %H:%M:%S.%f"
+_ABSENT = "$absent"
+
+# A trade_date that is a text, shaped YYYY-MM-DD, a real calendar date (julianday
+# normalises 2024-02-30 to 2024-03-01, so the round trip differs) and in range.
+VALID_DATE_SQL = (
+    "ifnull(typeof(trade_date) = 'text'"
+    " AND trade_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'"
+    " AND date(julianday(trade_date)) = trade_date"
+    f" AND trade_date >= '{FIRST_TRADE_DATE_ISO}' AND trade_date <= :latest, 0)"
+)
+INVALID_DATE_SQL = f"NOT {VALID_DATE_SQL}"
+
+
+def _json_util():
+    from bson import json_util  # ships with pymongo; only needed for escaped values
+
+    return json_util
+
+
+_DATE_TAG = "$tacnDate"  # Extended JSON has no bare date; only this store can hold one
+
+
+def _tag_dates(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _tag_dates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_tag_dates(v) for v in value]
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return {_DATE_TAG: value.isoformat()}
+    return value
+
+
+def _untag_dates(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and _DATE_TAG in value:
+            return date.fromisoformat(value[_DATE_TAG])
+        return {k: _untag_dates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_untag_dates(v) for v in value]
+    return value
+
+
+def _dumps(value: Any) -> str:
+    ju = _json_util()
+    return ju.dumps(_tag_dates(value), json_options=ju.CANONICAL_JSON_OPTIONS)
+
+
+def _loads(text: str) -> Any:
+    return _untag_dates(_json_util().loads(text))
+
+
+def _new_object_id_hex() -> str:
+    from bson import ObjectId
+
+    return str(ObjectId())
+
+
+def _encode_id(value: Any) -> str:
+    from bson import ObjectId
+
+    if isinstance(value, ObjectId):
+        return str(value)
+    # Non-ObjectId ids keep their type through Extended JSON; the prefix keeps them apart.
+    return "json:" + _dumps(value)
+
+
+def _decode_id(text: str) -> Any:
+    from bson import ObjectId
+
+    if text.startswith("json:"):
+        return _loads(text[5:])
+    return ObjectId(text)
+
+
+def _is_plain(value: Any) -> bool:
+    return type(value) in _PLAIN_TYPES and value == value  # NaN would become NULL
+
+
+def _encode_row(doc: dict, id_text: str) -> tuple:
+    """The row for a document: (_id, known columns…, extra)."""
+    values: list[Any] = [id_text]
+    extra: dict[str, Any] | None = None
+    absent: list[str] | None = None
+    for name in _COLUMNS:
+        if name not in doc:
+            values.append(None)
+            if name in _ALWAYS:
+                absent = absent or []
+                absent.append(name)
+            continue
+        value = doc[name]
+        kind = _KIND[name]
+        if kind == "datetime":
+            if type(value) is datetime and value.tzinfo is None:
+                values.append(value.strftime(_DATETIME_FMT))
+                continue
+            if value is None:
+                values.append(None)
+                continue
+        elif _is_plain(value) and (value is not None or name in _ALWAYS):
+            values.append(value)
+            continue
+        values.append(None)
+        extra = extra or {}
+        extra[name] = value
+    for name in doc:
+        if name not in _KIND and name != "_id":
+            extra = extra or {}
+            extra[name] = doc[name]
+    if absent:
+        extra = extra or {}
+        extra[_ABSENT] = absent
+    values.append(None if extra is None else _dumps(extra))
+    return tuple(values)
+
+
+def _decode_row(row: tuple) -> dict:
+    doc: dict[str, Any] = {"_id": _decode_id(row[0])}
+    for name, value in zip(_COLUMNS, row[1:-1], strict=True):
+        if value is None and name not in _ALWAYS:
+            continue
+        if _KIND[name] == "datetime" and value is not None:
+            value = datetime.strptime(value, _DATETIME_FMT)
+        doc[name] = value
+    if row[-1] is not None:
+        extra = _loads(row[-1])
+        for name in extra.pop(_ABSENT, ()):
+            doc.pop(name, None)
+        doc.update(extra)
+    return doc
+
+
+def sqlite_path_from_url(url: str) -> Path:
+    """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``sqlite:///~/x.db``."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise UsageError(f"bad SQLite store URL {url!r}: expected sqlite:///PATH (sqlite:////abs/path for absolute)")
+    return Path(os.path.expanduser(url[len(prefix):]))
+
+
+class SQLiteStore:
+    kind = "sqlite"
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.display_url = f"sqlite:///{self.path}"
+        if self.path.exists() and self.path.is_dir():
+            raise StoreUnavailable(f"cannot open SQLite store {self.path}: it is a directory")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self._create_schema()
+        except sqlite3.DatabaseError as exc:
+            raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc.strerror or exc}") from exc
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        return cls(sqlite_path_from_url(url))
+
+    # -- schema ---------------------------------------------------------------
+    def _create_schema(self) -> None:
+        columns = ", ".join(f'"{name}"' for name in _COLUMNS)
+        key = ", ".join(KEY_FIELDS)
+        self.conn.executescript(
+            f"""
+            CREATE TABLE IF NOT EXISTS {TABLE} (
+                rid INTEGER PRIMARY KEY,
+                _id TEXT NOT NULL,
+                {columns},
+                extra TEXT
+            );
+            CREATE UNIQUE INDEX IF NOT EXISTS symbol_date_source_period_unique ON {TABLE} ({key});
+            CREATE UNIQUE INDEX IF NOT EXISTS {TABLE}_id ON {TABLE} (_id);
+            CREATE INDEX IF NOT EXISTS {TABLE}_updated_at ON {TABLE} (updated_at);
+            CREATE INDEX IF NOT EXISTS {TABLE}_trade_date ON {TABLE} (trade_date);
+            CREATE TABLE IF NOT EXISTS {AUX_TABLE} (
+                collection TEXT NOT NULL,
+                key TEXT NOT NULL,
+                doc TEXT NOT NULL,
+                PRIMARY KEY (collection, key)
+            );
+            """
+        )
+
+    # -- helpers ----------------------------------------------------------------
+    def _where(self, flt: RecordFilter | None, extra_sql: str | None = None) -> tuple[str, dict]:
+        clauses: list[str] = []
+        params: dict[str, Any] = {"latest": latest_allowed_trade_date().isoformat()}
+        flt = flt or RecordFilter()
+        if flt.data_source is not None:
+            clauses.append("data_source = :data_source")
+            params["data_source"] = flt.data_source
+        if flt.period is not None:
+            clauses.append("period = :period")
+            params["period"] = flt.period
+        if flt.symbols is not None:
+            names = []
+            for i, symbol in enumerate(flt.symbols):
+                params[f"s{i}"] = symbol
+                names.append(f":s{i}")
+            clauses.append(f"symbol IN ({', '.join(names) or 'NULL'})")
+        if flt.start is not None:
+            clauses.append("typeof(trade_date) = 'text' AND trade_date >= :start")
+            params["start"] = flt.start
+        if flt.end is not None:
+            clauses.append("typeof(trade_date) = 'text' AND trade_date <= :end")
+            params["end"] = flt.end
+        if flt.updated_since is not None:
+            clauses.append("updated_at >= :updated_since")
+            params["updated_since"] = flt.updated_since.strftime(_DATETIME_FMT)
+        if extra_sql:
+            clauses.append(extra_sql)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def _select_sql(self) -> str:
+        columns = ", ".join(f'"{name}"' for name in _COLUMNS)
+        return f"SELECT rid, _id, {columns}, extra FROM {TABLE}"
+
+    def _iter_rows(self, where: str, params: dict, batch_size: int) -> Iterator[list[tuple]]:
+        """Keyset pagination on rid: no read transaction stays open between batches."""
+        last = 0
+        joiner = " AND " if where else " WHERE "
+        sql = f"{self._select_sql()}{where}{joiner}rid > :after ORDER BY rid LIMIT :limit"
+        while True:
+            rows = self.conn.execute(sql, {**params, "after": last, "limit": batch_size}).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield rows
+
+    # -- writes -----------------------------------------------------------------
+    def upsert(self, docs: Iterable[dict], *, now: datetime | None = None) -> UpsertResult:
+        """Insert or replace by the 4-field key; keep created_at; touch nothing unchanged."""
+        stamp = now or utc_now()
+        columns = ("_id",) + _COLUMNS + ("extra",)
+        placeholders = ", ".join("?" for _ in columns)
+        compared = [c for c in _COLUMNS if c not in KEY_FIELDS and c not in ("created_at", "updated_at")]
+        compared.append("extra")
+        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in compared) + ", updated_at = excluded.updated_at"
+        same = " AND ".join(f'{TABLE}."{c}" IS excluded."{c}"' for c in compared)
+        sql = (
+            f"INSERT INTO {TABLE} ({', '.join(chr(34) + c + chr(34) for c in columns)}) VALUES ({placeholders}) "
+            f"ON CONFLICT ({', '.join(KEY_FIELDS)}) DO UPDATE SET {updates} WHERE NOT ({same})"
+        )
+        result = UpsertResult()
+        batch: list[tuple] = []
+
+        def flush() -> None:
+            before_changes = self.conn.total_changes
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                before_max = self.conn.execute(f"SELECT ifnull(max(rid), 0) FROM {TABLE}").fetchone()[0]
+                self.conn.executemany(sql, batch)
+                after_max = self.conn.execute(f"SELECT ifnull(max(rid), 0) FROM {TABLE}").fetchone()[0]
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise StoreError(f"SQLite upsert failed in {self.path}: {exc}") from exc
+            inserted = after_max - before_max  # new rows take max(rid)+1
+            written = self.conn.total_changes - before_changes
+            result.inserted += inserted
+            result.changed += written - inserted
+            result.unchanged += len(batch) - written
+            batch.clear()
+
+        for doc in docs:
+            stamped = {**doc, "updated_at": stamp}
+            stamped.setdefault("created_at", stamp)
+            batch.append(_encode_row(stamped, _new_object_id_hex()))
+            if len(batch) >= UPSERT_BATCH:
+                flush()
+        if batch:
+            flush()
+        return result
+
+    def delete_by_ids(self, ids: Iterable[Any]) -> int:
+        encoded = [_encode_id(i) for i in ids]
+        deleted = 0
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            for start in range(0, len(encoded), 500):
+                chunk = encoded[start : start + 500]
+                cur = self.conn.execute(
+                    f"DELETE FROM {TABLE} WHERE _id IN ({', '.join('?' for _ in chunk)})", chunk
+                )
+                deleted += cur.rowcount
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise StoreError(f"SQLite delete failed in {self.path}: {exc}") from exc
+        return deleted
+
+    def put_documents(self, docs: Iterable[dict]) -> PutResult:
+        """Put documents back exactly, ``_id`` included; present ones are left alone."""
+        result = PutResult()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            for doc in docs:
+                if "_id" not in doc:
+                    raise UsageError("a document to restore has no _id")
+                id_text = _encode_id(doc["_id"])
+                row = self.conn.execute(f"{self._select_sql()} WHERE _id = ?", (id_text,)).fetchone()
+                if row is not None:
+                    if _decode_row(row[1:]) == doc:
+                        result.already_present += 1
+                    else:
+                        result.conflicts.append(
+                            {"_id": str(doc["_id"]), "reason": "a different document has this _id"}
+                        )
+                    continue
+                try:
+                    self.conn.execute(
+                        f"INSERT INTO {TABLE} VALUES (NULL, {', '.join('?' for _ in range(len(_COLUMNS) + 2))})",
+                        _encode_row(doc, id_text),
+                    )
+                    result.inserted += 1
+                except sqlite3.IntegrityError:
+                    result.conflicts.append(
+                        {"_id": str(doc["_id"]), "reason": "another document has the same key"}
+                    )
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise StoreError(f"SQLite restore failed in {self.path}: {exc}") from exc
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        return result
+
+    def replace_documents(self, docs: Iterable[dict]) -> int:
+        """Replace documents by ``_id`` with the given full documents (migrations)."""
+        replaced = 0
+        columns = ", ".join(f'"{c}" = ?' for c in _COLUMNS)
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            for doc in docs:
+                row = _encode_row(doc, _encode_id(doc["_id"]))
+                cur = self.conn.execute(f"UPDATE {TABLE} SET {columns}, extra = ? WHERE _id = ?", row[1:] + row[:1])
+                replaced += cur.rowcount
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise StoreError(f"SQLite update failed in {self.path}: {exc}") from exc
+        return replaced
+
+    # -- reads ------------------------------------------------------------------
+    def iter_documents(self, flt: RecordFilter | None = None, *, batch_size: int = 5_000) -> Iterator[dict]:
+        where, params = self._where(flt)
+        for rows in self._iter_rows(where, params, batch_size):
+            for row in rows:
+                yield _decode_row(row[1:])
+
+    def iter_invalid_trade_date(
+        self, flt: RecordFilter | None = None, *, batch_size: int = 5_000
+    ) -> Iterator[dict]:
+        where, params = self._where(flt, INVALID_DATE_SQL)
+        for rows in self._iter_rows(where, params, batch_size):
+            for row in rows:
+                yield _decode_row(row[1:])
+
+    def iter_frames(self, flt: RecordFilter | None = None, *, chunk_size: int = 100_000):
+        """Chunks of documents as DataFrames (``_id`` as text); memory stays per chunk."""
+        import pandas as pd
+
+        where, params = self._where(flt)
+        names = ["_id", *_COLUMNS]
+        for rows in self._iter_rows(where, params, chunk_size):
+            frame = pd.DataFrame.from_records([row[1:-1] for row in rows], columns=names, coerce_float=False)
+            for name in _COLUMNS:
+                if _KIND[name] == "datetime":
+                    frame[name] = pd.to_datetime(frame[name], format=_DATETIME_FMT, errors="coerce")
+            escaped = [(i, row) for i, row in enumerate(rows) if row[-1] is not None]
+            if escaped:
+                frame = frame.astype(object)
+                for i, row in escaped:
+                    doc = _decode_row(row[1:])
+                    for name in frame.columns:
+                        if name != "_id":
+                            frame.at[i, name] = doc.get(name)
+                    for name, value in doc.items():
+                        if name not in frame.columns:
+                            frame[name] = None
+                            frame[name] = frame[name].astype(object)
+                        if name not in _KIND and name != "_id":
+                            frame.at[i, name] = value
+            yield frame
+
+    def count(self, flt: RecordFilter | None = None) -> int:
+        where, params = self._where(flt)
+        return self.conn.execute(f"SELECT count(*) FROM {TABLE}{where}", params).fetchone()[0]
+
+    def count_invalid_trade_date(self, flt: RecordFilter | None = None) -> int:
+        where, params = self._where(flt, INVALID_DATE_SQL)
+        return self.conn.execute(f"SELECT count(*) FROM {TABLE}{where}", params).fetchone()[0]
+
+    def latest_valid_trade_dates(
+        self, data_source: str, period: str = "daily", symbols: Iterable[str] | None = None
+    ) -> dict[str, str]:
+        flt = RecordFilter(
+            data_source=data_source, period=period, symbols=tuple(symbols) if symbols is not None else None
+        )
+        where, params = self._where(flt, VALID_DATE_SQL)
+        rows = self.conn.execute(
+            f"SELECT symbol, max(trade_date) FROM {TABLE}{where} GROUP BY symbol", params
+        ).fetchall()
+        return {symbol: last for symbol, last in rows if isinstance(symbol, str)}
+
+    def stats(self) -> StoreStats:
+        params = {"latest": latest_allowed_trade_date().isoformat()}
+        rows = self.conn.execute(
+            f"""SELECT data_source, period, count(*), count(DISTINCT symbol),
+                       min(CASE WHEN {VALID_DATE_SQL} THEN trade_date END),
+                       max(CASE WHEN {VALID_DATE_SQL} THEN trade_date END),
+                       sum(CASE WHEN {VALID_DATE_SQL} THEN 0 ELSE 1 END)
+                FROM {TABLE} GROUP BY data_source, period ORDER BY data_source, period""",
+            params,
+        ).fetchall()
+        groups = [GroupStats(*row) for row in rows]
+        symbols = self.conn.execute(f"SELECT count(DISTINCT symbol) FROM {TABLE}").fetchone()[0]
+        return StoreStats(
+            store=self.display_url,
+            total_records=sum(g.records for g in groups),
+            total_symbols=symbols,
+            invalid_trade_date=sum(g.invalid_trade_date for g in groups),
+            groups=groups,
+        )
+
+    # -- auxiliary collections (run records, migrations, …) ---------------------
+    def aux_upsert(self, collection: str, key: str, doc: dict) -> None:
+        self.conn.execute(
+            f"INSERT INTO {AUX_TABLE} (collection, key, doc) VALUES (?, ?, ?) "
+            "ON CONFLICT (collection, key) DO UPDATE SET doc = excluded.doc",
+            (collection, str(key), _dumps(doc)),
+        )
+
+    def aux_find(self, collection: str) -> list[dict]:
+        rows = self.conn.execute(
+            f"SELECT doc FROM {AUX_TABLE} WHERE collection = ? ORDER BY key", (collection,)
+        ).fetchall()
+        return [_loads(row[0]) for row in rows]
+
+    def aux_delete(self, collection: str, key: str) -> None:
+        self.conn.execute(f"DELETE FROM {AUX_TABLE} WHERE collection = ? AND key = ?", (collection, str(key)))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

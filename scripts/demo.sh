@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make demo`: seed the synthetic dataset and walk through every pipeline that exists,
+# checking that each step exits as expected. Exits 0 only when every step behaved.
+set -uo pipefail
+export TACN_HOME="${TACN_HOME:-$HOME/.local/share/tacn}"
+DEMO_STORE="sqlite:///$TACN_HOME/demo.db"
+failures=0
+
+step() {  # step "what it shows" EXPECTED_EXIT command args…
+  local what="$1" expected="$2"; shift 2
+  printf '\n\033[1m== %s\033[0m\n$ %s   (expect exit %s)\n' "$what" "$*" "$expected"
+  "$@"
+  local rc=$?
+  if [ "$rc" -eq "$expected" ]; then
+    printf '\033[32m-> exit %s as expected\033[0m\n' "$rc"
+  else
+    printf '\033[31m-> exit %s, expected %s\033[0m\n' "$rc" "$expected"
+    failures=$((failures + 1))
+  fi
+}
+
+step "Seed the synthetic dataset (with the 2025-10-23 bug)" 0 tacn demo
+step "What the store holds: the invalid trade_dates show" 0 tacn stats --store "$DEMO_STORE"
+# (later pipelines add their steps below this line)
+
+echo
+if [ "$failures" -eq 0 ]; then echo "demo: every step behaved as expected"; else echo "demo: $failures step(s) did not"; fi
+exit "$failures"

@@ -1,0 +1,51 @@
+"""tacn demo: seed a synthetic dataset, with the 2025-10-23 bug, into its own SQLite file."""
+
+from __future__ import annotations
+
+import typer
+
+from tacn_cli import exit_codes
+from tacn_cli.options import JsonOption, StoreOption
+from tacn_cli.render import Output
+from tacn_cli.runner import handle_errors, open_store_for
+
+
+def demo_command(
+    store: StoreOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Seed TACN_HOME/demo.db (fresh each time) with ~20 symbols x 2 years of SYNTHETIC quotes.
+
+    A few thousand records carry the 2025-10-23 bug (trade_date "0", "1", …). The
+    configured store is never touched unless --store names it explicitly.
+    """
+    from tacn_cli.settings import load_env, tacn_home
+
+    out = Output(json_)
+    with handle_errors(out):
+        env = load_env()
+        if store is None:
+            path = tacn_home(env) / "demo.db"
+            for suffix in ("", "-wal", "-shm"):  # a fresh file: the dataset is deterministic
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
+            store = f"sqlite:///{path}"
+        from pipelines.demo import seed_demo
+
+        with open_store_for(out, store, env=env) as opened:
+            result = seed_demo(opened)
+        if json_:
+            out.json(result)
+        else:
+            out.line(f"Seeded SYNTHETIC demo data into {result.store}", style="bold")
+            out.table(
+                None,
+                ["symbols", "trading days", "good records", "bad trade_date records", "inserted", "changed"],
+                [[result.symbols, result.trading_days, result.good_records, result.bad_records,
+                  result.upsert.inserted, result.upsert.changed]],
+            )
+            out.line(f"Next: tacn stats --store {result.store}")
+    raise typer.Exit(exit_codes.OK)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo_command)

@@ -1,0 +1,89 @@
+"""Options shared by several commands, and the parsing of their values. Defined once."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Annotated
+
+import typer
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Store URL: sqlite:///PATH or mongodb://… (default: TACN_STORE, the app's MONGODB_*, "
+        "else the embedded SQLite file under TACN_HOME).",
+        show_default=False,
+    ),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database", help="MongoDB database (default: the URI's, else 'tradingagents').", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
+DataSourceOption = Annotated[
+    str | None, typer.Option("--data-source", help="Only this data_source (akshare, tushare, baostock).")
+]
+PeriodOption = Annotated[str | None, typer.Option("--period", help="Only this period (daily, weekly, monthly).")]
+SymbolsOption = Annotated[
+    str | None, typer.Option("--symbols", help="Comma-separated 6-digit codes, e.g. 000001,600000.")
+]
+SinceOption = Annotated[
+    str | None, typer.Option("--since", help="Records updated since: a duration (24h, 7d, 30m) or a date.")
+]
+
+_SYMBOL_RE = re.compile(r"^\d{6}$")
+_DURATION_RE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_symbols(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    symbols = tuple(s.strip() for s in text.split(",") if s.strip())
+    bad = [s for s in symbols if not _SYMBOL_RE.match(s)]
+    if bad or not symbols:
+        raise typer.BadParameter(f"expected 6-digit codes separated by commas, got {', '.join(bad) or 'nothing'}")
+    return symbols
+
+
+def parse_choice(value: str | None, choices: tuple[str, ...], name: str) -> str | None:
+    if value is not None and value not in choices:
+        raise typer.BadParameter(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def parse_date_option(value: str | None, name: str) -> str | None:
+    """A --start/--end style date (YYYY-MM-DD or YYYYMMDD) as YYYY-MM-DD."""
+    if value is None:
+        return None
+    from validators.dates import InvalidTradeDate, normalize_trade_date
+
+    try:
+        return normalize_trade_date(value)
+    except InvalidTradeDate as exc:
+        raise typer.BadParameter(f"{name}: {exc.reason} ({value!r})") from None
+
+
+def parse_since(value: str | None, *, now: datetime | None = None) -> datetime | None:
+    """``24h``/``7d``/``30m`` back from now, or a date/datetime; naive UTC like stored timestamps."""
+    if value is None:
+        return None
+    from validators.records import utc_now
+
+    now = now or utc_now()
+    match = _DURATION_RE.match(value.strip().lower())
+    if match:
+        return now - timedelta(**{_UNITS[match[2]]: int(match[1])})
+    from dateutil import parser as date_parser
+
+    try:
+        parsed = date_parser.isoparse(value.strip())
+    except (ValueError, OverflowError):
+        raise typer.BadParameter(f"--since: expected a duration like 24h or 7d, or an ISO date, got {value!r}") from None
+    if parsed.tzinfo is not None:
+        from datetime import UTC
+
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed

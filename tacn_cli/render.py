@@ -1,0 +1,99 @@
+"""Output: rich tables on a terminal, only JSON on stdout with --json, diagnostics on stderr.
+
+Everything printed passes :func:`tacn_cli.secrets.scrub`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, is_dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from tacn_cli.secrets import scrub
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON types for results: dataclasses, dates, ObjectIds, paths, NaN → null."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return to_jsonable(value.item())
+    return str(value)
+
+
+class Output:
+    """One per command run: knows whether to speak JSON and where diagnostics go."""
+
+    def __init__(self, json_mode: bool = False):
+        from rich.console import Console
+
+        self.json_mode = json_mode
+        self.stdout = Console(highlight=False, soft_wrap=False)
+        self.stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    @property
+    def interactive(self) -> bool:
+        return sys.stdout.isatty()
+
+    # diagnostics: always stderr
+    def info(self, message: str) -> None:
+        self.stderr.print(scrub(message), markup=False)
+
+    def warn(self, message: str) -> None:
+        self.stderr.print(f"[yellow]warning:[/yellow] {_escape(scrub(message))}")
+
+    def error(self, message: str) -> None:
+        self.stderr.print(f"[red]error:[/red] {_escape(scrub(message))}")
+
+    # results: stdout
+    def json(self, payload: Any) -> None:
+        text = json.dumps(to_jsonable(payload), ensure_ascii=False, indent=2)
+        sys.stdout.write(scrub(text) + "\n")
+        sys.stdout.flush()
+
+    def line(self, message: str = "", style: str | None = None) -> None:
+        self.stdout.print(_escape(scrub(message)), style=style)
+
+    def table(self, title: str | None, columns: list[str], rows: list[list[Any]], *, styles: list[str | None] | None = None) -> None:
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left", show_lines=False)
+        for i, column in enumerate(columns):
+            numeric = bool(rows) and all(isinstance(r[i], int | float) and not isinstance(r[i], bool) for r in rows)
+            table.add_column(column, justify="right" if numeric else "left")
+        for i, row in enumerate(rows):
+            table.add_row(*(_escape(scrub(_cell(v))) for v in row), style=(styles[i] if styles else None))
+        self.stdout.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.2f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
