@@ -21,7 +21,11 @@ step() {  # step "what it shows" EXPECTED_EXIT command args…
 
 step "Seed the synthetic dataset (with the 2025-10-23 bug)" 0 tacn demo
 step "What the store holds: the invalid trade_dates show" 0 tacn stats --store "$DEMO_STORE"
-# (later pipelines add their steps below this line)
+# --- sync steps (issue: tacn sync) ---
+# --- validate steps (issue: tacn validate) ---
+# --- clean / restore / verify-fix / repair / migrate steps ---
+# --- config-check steps ---
+# --- watch steps ---
 
 echo
 if [ "$failures" -eq 0 ]; then echo "demo: every step behaved as expected"; else echo "demo: $failures step(s) did not"; fi

@@ -6,15 +6,18 @@ Nothing here imports pandas, pymongo, akshare or tushare: ``tacn --help`` stays 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 import typer
 
 from tacn_cli import __version__, exit_codes
 
-# One entry per command module; each module exposes register(app).
-COMMAND_MODULES = (
-    "stats",
-    "demo",
+from tacn_cli import commands as _commands
+
+# Every module in tacn_cli/commands registers itself; ORDER (default 100) sorts the help listing.
+COMMAND_MODULES = sorted(
+    (importlib.import_module(f"tacn_cli.commands.{info.name}") for info in pkgutil.iter_modules(_commands.__path__)),
+    key=lambda module: (getattr(module, "ORDER", 100), module.__name__),
 )
 
 app = typer.Typer(
@@ -42,8 +45,8 @@ def _root(
     """Data-quality CLI and ETL toolkit for TradingAgents-CN operators."""
 
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"tacn_cli.commands.{_name}").register(app)
+for _module in COMMAND_MODULES:
+    _module.register(app)
 
 
 def main() -> None:

@@ -47,5 +47,8 @@ def demo_command(
     raise typer.Exit(exit_codes.OK)
 
 
+ORDER = 95
+
+
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo_command)

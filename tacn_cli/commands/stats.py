@@ -38,5 +38,8 @@ def stats_command(store: StoreOption = None, database: DatabaseOption = None, js
     raise typer.Exit(exit_codes.OK)
 
 
+ORDER = 90
+
+
 def register(app: typer.Typer) -> None:
     app.command("stats")(stats_command)
