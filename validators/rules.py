@@ -1,0 +1,471 @@
+"""The rule catalogue: every check a quote document must pass, in one place.
+
+Each rule has a stable name, a severity and a one-line description. Row-level
+rules also have a vectorised check that returns a boolean Series, True where a
+row FAILS; the validator counts and samples failures from these masks (no
+per-row Python objects), sync gates records with them, and the pandera schemas
+in :mod:`validators.schemas` wrap the same functions as their Checks.
+
+Dataset-level rules (key uniqueness across chunks, completeness) are listed here
+so the catalogue is complete; the validate pipeline evaluates them.
+
+pandas and numpy are imported inside the functions (fast CLI start).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from validators.dates import (
+    FIRST_TRADE_DATE_ISO,
+    InvalidTradeDate,
+    latest_allowed_trade_date,
+    normalize_trade_date,
+    valid_iso_mask,
+)
+from validators.records import (
+    DATA_SOURCES,
+    KEY_FIELDS,
+    MARKETS,
+    PERIODS,
+    PRICE_FIELDS,
+    exchange_suffix,
+    utc_now,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SEVERITIES = ("error", "warning")
+ROW = "row"
+DATASET = "dataset"
+
+# pct_chg is stored to 4 decimals by the app, but AKShare's own 涨跌幅 is rounded to 2.
+PCT_CHG_TOLERANCE = 0.01
+# Clocks of the writer and the checker differ a little; a minute is not "the future".
+CLOCK_SKEW = timedelta(minutes=1)
+
+VOLUME_FIELDS = ("volume", "amount")
+TIMESTAMP_FIELDS = ("created_at", "updated_at")
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str  # stable: reports, --rules, failures files and CI history use it
+    severity: str  # "error" | "warning"
+    description: str  # one line
+    scope: str = ROW  # ROW: failing_masks evaluates it; DATASET: the validate pipeline does
+    fields: tuple[str, ...] = ()  # the values a sample of a failing record shows
+    opt_in: bool = False  # runs only when asked (completeness)
+
+
+@dataclass
+class CheckContext:
+    """What a check may depend on besides the frame: the clock."""
+
+    now_utc: datetime = field(default_factory=utc_now)
+
+    @property
+    def latest_trade_date(self) -> str:
+        return latest_allowed_trade_date(self.now_utc).isoformat()
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "trade_date_iso",
+        "error",
+        f"trade_date is a YYYY-MM-DD string, a real calendar date, from {FIRST_TRADE_DATE_ISO} to tomorrow (Asia/Shanghai)",
+        fields=("trade_date",),
+    ),
+    Rule("symbol_format", "error", "symbol is a string of 6 digits", fields=("symbol",)),
+    Rule("code_matches_symbol", "error", "code is present and equals symbol", fields=("code", "symbol")),
+    Rule("period_known", "error", f"period is one of {', '.join(PERIODS)}", fields=("period",)),
+    Rule("data_source_known", "error", f"data_source is one of {', '.join(sorted(DATA_SOURCES))}", fields=("data_source",)),
+    Rule("market_known", "error", f"market is one of {', '.join(MARKETS)}", fields=("market",)),
+    Rule(
+        "key_unique",
+        "error",
+        "the key (symbol, trade_date, data_source, period) is unique across the whole target",
+        scope=DATASET,
+        fields=KEY_FIELDS,
+    ),
+    Rule("prices_positive", "error", "open, high, low, close, pre_close are numbers > 0 where present", fields=PRICE_FIELDS),
+    Rule("high_is_highest", "error", "high >= open, close and low (where present)", fields=("high", "open", "close", "low")),
+    Rule("low_is_lowest", "error", "low <= open and close (where present)", fields=("low", "open", "close")),
+    Rule("volume_amount_non_negative", "error", "volume and amount are numbers >= 0 where present", fields=VOLUME_FIELDS),
+    Rule(
+        "full_symbol_exchange",
+        "warning",
+        "full_symbol is code plus its exchange: 6xx .SH, 0xx/3xx .SZ, 4xx/8xx/92x .BJ",
+        fields=("full_symbol", "code"),
+    ),
+    Rule(
+        "pct_chg_consistent",
+        "warning",
+        f"pct_chg equals (close - pre_close) / pre_close * 100 within {PCT_CHG_TOLERANCE}",
+        fields=("pct_chg", "close", "pre_close"),
+    ),
+    Rule(
+        "trading_day",
+        "warning",
+        "trade_date is a session of the Shanghai exchange (XSHG; dates past the calendar's end are not judged)",
+        fields=("trade_date",),
+    ),
+    Rule(
+        "timestamps_valid",
+        "warning",
+        "created_at and updated_at are datetimes and updated_at is not in the future",
+        fields=TIMESTAMP_FIELDS,
+    ),
+    Rule(
+        "completeness",
+        "warning",
+        "no XSHG trading day is missing between a symbol's first and last stored date (--completeness)",
+        scope=DATASET,
+        fields=("symbol", "data_source", "period"),
+        opt_in=True,
+    ),
+)
+RULES_BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
+
+
+def rule_names(*, scope: str | None = None) -> tuple[str, ...]:
+    return tuple(r.name for r in RULES if scope is None or r.scope == scope)
+
+
+def error_rule_names() -> tuple[str, ...]:
+    """Row-level rules of severity error: the ones a record must pass to be written."""
+    return tuple(r.name for r in RULES if r.severity == "error" and r.scope == ROW)
+
+
+def catalogue() -> list[dict]:
+    """The catalogue as plain dicts (``tacn schema --json``, the README table)."""
+    return [
+        {"name": r.name, "severity": r.severity, "scope": r.scope, "opt_in": r.opt_in, "description": r.description}
+        for r in RULES
+    ]
+
+
+def catalogue_markdown() -> str:
+    """The README's rule table, generated from :data:`RULES` (a test keeps README in step)."""
+    lines = ["| rule | severity | checks |", "|---|---|---|"]
+    for r in RULES:
+        lines.append(f"| `{r.name}` | {r.severity} | {r.description} |")
+    return "\n".join(lines)
+
+
+# -- vectorised building blocks -------------------------------------------------
+
+
+def column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """The column, or an all-missing object column when the frame lacks it."""
+    import pandas as pd
+
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+
+def is_text(series: pd.Series) -> pd.Series:
+    """True where the value is a Python/pandas string (not a number, not missing)."""
+    import pandas as pd
+
+    if series.dtype == object:
+        return series.map(type).eq(str)
+    if pd.api.types.is_string_dtype(series.dtype):
+        return series.notna()
+    return pd.Series(False, index=series.index)
+
+
+def present(series: pd.Series) -> pd.Series:
+    """True where a value is there (None, NaN and NaT count as absent)."""
+    return series.notna()
+
+
+def as_number(series: pd.Series) -> pd.Series:
+    """Numeric values as float64; text, bools and other non-numbers become NaN."""
+    import numpy as np
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return pd.Series(np.nan, index=series.index)
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return series.astype("float64")
+    kinds = series.map(type)
+    numeric_kinds = [k for k in kinds.unique() if issubclass(k, int | float | np.integer | np.floating) and k is not bool]
+    numeric = kinds.isin(numeric_kinds)
+    return pd.to_numeric(series.where(numeric), errors="coerce").astype("float64")
+
+
+def _fullmatch(series: pd.Series, pattern: str) -> pd.Series:
+    text = is_text(series)
+    matched = series.where(text).astype("string").str.fullmatch(pattern)
+    return text & matched.fillna(False).astype(bool)
+
+
+# -- the row-level checks: each returns True where the row FAILS ----------------
+
+
+def _fails_trade_date(frame, ctx):
+    return ~valid_iso_mask(column(frame, "trade_date"), now=ctx.now_utc)
+
+
+def _fails_symbol(frame, ctx):
+    return ~_fullmatch(column(frame, "symbol"), r"[0-9]{6}")
+
+
+def _fails_code(frame, ctx):
+    code, symbol = column(frame, "code"), column(frame, "symbol")
+    same = (code.astype(object) == symbol.astype(object)).fillna(False).astype(bool)
+    return ~(is_text(code) & same)
+
+
+def _member_fails(name: str, allowed: tuple[str, ...]):
+    def check(frame, ctx):
+        values = column(frame, name)
+        return ~(is_text(values) & values.isin(allowed))
+
+    return check
+
+
+def _fails_prices(frame, ctx):
+    import pandas as pd
+
+    fails = pd.Series(False, index=frame.index)
+    for name in PRICE_FIELDS:
+        values = column(frame, name)
+        fails |= present(values) & ~(as_number(values) > 0)
+    return fails
+
+
+def _fails_high(frame, ctx):
+    high = as_number(column(frame, "high"))
+    others = [as_number(column(frame, name)) for name in ("open", "close", "low")]
+    fails = others[0] > high
+    for other in others[1:]:
+        fails |= other > high
+    return fails
+
+
+def _fails_low(frame, ctx):
+    low = as_number(column(frame, "low"))
+    return (low > as_number(column(frame, "open"))) | (low > as_number(column(frame, "close")))
+
+
+def _fails_volume(frame, ctx):
+    import pandas as pd
+
+    fails = pd.Series(False, index=frame.index)
+    for name in VOLUME_FIELDS:
+        values = column(frame, name)
+        fails |= present(values) & ~(as_number(values) >= 0)
+    return fails
+
+
+def expected_full_symbol(code: pd.Series) -> pd.Series:
+    """code + its exchange suffix, vectorised (:func:`validators.records.exchange_suffix`)."""
+    import numpy as np
+
+    text = code.where(is_text(code)).astype("string")
+    suffix = np.select(
+        [text.str.startswith("6").fillna(False), text.str.startswith(("4", "8", "92")).fillna(False)],
+        [".SH", ".BJ"],
+        default=".SZ",
+    )
+    return text + suffix
+
+
+def _fails_full_symbol(frame, ctx):
+    code, full_symbol = column(frame, "code"), column(frame, "full_symbol")
+    judged = _fullmatch(code, r"[0-9]{6}")  # a bad code is already an error of its own
+    matches = (full_symbol.where(is_text(full_symbol)).astype("string") == expected_full_symbol(code)).fillna(False)
+    return judged & ~matches.astype(bool)
+
+
+def _fails_pct_chg(frame, ctx):
+    close = as_number(column(frame, "close"))
+    pre_close = as_number(column(frame, "pre_close"))
+    pct_chg = as_number(column(frame, "pct_chg"))
+    expected = (close - pre_close) / pre_close.where(pre_close != 0) * 100
+    return ((pct_chg - expected).abs() > PCT_CHG_TOLERANCE).fillna(False).astype(bool)
+
+
+def _fails_trading_day(frame, ctx):
+    from validators.calendar import last_known_session, session_set
+
+    dates = column(frame, "trade_date")
+    judged = valid_iso_mask(dates, now=ctx.now_utc)
+    judged &= (dates.where(judged).astype("string") <= last_known_session()).fillna(False).astype(bool)
+    return judged & ~dates.isin(session_set())
+
+
+def as_naive_utc(series: pd.Series) -> pd.Series:
+    """Datetimes as naive UTC datetime64; anything that is not a datetime becomes NaT."""
+    import pandas as pd
+
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        return series.dt.tz_convert("UTC").dt.tz_localize(None)
+    if pd.api.types.is_datetime64_dtype(series.dtype):
+        return series
+    kinds = series.map(type)
+    is_datetime = kinds.isin([k for k in kinds.unique() if issubclass(k, datetime)])
+    if not is_datetime.any():
+        return pd.Series(pd.NaT, index=series.index, dtype="datetime64[us]")
+    kept = series.where(is_datetime)
+    return pd.to_datetime(kept.map(_naive_utc_scalar, na_action="ignore"), errors="coerce")
+
+
+def _naive_utc_scalar(value: datetime) -> datetime:
+    if value.tzinfo is not None:
+        from datetime import UTC
+
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _fails_timestamps(frame, ctx):
+    import pandas as pd
+
+    created = as_naive_utc(column(frame, "created_at"))
+    updated = as_naive_utc(column(frame, "updated_at"))
+    latest = pd.Timestamp(ctx.now_utc + CLOCK_SKEW)
+    return created.isna() | updated.isna() | (updated > latest).fillna(False).astype(bool)
+
+
+CHECKS: dict[str, Callable[[Any, CheckContext], Any]] = {
+    "trade_date_iso": _fails_trade_date,
+    "symbol_format": _fails_symbol,
+    "code_matches_symbol": _fails_code,
+    "period_known": _member_fails("period", PERIODS),
+    "data_source_known": _member_fails("data_source", DATA_SOURCES),
+    "market_known": _member_fails("market", MARKETS),
+    "prices_positive": _fails_prices,
+    "high_is_highest": _fails_high,
+    "low_is_lowest": _fails_low,
+    "volume_amount_non_negative": _fails_volume,
+    "full_symbol_exchange": _fails_full_symbol,
+    "pct_chg_consistent": _fails_pct_chg,
+    "trading_day": _fails_trading_day,
+    "timestamps_valid": _fails_timestamps,
+}
+
+
+def select_rules(
+    *, severity: str | None = None, rules: Iterable[str] | None = None, scope: str | None = None
+) -> tuple[Rule, ...]:
+    """Rules by severity and name, catalogue order kept. Unknown names raise ValueError."""
+    if severity is not None and severity not in SEVERITIES:
+        raise ValueError(f"unknown severity {severity!r}: expected one of {', '.join(SEVERITIES)}")
+    wanted = None
+    if rules is not None:
+        wanted = set(rules)
+        unknown = sorted(wanted - set(RULES_BY_NAME))
+        if unknown:
+            raise ValueError(f"unknown rule(s) {', '.join(unknown)}: known rules are {', '.join(RULES_BY_NAME)}")
+    return tuple(
+        r
+        for r in RULES
+        if (severity is None or r.severity == severity)
+        and (wanted is None or r.name in wanted)
+        and (scope is None or r.scope == scope)
+    )
+
+
+def failing_masks(
+    frame: pd.DataFrame,
+    *,
+    severity: str | None = None,
+    rules: Iterable[str] | None = None,
+    context: CheckContext | None = None,
+) -> dict[str, pd.Series]:
+    """For each selected row-level rule, a bool Series aligned to ``frame.index``: True where the row FAILS.
+
+    Works on a frame of documents (the store's iter_frames output, a file's
+    rows, or records about to be written). Dataset-level rules are skipped.
+    """
+    ctx = context or CheckContext()
+    masks: dict[str, pd.Series] = {}
+    for rule in select_rules(severity=severity, rules=rules, scope=ROW):
+        mask = CHECKS[rule.name](frame, ctx)
+        masks[rule.name] = mask.fillna(False).astype(bool) if mask.dtype != bool else mask
+    return masks
+
+
+# -- explaining one failing record (samples only: a handful of rows) -----------
+
+
+def explain(rule_name: str, record: dict, *, context: CheckContext | None = None) -> str:
+    """Why ``record`` fails ``rule_name``, in a few words, for reports."""
+    ctx = context or CheckContext()
+    get = record.get
+    if rule_name == "trade_date_iso":
+        value = get("trade_date")
+        try:
+            normalized = normalize_trade_date(value, now=ctx.now_utc)
+        except InvalidTradeDate as exc:
+            return exc.reason
+        if isinstance(value, str):
+            return f"not stored as YYYY-MM-DD (would be {normalized})"
+        return f"stored as {type(value).__name__}, not a string"
+    if rule_name == "symbol_format":
+        value = get("symbol")
+        return "missing" if _missing(value) else f"not 6 digits ({type(value).__name__} {value!r})"
+    if rule_name == "code_matches_symbol":
+        return "code missing" if _missing(get("code")) else f"code {get('code')!r} != symbol {get('symbol')!r}"
+    if rule_name in ("period_known", "data_source_known", "market_known"):
+        name = rule_name.removesuffix("_known")
+        value = get(name)
+        return f"{name} missing" if _missing(value) else f"unknown {name} {value!r}"
+    if rule_name in ("prices_positive", "volume_amount_non_negative"):
+        names = PRICE_FIELDS if rule_name == "prices_positive" else VOLUME_FIELDS
+        bound = "> 0" if rule_name == "prices_positive" else ">= 0"
+        bad = [f"{n}={get(n)!r}" for n in names if not _missing(get(n)) and not _number_ok(get(n), rule_name)]
+        return f"not a number {bound}: {', '.join(bad)}"
+    if rule_name == "high_is_highest":
+        return f"high {get('high')} below " + ", ".join(
+            f"{n} {get(n)}" for n in ("open", "close", "low") if _gt(get(n), get("high"))
+        )
+    if rule_name == "low_is_lowest":
+        return f"low {get('low')} above " + ", ".join(f"{n} {get(n)}" for n in ("open", "close") if _gt(get("low"), get(n)))
+    if rule_name == "full_symbol_exchange":
+        code = get("code")
+        return f"full_symbol {get('full_symbol')!r}, expected {code}.{exchange_suffix(code)}"
+    if rule_name == "pct_chg_consistent":
+        close, pre_close = get("close"), get("pre_close")
+        expected = round((close - pre_close) / pre_close * 100, 4)
+        return f"pct_chg {get('pct_chg')} but close/pre_close give {expected}"
+    if rule_name == "trading_day":
+        return f"{get('trade_date')} is not an XSHG session (weekend or holiday)"
+    if rule_name == "timestamps_valid":
+        for name in TIMESTAMP_FIELDS:
+            value = get(name)
+            if not isinstance(value, datetime) or value != value:
+                return f"{name} is {'missing' if _missing(value) else type(value).__name__}, not a datetime"
+        return f"updated_at {get('updated_at')} is in the future"
+    return RULES_BY_NAME[rule_name].description
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or (value != value)
+
+
+def _number_ok(value: object, rule_name: str) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        try:
+            import numpy as np
+
+            if not isinstance(value, np.integer | np.floating):
+                return False
+        except ImportError:  # pragma: no cover - numpy ships with pandas
+            return False
+    return value > 0 if rule_name == "prices_positive" else value >= 0
+
+
+def _gt(a: object, b: object) -> bool:
+    try:
+        return a is not None and b is not None and a > b
+    except TypeError:
+        return False
