@@ -1,0 +1,606 @@
+"""The validate job: stream records from the store or a file through the rules; merge counts and samples.
+
+Memory stays flat: records are read in chunks, each chunk is judged with the
+vectorised masks of :mod:`validators.rules` and then dropped. What survives a
+chunk is small: counts, up to ``max_samples`` samples per rule, and for the
+cross-chunk key check one 8-byte hash per distinct key (see :class:`SeenKeys`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.errors import StoreUnavailable, UsageError
+from pipelines.stores.base import RecordFilter
+from validators.records import KEY_FIELDS
+from validators.rules import (
+    DATASET,
+    RULES,
+    RULES_BY_NAME,
+    CheckContext,
+    Rule,
+    explain,
+    failing_masks,
+    select_rules,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+THRESHOLDS = ("error", "warning")
+_RANK = {"warning": 1, "error": 2}
+DEFAULT_CHUNK_SIZE = 100_000
+DEFAULT_MAX_SAMPLES = 5
+FILE_FORMATS = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",  # mongoexport writes one document per line by default
+}
+_TEXT_FIELDS = ("symbol", "code", "full_symbol", "market", "trade_date", "period", "data_source")
+_TIMESTAMP_FIELDS = ("created_at", "updated_at")
+
+
+class TargetUnreadable(StoreUnavailable):
+    """The file to validate cannot be read (missing, not a table, malformed). Exit 3."""
+
+
+@dataclass
+class ValidateOptions:
+    flt: RecordFilter = field(default_factory=RecordFilter)
+    rules: tuple[str, ...] | None = None  # None: every rule (completeness only when asked)
+    threshold: str = "error"
+    max_samples: int = DEFAULT_MAX_SAMPLES
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    completeness: bool = False
+    failures_out: Path | None = None
+    now_utc: datetime | None = None  # the clock the rules judge against (tests pin it)
+
+
+@dataclass
+class RuleOutcome:
+    name: str
+    severity: str
+    description: str
+    scope: str
+    failing: int = 0  # records (key_unique: repeated keys; completeness: missing trading days)
+    checked: int = 0  # the denominator of share
+    samples: list[dict] = field(default_factory=list)
+    fails_run: bool = False  # at or above the threshold with failures
+
+    @property
+    def share(self) -> float:
+        return self.failing / self.checked if self.checked else 0.0
+
+
+@dataclass
+class ValidationResult:
+    target: dict  # {"kind": "store"|"file", "name": masked URL or path, "format": …}
+    filters: dict
+    threshold: str
+    records: int
+    rules: list[RuleOutcome]
+    skipped_rules: list[str]
+    failing_records: dict[str, int]  # per severity: records failing at least one rule of it
+    duration_s: float
+    chunks: int
+    failures_out: dict | None = None  # {"path", "records"}
+
+    @property
+    def passed(self) -> bool:
+        return not any(r.fails_run for r in self.rules)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["verdict"] = "pass" if self.passed else "fail"
+        for rule, outcome in zip(out["rules"], self.rules, strict=True):
+            rule["share"] = round(outcome.share, 6)
+        out["duration_s"] = round(self.duration_s, 3)
+        return out
+
+
+# -- cross-chunk key uniqueness -------------------------------------------------------
+
+
+class SeenKeys:
+    """Hashes of every key seen so far, for duplicate detection across chunks.
+
+    One uint64 per distinct key, in 256 sorted buckets (by the hash's top byte)
+    so that adding a chunk copies one bucket at a time, never the whole set:
+    5M keys cost 40 MB, with no doubling while merging. A 64-bit collision
+    (about 1 in 10^6 at 5M keys) would report one false duplicate.
+    """
+
+    BUCKETS = 256
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self._buckets = [np.empty(0, dtype=np.uint64) for _ in range(self.BUCKETS)]
+        self.distinct = 0
+
+    def add(self, hashes: np.ndarray) -> np.ndarray:
+        """Record ``hashes``; True where a hash was seen before (earlier chunk or earlier in this one)."""
+        import numpy as np
+        import pandas as pd
+
+        repeated = pd.Series(hashes).duplicated().to_numpy()
+        order = np.argsort(hashes, kind="stable")
+        sorted_hashes = hashes[order]
+        top = (sorted_hashes >> np.uint64(56)).astype(np.intp)
+        edges = np.searchsorted(top, np.arange(self.BUCKETS + 1))
+        seen_sorted = np.zeros(len(hashes), dtype=bool)
+        for bucket in range(self.BUCKETS):
+            lo, hi = edges[bucket], edges[bucket + 1]
+            if lo == hi:
+                continue
+            part = sorted_hashes[lo:hi]
+            known = self._buckets[bucket]
+            if len(known):
+                pos = np.searchsorted(known, part).clip(max=len(known) - 1)
+                seen_sorted[lo:hi] = known[pos] == part
+            fresh = np.unique(part[~seen_sorted[lo:hi]])
+            if len(fresh):
+                merged = np.concatenate((known, fresh))
+                merged.sort(kind="stable")  # two sorted runs: timsort merges them in linear time
+                self._buckets[bucket] = merged
+                self.distinct += len(fresh)
+        seen = np.empty(len(hashes), dtype=bool)
+        seen[order] = seen_sorted
+        return seen | repeated
+
+
+def key_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """A uint64 per row from the key fields. Values of different types stay apart (1 is not "1")."""
+    import pandas as pd
+
+    from validators.rules import column
+
+    keys = {}
+    for name in KEY_FIELDS:
+        values = column(frame, name).astype(object)
+        keys[name] = values
+        kinds = values.map(type)
+        if not kinds.eq(str).all():
+            keys[f"{name}:type"] = kinds.map(lambda k: k.__name__).astype(object)
+    return pd.util.hash_pandas_object(pd.DataFrame(keys, index=frame.index), index=False).to_numpy()
+
+
+# -- completeness -----------------------------------------------------------------------
+
+
+class Completeness:
+    """Valid daily trade_dates per (symbol, data_source, period), as day numbers."""
+
+    def __init__(self) -> None:
+        self._days: dict[tuple, list] = {}
+
+    def add(self, frame: pd.DataFrame, valid_date: pd.Series) -> None:
+        import numpy as np
+
+        from validators.rules import column
+
+        period = column(frame, "period")
+        judged = valid_date & period.eq("daily").fillna(False).astype(bool)
+        if not judged.any():
+            return
+        part = frame.loc[judged, ["symbol", "data_source", "period", "trade_date"]]
+        days = np.asarray(part["trade_date"].astype(str).to_numpy(), dtype="datetime64[D]").astype(np.int32)
+        for group, idx in part.groupby(["symbol", "data_source", "period"], sort=False, dropna=False).indices.items():
+            self._days.setdefault(group, []).append(days[idx])
+
+    def outcome(self, outcome: RuleOutcome, max_samples: int) -> None:
+        import numpy as np
+
+        from validators.calendar import session_set
+
+        sessions = np.sort(np.asarray(sorted(session_set()), dtype="datetime64[D]").astype(np.int32))
+        for (symbol, data_source, period), parts in sorted(self._days.items(), key=lambda kv: tuple(map(str, kv[0]))):
+            days = np.unique(np.concatenate(parts))
+            expected = sessions[(sessions >= days[0]) & (sessions <= days[-1])]
+            missing = np.setdiff1d(expected, days, assume_unique=True)
+            outcome.checked += len(expected)
+            outcome.failing += len(missing)
+            if len(missing) and len(outcome.samples) < max_samples:
+                as_text = [str(d) for d in missing[:5].astype("datetime64[D]")]
+                outcome.samples.append(
+                    {
+                        "key": {"symbol": symbol, "data_source": data_source, "period": period},
+                        "value": as_text,
+                        "reason": f"{len(missing)} of {len(expected)} trading days missing between "
+                        f"{np.datetime64(int(days[0]), 'D')} and {np.datetime64(int(days[-1]), 'D')}",
+                    }
+                )
+
+
+# -- reading targets ---------------------------------------------------------------------
+
+
+def file_format(path: Path) -> str:
+    fmt = FILE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UsageError(
+            f"cannot tell the format of {path.name}: expected one of {', '.join(sorted(FILE_FORMATS))}"
+        )
+    return fmt
+
+
+def _restore_file_types(frame: pd.DataFrame) -> pd.DataFrame:
+    """CSV is all text: numbers and timestamps back to their types; text that is not one stays text."""
+    import pandas as pd
+
+    from validators.records import FIELDS
+
+    for spec in FIELDS:
+        if spec.name not in frame.columns or spec.kind == "str":
+            continue
+        raw = frame[spec.name]
+        if spec.kind == "datetime":
+            parsed = pd.to_datetime(raw, format="ISO8601", utc=True, errors="coerce").dt.tz_localize(None)
+        else:
+            parsed = pd.to_numeric(raw, errors="coerce")
+        unparsed = raw.notna() & parsed.isna()
+        if unparsed.any():
+            parsed = parsed.astype(object)
+            parsed[unparsed] = raw[unparsed]
+        frame[spec.name] = parsed
+    return frame
+
+
+def _read_csv(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    import pandas as pd
+
+    # Every column as text: "000001" keeps its zeros, and a number in trade_date stays visible as digits.
+    reader = pd.read_csv(path, chunksize=chunk_size, dtype=str, keep_default_na=False, na_values=[""])
+    with reader:
+        for chunk in reader:
+            yield _restore_file_types(chunk)
+
+
+def _read_parquet(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    for batch in parquet.iter_batches(batch_size=chunk_size):
+        yield batch.to_pandas()
+
+
+def _read_jsonl(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    import pandas as pd
+    from bson import ObjectId, json_util
+
+    docs: list[dict] = []
+    with path.open("r", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            if number == 1 and line.lstrip().startswith("["):
+                raise TargetUnreadable(
+                    f"{path} is a JSON array (mongoexport --jsonArray): export one document per line instead"
+                )
+            try:
+                doc = json_util.loads(line)
+            except (ValueError, TypeError) as exc:
+                raise TargetUnreadable(f"{path} line {number} is not JSON: {exc}") from None
+            if not isinstance(doc, dict):
+                raise TargetUnreadable(f"{path} line {number} is not a JSON object")
+            if isinstance(doc.get("_id"), ObjectId):
+                doc["_id"] = str(doc["_id"])
+            docs.append(doc)
+            if len(docs) >= chunk_size:
+                yield pd.DataFrame.from_records(docs, coerce_float=False)
+                docs = []
+    if docs:
+        yield pd.DataFrame.from_records(docs, coerce_float=False)
+
+
+_READERS = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_jsonl}
+
+
+def filter_frame(frame: pd.DataFrame, flt: RecordFilter) -> pd.DataFrame:
+    """The store's RecordFilter applied to a file's rows (same meaning as the stores' queries)."""
+    from validators.rules import as_naive_utc, column, is_text
+
+    keep = None
+
+    def narrow(mask):
+        nonlocal keep
+        mask = mask.fillna(False).astype(bool)
+        keep = mask if keep is None else keep & mask
+
+    if flt.data_source is not None:
+        narrow(column(frame, "data_source").eq(flt.data_source))
+    if flt.period is not None:
+        narrow(column(frame, "period").eq(flt.period))
+    if flt.symbols is not None:
+        narrow(column(frame, "symbol").isin(flt.symbols))
+    if flt.start is not None or flt.end is not None:
+        dates = column(frame, "trade_date")
+        text = dates.where(is_text(dates)).astype("string")
+        if flt.start is not None:
+            narrow(text >= flt.start)
+        if flt.end is not None:
+            narrow(text <= flt.end)
+    if flt.updated_since is not None:
+        import pandas as pd
+
+        narrow(as_naive_utc(column(frame, "updated_at")) >= pd.Timestamp(flt.updated_since))
+    return frame if keep is None else frame[keep]
+
+
+def _file_frames(path: Path, fmt: str, options: ValidateOptions) -> Iterator[pd.DataFrame]:
+    """Chunks of the file's rows, filtered, with ``__row`` (1-based row/line number in the file)."""
+    import pandas as pd
+
+    if not path.exists():
+        raise TargetUnreadable(f"cannot read {path}: no such file")
+    if path.is_dir():
+        raise TargetUnreadable(f"cannot read {path}: it is a directory")
+    offset = 0
+    try:
+        for frame in _READERS[fmt](path, options.chunk_size):
+            rows = len(frame)
+            frame = frame.reset_index(drop=True)
+            frame["__row"] = pd.RangeIndex(offset + 1, offset + rows + 1)
+            offset += rows
+            yield filter_frame(frame, options.flt)
+    except TargetUnreadable:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # pandas/pyarrow parse errors are ValueErrors
+        raise TargetUnreadable(f"cannot read {path} as {fmt}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+    except Exception as exc:  # pyarrow.ArrowException and friends: an unreadable file, not a crash
+        if type(exc).__module__.startswith(("pyarrow", "pandas")):
+            raise TargetUnreadable(f"cannot read {path} as {fmt}: {exc}") from None
+        raise
+
+
+# -- judging ---------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly Python value for samples and failures files (NaN/NaT → None)."""
+    import pandas as pd
+
+    if value is None:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return None if value is pd.NaT else value.to_pydatetime()
+    if value is pd.NaT:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "item") and not isinstance(value, str | bytes | dict | list):
+        try:
+            value = value.item()
+        except (ValueError, TypeError):
+            return str(value)
+        return None if isinstance(value, float) and value != value else value
+    return value
+
+
+def _record(frame: pd.DataFrame, position: int) -> dict:
+    row = frame.iloc[position]
+    return {name: _plain(value) for name, value in row.items() if name != "__row"}
+
+
+def _sample(rule: Rule, frame: pd.DataFrame, position: int, ctx: CheckContext) -> dict:
+    record = _record(frame, position)
+    fields = rule.fields
+    value = record.get(fields[0]) if len(fields) == 1 else {name: record.get(name) for name in fields}
+    sample = {"key": {name: record.get(name) for name in KEY_FIELDS}, "value": value}
+    sample["reason"] = "key already seen" if rule.name == "key_unique" else explain(rule.name, record, context=ctx)
+    if "_id" in record:
+        sample["_id"] = str(record["_id"])
+    if "__row" in frame.columns:
+        sample["row"] = int(frame["__row"].iloc[position])
+    return sample
+
+
+class _FailuresWriter:
+    """Every failing record as one JSON line: {"rules": [...], "row"?: n, "document": {...}} (Extended JSON)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.records = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = path.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write --failures-out {path}: {exc.strerror or exc}") from None
+
+    def write(self, frame: pd.DataFrame, masks: dict[str, pd.Series]) -> None:
+        import numpy as np
+        from bson import json_util
+
+        names = list(masks)
+        matrix = np.column_stack([m.to_numpy() for m in masks.values()])
+        for position in np.flatnonzero(matrix.any(axis=1)):
+            line: dict[str, Any] = {"rules": [names[i] for i in np.flatnonzero(matrix[position])]}
+            if "__row" in frame.columns:
+                line["row"] = int(frame["__row"].iloc[position])
+            line["document"] = _jsonable_document(_record(frame, position))
+            self._handle.write(json_util.dumps(line, json_options=json_util.RELAXED_JSON_OPTIONS) + "\n")
+            self.records += 1
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _jsonable_document(doc: dict) -> dict:
+    out = {}
+    for name, value in doc.items():
+        if isinstance(value, date) and not isinstance(value, datetime):
+            value = value.isoformat()  # BSON has no bare date
+        out[name] = value
+    return out
+
+
+def _selected(options: ValidateOptions) -> tuple[list[Rule], list[str]]:
+    try:
+        chosen = list(select_rules(rules=options.rules))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if options.threshold not in THRESHOLDS:
+        raise UsageError(f"--severity-threshold must be one of {', '.join(THRESHOLDS)}, got {options.threshold!r}")
+    if options.rules is None and not options.completeness:
+        chosen = [r for r in chosen if not r.opt_in]
+    elif options.rules is not None and options.completeness and "completeness" not in options.rules:
+        chosen.append(RULES_BY_NAME["completeness"])
+        chosen.sort(key=RULES.index)
+    skipped = [r.name for r in RULES if r not in chosen]
+    return chosen, skipped
+
+
+def validate_frames(
+    frames: Iterable[pd.DataFrame], options: ValidateOptions, *, target: dict, filters: dict
+) -> ValidationResult:
+    """Judge a stream of document frames; the core of :func:`validate_store` and :func:`validate_file`."""
+    import numpy as np
+
+    if options.chunk_size < 1:
+        raise UsageError("--chunk-size must be at least 1")
+    if options.max_samples < 0:
+        raise UsageError("--max-samples must be 0 or more")
+    started = time.perf_counter()
+    chosen, skipped = _selected(options)
+    ctx = CheckContext(now_utc=options.now_utc) if options.now_utc else CheckContext()
+    outcomes = {r.name: RuleOutcome(r.name, r.severity, r.description, r.scope) for r in chosen}
+    row_rules = [r.name for r in chosen if r.scope != DATASET]
+    seen = SeenKeys() if "key_unique" in outcomes else None
+    completeness = Completeness() if "completeness" in outcomes else None
+    writer = _FailuresWriter(options.failures_out) if options.failures_out else None
+    failing_records = dict.fromkeys(THRESHOLDS, 0)
+    records = chunks = 0
+    try:
+        for frame in frames:
+            if frame.empty:
+                continue
+            frame = frame.reset_index(drop=True)
+            chunks += 1
+            records += len(frame)
+            masks = failing_masks(frame, rules=row_rules, context=ctx) if row_rules else {}
+            if seen is not None:
+                masks["key_unique"] = _series(seen.add(key_hashes(frame)), frame)
+            if completeness is not None:
+                date_ok = ~masks["trade_date_iso"] if "trade_date_iso" in masks else _valid_dates(frame, ctx)
+                completeness.add(frame, date_ok)
+            for severity in THRESHOLDS:
+                same = [m.to_numpy() for name, m in masks.items() if outcomes[name].severity == severity]
+                if same:
+                    failing_records[severity] += int(np.logical_or.reduce(same).sum())
+            for name, mask in masks.items():
+                outcome = outcomes[name]
+                outcome.checked += len(frame)
+                bad = mask.to_numpy()
+                count = int(bad.sum())
+                outcome.failing += count
+                need = options.max_samples - len(outcome.samples)
+                if count and need > 0:
+                    rule = RULES_BY_NAME[name]
+                    outcome.samples.extend(_sample(rule, frame, int(p), ctx) for p in np.flatnonzero(bad)[:need])
+            if writer is not None and masks:
+                writer.write(frame, masks)
+    finally:
+        if writer is not None:
+            writer.close()
+    if completeness is not None:
+        completeness.outcome(outcomes["completeness"], options.max_samples)
+    for outcome in outcomes.values():
+        outcome.fails_run = outcome.failing > 0 and _RANK[outcome.severity] >= _RANK[options.threshold]
+    return ValidationResult(
+        target=target,
+        filters=filters,
+        threshold=options.threshold,
+        records=records,
+        rules=[outcomes[r.name] for r in chosen],
+        skipped_rules=skipped,
+        failing_records=failing_records,
+        duration_s=time.perf_counter() - started,
+        chunks=chunks,
+        failures_out=None if writer is None else {"path": str(writer.path), "records": writer.records},
+    )
+
+
+def _series(values, frame):
+    import pandas as pd
+
+    return pd.Series(values, index=frame.index)
+
+
+def _valid_dates(frame, ctx):
+    from validators.dates import valid_iso_mask
+    from validators.rules import column
+
+    return valid_iso_mask(column(frame, "trade_date"), now=ctx.now_utc)
+
+
+def validate_store(store, options: ValidateOptions) -> ValidationResult:
+    """Validate the store's records (narrowed by ``options.flt``), chunk by chunk."""
+    frames = store.iter_frames(options.flt, chunk_size=options.chunk_size)
+    target = {"kind": "store", "name": store.display_url, "format": store.kind}
+    return validate_frames(frames, options, target=target, filters=options.flt.describe())
+
+
+def validate_file(path: Path | str, options: ValidateOptions) -> ValidationResult:
+    """Validate a CSV, Parquet or JSON Lines file (mongoexport output included), chunk by chunk."""
+    path = Path(path)
+    fmt = file_format(path)
+    target = {"kind": "file", "name": str(path), "format": fmt}
+    return validate_frames(_file_frames(path, fmt, options), options, target=target, filters=options.flt.describe())
+
+
+# -- reports -----------------------------------------------------------------------------------
+
+
+def junit_xml(result: ValidationResult) -> str:
+    """JUnit XML: one testcase per catalogue rule; failures at or above the threshold carry counts and samples."""
+    import xml.etree.ElementTree as ET
+
+    failures = sum(1 for r in result.rules if r.fails_run)
+    suites = ET.Element("testsuites", name="tacn validate", tests=str(len(RULES)), failures=str(failures))
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name=f"tacn validate {result.target['name']}",
+        tests=str(len(RULES)),
+        failures=str(failures),
+        errors="0",
+        skipped=str(len(result.skipped_rules)),
+        time=f"{result.duration_s:.3f}",
+        timestamp=datetime.now().isoformat(timespec="seconds"),
+    )
+    props = ET.SubElement(suite, "properties")
+    for name, value in (("records", result.records), ("threshold", result.threshold),
+                        ("target", result.target["name"]), ("filters", json.dumps(result.filters))):
+        ET.SubElement(props, "property", name=name, value=str(value))
+    outcomes = {r.name: r for r in result.rules}
+    for rule in RULES:
+        case = ET.SubElement(suite, "testcase", classname=f"tacn.validate.{rule.severity}", name=rule.name, time="0")
+        outcome = outcomes.get(rule.name)
+        if outcome is None:
+            ET.SubElement(case, "skipped", message="rule not selected for this run")
+            continue
+        summary = f"{outcome.failing} of {outcome.checked} fail: {rule.description}"
+        detail = "\n".join(
+            json.dumps(s, ensure_ascii=False, default=_json_default) for s in outcome.samples
+        )
+        if outcome.fails_run:
+            failure = ET.SubElement(case, "failure", message=summary, type=rule.severity)
+            failure.text = detail
+        elif outcome.failing:
+            ET.SubElement(case, "system-out").text = f"{rule.severity} below the threshold: {summary}\n{detail}"
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _json_default(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else str(value)

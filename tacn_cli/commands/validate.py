@@ -1,0 +1,196 @@
+"""tacn validate: check every record of the store or a file against the rule catalogue; a CI gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tacn_cli import exit_codes
+from tacn_cli.options import (
+    DatabaseOption,
+    DataSourceOption,
+    JsonOption,
+    PeriodOption,
+    SinceOption,
+    StoreOption,
+    SymbolsOption,
+    parse_choice,
+    parse_since,
+    parse_symbols,
+)
+from tacn_cli.render import Output
+from tacn_cli.runner import handle_errors, open_store_for
+
+SAMPLES_IN_TABLE = 2
+
+
+def validate_command(
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            help="What to check: a CSV, Parquet or JSON Lines file (mongoexport output too), or a store URL. "
+            "Default: the store.",
+            show_default=False,
+        ),
+    ] = None,
+    data_source: DataSourceOption = None,
+    symbols: SymbolsOption = None,
+    period: PeriodOption = None,
+    since: SinceOption = None,
+    rules: Annotated[
+        str | None, typer.Option("--rules", help="Comma-separated rule names (see `tacn schema`); default: all.")
+    ] = None,
+    severity_threshold: Annotated[
+        str, typer.Option("--severity-threshold", help="Lowest severity that fails the run: error or warning.")
+    ] = "error",
+    max_samples: Annotated[int, typer.Option("--max-samples", help="Failing records kept per rule in reports.")] = 5,
+    json_: JsonOption = False,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report here (one testcase per rule).")] = None,
+    failures_out: Annotated[
+        Path | None, typer.Option("--failures-out", help="Write every failing record here, JSON Lines, with its rule names.")
+    ] = None,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", help="Records read and judged at a time.")] = 100_000,
+    completeness: Annotated[
+        bool, typer.Option("--completeness", help="Also report trading days missing inside each symbol's date span.")
+    ] = False,
+    store: StoreOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Check records against the rule catalogue. Exit 0 clean, 1 failures at or above the threshold, 3 unreadable."""
+    out = Output(json_)
+    with handle_errors(out):
+        from pipelines.stores.base import RecordFilter
+        from pipelines.validate import THRESHOLDS, ValidateOptions, validate_file, validate_store
+        from validators.records import DATA_SOURCES, PERIODS
+
+        flt = RecordFilter(
+            data_source=parse_choice(data_source, DATA_SOURCES, "--data-source"),
+            period=parse_choice(period, PERIODS, "--period"),
+            symbols=parse_symbols(symbols),
+            updated_since=parse_since(since),
+        )
+        threshold = parse_choice(severity_threshold, THRESHOLDS, "--severity-threshold")
+        if chunk_size < 1:
+            raise typer.BadParameter("--chunk-size must be at least 1")
+        if max_samples < 0:
+            raise typer.BadParameter("--max-samples must be 0 or more")
+        options = ValidateOptions(
+            flt=flt,
+            rules=_parse_rules(rules),
+            threshold=threshold,
+            max_samples=max_samples,
+            chunk_size=chunk_size,
+            completeness=completeness,
+            failures_out=failures_out,
+        )
+        if target is not None and "://" in target:
+            if store is not None:
+                raise typer.BadParameter("give the store either as TARGET or as --store, not both")
+            store, target = target, None
+        if target is None:
+            with open_store_for(out, store, database) as opened:
+                result = validate_store(opened, options)
+        else:
+            if store is not None or database is not None:
+                raise typer.BadParameter("--store/--database do not apply when TARGET is a file")
+            result = validate_file(Path(target), options)
+        if junit is not None:
+            _write_junit(junit, result)
+        _render(out, result, json_)
+    raise typer.Exit(exit_codes.OK if result.passed else exit_codes.PROBLEMS_FOUND)
+
+
+def _parse_rules(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    from validators.rules import RULES_BY_NAME
+
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in RULES_BY_NAME]
+    if unknown or not names:
+        raise typer.BadParameter(
+            f"unknown rule(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(RULES_BY_NAME)}"
+        )
+    return names
+
+
+def _write_junit(path: Path, result) -> None:
+    from pipelines.errors import UsageError
+    from pipelines.validate import junit_xml
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(junit_xml(result), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write --junit {path}: {exc.strerror or exc}") from None
+
+
+def _render(out: Output, result, json_: bool) -> None:
+    if json_:
+        out.json(result.to_dict())
+        return
+    rows, styles = [], []
+    for rule in result.rules:
+        samples = ", ".join(_short(s["value"]) for s in rule.samples[:SAMPLES_IN_TABLE])
+        rows.append([rule.name, rule.severity, rule.failing, f"{rule.share:.2%}", samples or "-"])
+        styles.append("red" if rule.fails_run else ("yellow" if rule.failing else None))
+    out.table(
+        f"{result.target['name']} ({result.target['format']}): {result.records:,} records",
+        ["rule", "severity", "failing", "share", "samples"],
+        rows,
+        styles=styles,
+    )
+    if result.skipped_rules:
+        out.info(f"not run: {', '.join(result.skipped_rules)}")
+    if result.failures_out:
+        out.info(f"{result.failures_out['records']:,} failing records written to {result.failures_out['path']}")
+    failed = [r.name for r in result.rules if r.fails_run]
+    warned = [r.name for r in result.rules if r.failing and not r.fails_run]
+    if failed:
+        verdict = (
+            f"FAIL: {len(failed)} rule(s) at or above '{result.threshold}' failed "
+            f"({result.failing_records['error']:,} records fail an error rule) in {result.duration_s:.1f}s"
+        )
+        out.line(verdict, style="bold red")
+    else:
+        note = f"; warnings: {', '.join(warned)}" if warned else ""
+        out.line(f"PASS: no failures at or above '{result.threshold}'{note} in {result.duration_s:.1f}s", style="bold green")
+
+
+def _short(value, limit: int = 24) -> str:
+    if isinstance(value, dict):
+        text = " ".join(f"{k}={_short(v, 12)}" for k, v in value.items())
+    elif isinstance(value, list):
+        text = ",".join(map(str, value))
+    else:
+        text = repr(value) if isinstance(value, str) or value is None else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def schema_command(json_: JsonOption = False) -> None:
+    """Print the rule catalogue tacn validate runs (name, severity, description)."""
+    out = Output(json_)
+    with handle_errors(out):
+        from validators.rules import catalogue
+
+        rules = catalogue()
+        if json_:
+            out.json({"rules": rules})
+        else:
+            out.table(
+                "tacn validate rules",
+                ["rule", "severity", "scope", "checks"],
+                [[r["name"], r["severity"], r["scope"] + (" (opt-in)" if r["opt_in"] else ""), r["description"]] for r in rules],
+                styles=["red" if r["severity"] == "error" else "yellow" for r in rules],
+            )
+    raise typer.Exit(exit_codes.OK)
+
+
+ORDER = 20
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate_command)
+    app.command("schema")(schema_command)
