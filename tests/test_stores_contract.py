@@ -222,3 +222,17 @@ def test_upsert_counts_across_batches(store, n):
     docs = [doc(symbol=f"{i % 500:06d}", day=(date(2020, 1, 1) + timedelta(days=i // 500)).isoformat()) for i in range(n)]
     assert store.upsert(docs, now=T0).inserted == n
     assert store.upsert(docs, now=T1).unchanged == n
+
+
+# -- added for clean / restore / migrate (issue 5) -----------------------------------------
+
+
+def test_put_documents_twice_with_nan_is_already_present_not_a_conflict(store):
+    from bson import ObjectId
+
+    original = {**doc(), "_id": ObjectId(), "pre_close": float("nan"), "extra": {"n": [float("nan")]}}
+    store.put_documents([original])
+    again = store.put_documents([original])
+    assert (again.inserted, again.already_present, again.conflicts) == (0, 1, [])
+    changed = store.put_documents([{**original, "pre_close": 1.0}])
+    assert [c["reason"] for c in changed.conflicts] == ["a different document has this _id"]

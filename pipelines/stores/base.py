@@ -120,3 +120,14 @@ def mask_url(url: str) -> str:
 def comparable(doc: dict) -> dict:
     """The content of a document that decides whether an upsert changes it."""
     return {k: v for k, v in doc.items() if k not in ("_id", "created_at", "updated_at")}
+
+
+def same_document(a: Any, b: Any) -> bool:
+    """Deep equality in which NaN equals NaN (a restored NaN is the same value, not a conflict)."""
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_document(v, b[k]) for k, v in a.items())
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_document(x, y) for x, y in zip(a, b, strict=True))
+    return a == b

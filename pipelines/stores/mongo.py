@@ -21,6 +21,7 @@ from pipelines.stores.base import (
     UpsertResult,
     comparable,
     mask_url,
+    same_document,
 )
 from validators.dates import FIRST_TRADE_DATE_ISO, ISO_DATE_PATTERN, latest_allowed_trade_date
 from validators.records import COLLECTION, DEFAULT_DATABASE, KEY_FIELDS, UNIQUE_INDEX_NAME, utc_now
@@ -214,7 +215,7 @@ class MongoStore:
                 raise UsageError("a document to restore has no _id")
             current = self.collection.find_one({"_id": doc["_id"]})
             if current is not None:
-                if current == doc:
+                if same_document(current, doc):
                     result.already_present += 1
                 else:
                     result.conflicts.append({"_id": str(doc["_id"]), "reason": "a different document has this _id"})

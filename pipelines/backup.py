@@ -1,0 +1,391 @@
+"""Backups that survive a crash: JSON Lines of MongoDB Extended JSON plus a manifest.
+
+A backup is two files in one directory:
+
+- ``NAME.jsonl``: one document per line, MongoDB Extended JSON v2 in *relaxed*
+  mode (what ``mongoexport`` writes and ``mongoimport`` reads), ``_id`` included.
+  Two values Extended JSON cannot carry exactly get a tacn tag, read back by
+  ``tacn restore``: a bare ``datetime.date`` (only the SQLite store can hold one)
+  as ``{"$tacnDate": "YYYY-MM-DD"}``, and a naive datetime with sub-millisecond
+  digits (Extended JSON keeps milliseconds) as ``{"$tacnDatetime": "ISO"}``.
+- ``NAME.manifest.json``: count, SHA-256 and size of the data file, the
+  selection, the store (password masked), the time, the state and the delete
+  progress.
+
+Order of writing, so that a SIGKILL at any moment leaves nothing lost: the data
+goes to ``NAME.jsonl.tmp``, is flushed and fsynced, renamed, and the directory
+fsynced; then the manifest is written the same way (tmp, fsync, ``os.replace``).
+Only a backup whose manifest exists may be used to delete anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import TacnError, UsageError
+
+FORMAT = "tacn-backup/1"
+DATA_SUFFIX = ".jsonl"
+MANIFEST_SUFFIX = ".manifest.json"
+DATE_TAG = "$tacnDate"
+DATETIME_TAG = "$tacnDatetime"
+ENCODING_NOTE = (
+    "MongoDB Extended JSON v2 (relaxed), one document per line; tacn tags: "
+    '{"$tacnDate": "YYYY-MM-DD"} for a bare date, {"$tacnDatetime": "ISO"} for sub-millisecond datetimes'
+)
+
+# States a manifest goes through: complete (backup written, nothing deleted yet),
+# deleting (batches in progress), deleted (every backed-up record removed).
+STATE_COMPLETE = "complete"
+STATE_DELETING = "deleting"
+STATE_DELETED = "deleted"
+
+
+class BackupDamaged(TacnError):
+    """The backup is damaged, truncated or altered: nothing is restored from it."""
+
+
+# -- test hook ---------------------------------------------------------------------
+def pause_point(name: str) -> None:
+    """Crash tests: with TACN_TEST_PAUSE_AT=name, announce readiness by a file and block.
+
+    The test waits for TACN_TEST_PAUSE_FILE to appear, then SIGKILLs the process.
+    """
+    if os.environ.get("TACN_TEST_PAUSE_AT") != name:
+        return
+    ready = os.environ.get("TACN_TEST_PAUSE_FILE")
+    if ready:
+        Path(ready).write_text(name)
+    while True:  # blocked until killed
+        time.sleep(3600)
+
+
+# -- encoding ----------------------------------------------------------------------
+def _json_util():
+    from bson import json_util
+
+    return json_util
+
+
+def _relaxed_options():
+    ju = _json_util()
+    return ju.RELAXED_JSON_OPTIONS.with_options(tz_aware=False)
+
+
+_OPTIONS = None
+
+
+def _options():
+    global _OPTIONS
+    if _OPTIONS is None:
+        _OPTIONS = _relaxed_options()
+    return _OPTIONS
+
+
+def _default(value: Any) -> Any:
+    """Extended JSON for what plain JSON cannot hold (called by json.dumps)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None and value.microsecond % 1000:
+            return {DATETIME_TAG: value.isoformat()}
+        return _json_util().default(value, json_options=_options())
+    if isinstance(value, date):
+        return {DATE_TAG: value.isoformat()}
+    return _json_util().default(value, json_options=_options())
+
+
+def _nonfinite_tagged(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$numberDouble": "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
+    if isinstance(value, dict):
+        return {k: _nonfinite_tagged(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nonfinite_tagged(v) for v in value]
+    return value
+
+
+def encode_document(doc: dict) -> str:
+    """One line of relaxed Extended JSON (no newline)."""
+    try:
+        return json.dumps(doc, default=_default, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except ValueError:  # NaN or ±Infinity somewhere: rare, so the slow walk only then
+        return json.dumps(_nonfinite_tagged(doc), default=_default, allow_nan=False, ensure_ascii=False,
+                          separators=(",", ":"))
+
+
+def _object_pairs_hook(pairs: list[tuple[str, Any]]) -> Any:
+    if len(pairs) == 1:
+        key, value = pairs[0]
+        if key == DATE_TAG:
+            return date.fromisoformat(value)
+        if key == DATETIME_TAG:
+            return datetime.fromisoformat(value)
+        if key == "$oid":
+            from bson import ObjectId
+
+            return ObjectId(value)
+    return _json_util().object_pairs_hook(pairs, _options())
+
+
+def decode_line(line: str) -> Any:
+    """A document from one line of (relaxed or canonical) Extended JSON, tacn tags included."""
+    return json.loads(line, object_pairs_hook=_object_pairs_hook)
+
+
+def decode_id(value: Any) -> Any:
+    """The ``_id`` of a line parsed as plain JSON (fast path for ObjectIds)."""
+    if isinstance(value, dict):
+        if len(value) == 1 and "$oid" in value:
+            from bson import ObjectId
+
+            return ObjectId(value["$oid"])
+        return decode_line(json.dumps(value))
+    return value
+
+
+# -- files -------------------------------------------------------------------------
+def fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomically(path: Path, payload: dict) -> None:
+    """tmp file, flush, fsync, os.replace, fsync the directory: the old or the new, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=2, ensure_ascii=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_directory(path.parent)
+
+
+def utc_stamp(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%dT%H%M%SZ")
+
+
+@dataclass
+class Backup:
+    data_path: Path
+    manifest_path: Path
+    manifest: dict
+
+    @property
+    def count(self) -> int:
+        return int(self.manifest["count"])
+
+    def save_manifest(self) -> None:
+        write_json_atomically(self.manifest_path, self.manifest)
+
+
+def manifest_path_for(data_path: Path) -> Path:
+    name = data_path.name
+    stem = name[: -len(DATA_SUFFIX)] if name.endswith(DATA_SUFFIX) else name
+    return data_path.with_name(stem + MANIFEST_SUFFIX)
+
+
+def prepare_directory(directory: Path) -> Path:
+    directory = Path(directory).expanduser()
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"backup directory {directory} is a file")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create backup directory {directory}: {exc.strerror or exc}") from None
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"backup directory {directory} is not writable")
+    return directory
+
+
+def write_backup(
+    docs: Iterable[dict],
+    directory: Path,
+    *,
+    label: str,
+    store: str,
+    selection: dict,
+    on_document=None,
+) -> Backup:
+    """Write every document to a new backup in ``directory`` and return it (state complete).
+
+    ``on_document(doc)`` is called for each document as it is written (summaries).
+    """
+    directory = prepare_directory(directory)
+    name = f"{label}-{utc_stamp()}-{secrets.token_hex(3)}"
+    data_path = directory / (name + DATA_SUFFIX)
+    tmp_path = directory / (name + DATA_SUFFIX + ".tmp")
+    digest = hashlib.sha256()
+    count = 0
+    size = 0
+    try:
+        with open(tmp_path, "wb") as fh:
+            pending: list[bytes] = []
+            for doc in docs:
+                line = (encode_document(doc) + "\n").encode("utf-8")
+                pending.append(line)
+                count += 1
+                if on_document is not None:
+                    on_document(doc)
+                if len(pending) >= 1000:
+                    chunk = b"".join(pending)
+                    digest.update(chunk)
+                    fh.write(chunk)
+                    size += len(chunk)
+                    pending.clear()
+                    if count == 1000:
+                        pause_point("backup-writing")
+            chunk = b"".join(pending)
+            digest.update(chunk)
+            fh.write(chunk)
+            size += len(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, data_path)
+        fsync_directory(directory)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        raise BackupDamaged(f"cannot write backup {data_path}: {exc.strerror or exc}") from None
+    pause_point("backup-written")
+    manifest = {
+        "format": FORMAT,
+        "data_file": data_path.name,
+        "encoding": ENCODING_NOTE,
+        "count": count,
+        "sha256": digest.hexdigest(),
+        "bytes": size,
+        "store": store,
+        "selection": selection,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "state": STATE_COMPLETE,
+        "deleted": {"records": 0, "batches": 0, "lines_done": 0},
+    }
+    backup = Backup(data_path, manifest_path_for(data_path), manifest)
+    try:
+        backup.save_manifest()
+    except OSError as exc:
+        raise BackupDamaged(f"cannot write backup manifest {backup.manifest_path}: {exc.strerror or exc}") from None
+    pause_point("manifest-written")
+    return backup
+
+
+def iter_backup_ids(backup: Backup, batch_size: int) -> Iterator[tuple[int, list[Any]]]:
+    """(lines read so far, _ids) batches, taken from the backup file itself."""
+    ids: list[Any] = []
+    lines = 0
+    with open(backup.data_path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            lines += 1
+            ids.append(decode_id(json.loads(line)["_id"]))
+            if len(ids) >= batch_size:
+                yield lines, ids
+                ids = []
+    if ids:
+        yield lines, ids
+
+
+# -- reading and verifying -----------------------------------------------------------
+@dataclass
+class VerifiedBackup:
+    """A backup file ready to restore: checked against its manifest, or parsed in full without one."""
+
+    data_path: Path
+    manifest_path: Path | None
+    manifest: dict | None
+    count: int
+
+    def documents(self) -> Iterator[dict]:
+        with open(self.data_path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                if line.strip():
+                    yield _parse_document(line, number, self.data_path)
+
+
+def _parse_document(line: str, number: int, path: Path) -> dict:
+    try:
+        doc = decode_line(line)
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        raise BackupDamaged(f"{path}: line {number} is not Extended JSON ({str(exc)[:120]}); refusing to restore") from None
+    if not isinstance(doc, dict) or "_id" not in doc:
+        raise BackupDamaged(f"{path}: line {number} is not a document with an _id; refusing to restore")
+    return doc
+
+
+def open_backup(path: Path | str) -> VerifiedBackup:
+    """Resolve BACKUP (data file or manifest), verify it, and return it. Raises BackupDamaged."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UsageError(f"backup {path} does not exist")
+    if path.is_dir():
+        raise UsageError(f"backup {path} is a directory: give the .jsonl or .manifest.json file")
+    manifest_path: Path | None = None
+    manifest: dict | None = None
+    if path.name.endswith(MANIFEST_SUFFIX):
+        manifest_path = path
+    elif manifest_path_for(path).exists() and manifest_path_for(path) != path:
+        manifest_path = manifest_path_for(path)
+    if manifest_path is not None:
+        manifest = _read_manifest(manifest_path)
+        data_path = manifest_path.with_name(str(manifest["data_file"]))
+        if not data_path.exists():
+            raise BackupDamaged(f"backup data file {data_path} named by {manifest_path} is missing")
+        _verify_checksum(data_path, manifest)
+        return VerifiedBackup(data_path, manifest_path, manifest, int(manifest["count"]))
+    count = 0  # no manifest: every line must parse before anything is put back
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                if line.strip():
+                    _parse_document(line, number, path)
+                    count += 1
+    except UnicodeDecodeError:
+        raise BackupDamaged(f"{path} is not UTF-8 text; refusing to restore") from None
+    return VerifiedBackup(path, None, None, count)
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BackupDamaged(f"backup manifest {path} is unreadable: {str(exc)[:120]}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BackupDamaged(f"{path} is not a tacn backup manifest (format {FORMAT})")
+    for key in ("data_file", "count", "sha256", "bytes"):
+        if key not in manifest:
+            raise BackupDamaged(f"backup manifest {path} lacks {key!r}")
+    if Path(str(manifest["data_file"])).name != manifest["data_file"]:
+        raise BackupDamaged(f"backup manifest {path} names a data file outside its directory")
+    return manifest
+
+
+def _verify_checksum(data_path: Path, manifest: dict) -> None:
+    digest = hashlib.sha256()
+    size = 0
+    lines = 0
+    with open(data_path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+            lines += chunk.count(b"\n")
+    if size != manifest["bytes"] or digest.hexdigest() != manifest["sha256"]:
+        raise BackupDamaged(
+            f"backup {data_path} does not match its manifest (size {size:,} vs {manifest['bytes']:,} bytes, "
+            "SHA-256 differs): it is damaged, truncated or altered; refusing to restore"
+        )
+    if lines != manifest["count"]:
+        raise BackupDamaged(f"backup {data_path} holds {lines:,} lines but its manifest says {manifest['count']:,}")

@@ -1,0 +1,181 @@
+"""Remove records whose trade_date is invalid, without ever losing one.
+
+The selection is the stores' own invalid-date predicate (``count_invalid_trade_date``
+/ ``iter_invalid_trade_date``, the SQL / MongoDB form of validators.dates' rule),
+narrowed by a :class:`RecordFilter`. A dry run only summarises. Applying first
+writes every selected record to a backup (:mod:`pipelines.backup`), then deletes
+in batches by ``_id`` read back from that backup, recording progress in its
+manifest after each batch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipelines.backup import (
+    STATE_DELETED,
+    STATE_DELETING,
+    Backup,
+    iter_backup_ids,
+    pause_point,
+    write_backup,
+)
+from pipelines.errors import UsageError
+from pipelines.stores.base import QuoteStore, RecordFilter
+from validators.dates import KIND_DIGITS, InvalidTradeDate, classify_stored_trade_date, normalize_trade_date
+
+SAMPLE_SIZE = 10
+DEFAULT_BATCH_SIZE = 10_000
+PREDICATE = "trade_date is not a valid ISO date (validators.dates: YYYY-MM-DD string, real, 1990-12-19..tomorrow)"
+
+
+@dataclass
+class PairLoss:
+    """What one (symbol, data_source, period) loses: the facts repair needs to find the span."""
+
+    symbol: Any
+    data_source: Any
+    period: Any
+    records: int = 0
+    max_row_number: int | None = None  # trade_date "0".."N": row numbers of the broken sync
+    recoverable_first: str | None = None  # dates readable from values such as "20251023"
+    recoverable_last: str | None = None
+    updated_first: datetime | None = None
+    updated_last: datetime | None = None
+
+
+@dataclass
+class CleanResult:
+    store: str
+    filter: dict
+    dry_run: bool
+    selected: int = 0
+    by_data_source: dict[str, int] = field(default_factory=dict)
+    by_kind: dict[str, int] = field(default_factory=dict)
+    samples: list[dict] = field(default_factory=list)
+    symbols: list[str] = field(default_factory=list)
+    pairs: list[PairLoss] = field(default_factory=list)
+    backup: str | None = None
+    manifest: str | None = None
+    deleted: int = 0
+    batches: int = 0
+
+
+class SelectionSummary:
+    """Counts, breakdowns, samples and per-pair facts, built one document at a time."""
+
+    def __init__(self, now: datetime | None = None):
+        self.now = now
+        self.count = 0
+        self.by_source: Counter = Counter()
+        self.by_kind: Counter = Counter()
+        self.samples: list[dict] = []
+        self.pairs: dict[tuple, PairLoss] = {}
+
+    def add(self, doc: dict) -> None:
+        self.count += 1
+        value = doc.get("trade_date")
+        kind = classify_stored_trade_date(value, now=self.now)
+        self.by_source[str(doc.get("data_source"))] += 1
+        self.by_kind[kind] += 1
+        if len(self.samples) < SAMPLE_SIZE:
+            self.samples.append({
+                "_id": str(doc.get("_id")), "symbol": doc.get("symbol"), "data_source": doc.get("data_source"),
+                "period": doc.get("period"), "trade_date": value, "kind": kind,
+            })
+        key = (doc.get("symbol"), doc.get("data_source"), doc.get("period"))
+        pair = self.pairs.get(key)
+        if pair is None:
+            pair = self.pairs[key] = PairLoss(*(_hashable(k) for k in key))
+        pair.records += 1
+        if kind == KIND_DIGITS:
+            number = int(value)
+            pair.max_row_number = number if pair.max_row_number is None else max(pair.max_row_number, number)
+        else:
+            try:
+                day = normalize_trade_date(value, now=self.now)
+            except InvalidTradeDate:
+                day = None
+            if day is not None:
+                pair.recoverable_first = min(filter(None, (pair.recoverable_first, day)))
+                pair.recoverable_last = max(filter(None, (pair.recoverable_last, day)))
+        stamp = doc.get("updated_at") or doc.get("created_at")
+        if isinstance(stamp, datetime):
+            stamp = stamp.replace(tzinfo=None)
+            pair.updated_first = stamp if pair.updated_first is None else min(pair.updated_first, stamp)
+            pair.updated_last = stamp if pair.updated_last is None else max(pair.updated_last, stamp)
+
+    def fill(self, result: CleanResult) -> CleanResult:
+        result.selected = self.count
+        result.by_data_source = dict(self.by_source.most_common())
+        result.by_kind = dict(self.by_kind.most_common())
+        result.samples = self.samples
+        result.pairs = sorted(self.pairs.values(), key=lambda p: tuple(str(v) for v in (p.data_source, p.symbol, p.period)))
+        result.symbols = sorted({str(p.symbol) for p in result.pairs})
+        return result
+
+
+def _hashable(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | type(None)) else repr(value)
+
+
+def clean_invalid_trade_date(
+    store: QuoteStore,
+    flt: RecordFilter | None = None,
+    *,
+    apply: bool = False,
+    backup_dir: Path | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    label: str = "clean-invalid-trade-date",
+    now: datetime | None = None,
+) -> CleanResult:
+    """Dry run (default) or back up + delete every record with an invalid trade_date matching ``flt``."""
+    flt = flt or RecordFilter()
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    if apply and backup_dir is None:
+        raise UsageError("a backup directory is required to delete anything")
+    result = CleanResult(store=store.display_url, filter=flt.describe(), dry_run=not apply)
+    summary = SelectionSummary(now)
+    if not apply:
+        for doc in store.iter_invalid_trade_date(flt):
+            summary.add(doc)
+        return summary.fill(result)
+    pause_point("before-backup")
+    backup = write_backup(
+        store.iter_invalid_trade_date(flt),
+        backup_dir,
+        label=label,
+        store=store.display_url,
+        selection={"predicate": PREDICATE, "filter": flt.describe()},
+        on_document=summary.add,
+    )
+    summary.fill(result)
+    result.backup, result.manifest = str(backup.data_path), str(backup.manifest_path)
+    if backup.count:
+        result.deleted, result.batches = delete_backed_up(store, backup, batch_size)
+    else:
+        backup.manifest["state"] = STATE_DELETED
+        backup.save_manifest()
+    return result
+
+
+def delete_backed_up(store: QuoteStore, backup: Backup, batch_size: int) -> tuple[int, int]:
+    """Delete the backed-up records in batches by ``_id``; the manifest records progress after each."""
+    progress = backup.manifest["deleted"]
+    backup.manifest["state"] = STATE_DELETING
+    backup.save_manifest()
+    for lines_done, ids in iter_backup_ids(backup, batch_size):
+        progress["records"] += store.delete_by_ids(ids)
+        pause_point("batch-deleted")
+        progress["batches"] += 1
+        progress["lines_done"] = lines_done
+        backup.save_manifest()
+        pause_point("progress-recorded")
+    backup.manifest["state"] = STATE_DELETED
+    backup.save_manifest()
+    return progress["records"], progress["batches"]

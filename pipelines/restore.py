@@ -1,0 +1,47 @@
+"""Put the records of a backup back into a store, exactly, ``_id`` included.
+
+Accepts a tacn backup (its manifest checksum is verified first) or any Extended
+JSON Lines file of documents such as ``mongoexport`` output (every line is
+parsed before anything is written). Putting back is idempotent: documents
+already present are left alone, so a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines.backup import VerifiedBackup, open_backup
+from pipelines.stores.base import QuoteStore
+
+
+@dataclass
+class RestoreResult:
+    store: str
+    backup: str
+    manifest: str | None
+    verified_by: str  # how the file was checked before anything was written
+    records: int
+    inserted: int
+    already_present: int
+    conflicts: list[dict] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.conflicts
+
+
+def restore_backup(store: QuoteStore, path: Path | str | VerifiedBackup) -> RestoreResult:
+    """Verify ``path`` and put its documents back. Raises BackupDamaged (nothing written) or UsageError."""
+    backup = path if isinstance(path, VerifiedBackup) else open_backup(path)
+    put = store.put_documents(backup.documents())
+    return RestoreResult(
+        store=store.display_url,
+        backup=str(backup.data_path),
+        manifest=str(backup.manifest_path) if backup.manifest_path else None,
+        verified_by="manifest SHA-256, size and count" if backup.manifest else "no manifest: every line parsed",
+        records=backup.count,
+        inserted=put.inserted,
+        already_present=put.already_present,
+        conflicts=put.conflicts,
+    )

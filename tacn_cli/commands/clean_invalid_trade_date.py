@@ -1,0 +1,113 @@
+"""tacn clean-invalid-trade-date: dry run by default; with --yes, back up then delete in batches."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tacn_cli import exit_codes
+from tacn_cli.options import DatabaseOption, DataSourceOption, JsonOption, StoreOption, SymbolsOption
+from tacn_cli.render import Output
+from tacn_cli.runner import handle_errors, open_store_for
+
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Back up and delete (default: dry run).")]
+BackupDirOption = Annotated[
+    Path | None,
+    typer.Option("--backup-dir", help="Where backups go (default: $TACN_HOME/backups).", show_default=False),
+]
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Records deleted per batch.", min=1)]
+SYMBOLS_SHOWN = 30
+
+
+def default_backup_dir(env) -> Path:
+    from tacn_cli.settings import tacn_home
+
+    return tacn_home(env) / "backups"
+
+
+def ask_to_apply(out: Output, selected: int) -> bool:
+    """On a terminal, offer to apply what the dry run showed; never when stdin is not a terminal."""
+    if out.json_mode or selected == 0 or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return False
+    return typer.confirm(f"Back up and delete these {selected:,} records?", default=False)
+
+
+def render_clean(out: Output, result) -> None:
+    """The dry-run summary or what was backed up and deleted (tables on stdout)."""
+    verb = "would be removed" if result.dry_run else "selected"
+    out.line(f"{result.selected:,} records with an invalid trade_date {verb} ({result.store})",
+             style="red" if result.selected and result.dry_run else None)
+    if result.selected:
+        out.table("by data_source", ["data_source", "records"], [[k, v] for k, v in result.by_data_source.items()])
+        out.table("by kind of bad value", ["kind", "records"], [[k, v] for k, v in result.by_kind.items()])
+        out.table(
+            "samples",
+            ["_id", "symbol", "data_source", "period", "trade_date", "kind"],
+            [[s["_id"], s["symbol"], s["data_source"], s["period"], repr(s["trade_date"]), s["kind"]]
+             for s in result.samples],
+        )
+        shown = ", ".join(result.symbols[:SYMBOLS_SHOWN])
+        more = f" … and {len(result.symbols) - SYMBOLS_SHOWN} more" if len(result.symbols) > SYMBOLS_SHOWN else ""
+        out.line(f"affected symbols ({len(result.symbols)}): {shown}{more}")
+    if result.dry_run:
+        out.line("dry run: nothing changed. Run again with --yes to back up and delete.", style="yellow")
+        return
+    out.line(f"backup: {result.backup}")
+    out.line(f"manifest: {result.manifest}")
+    out.line(f"deleted {result.deleted:,} records in {result.batches} batch(es); "
+             f"undo with: tacn restore {result.manifest}", style="green")
+
+
+def clean_command(
+    data_source: DataSourceOption = None,
+    symbols: SymbolsOption = None,
+    yes: YesOption = False,
+    backup_dir: BackupDirOption = None,
+    batch_size: BatchSizeOption = 10_000,
+    json_: JsonOption = False,
+    store: StoreOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Find records whose trade_date is not a valid YYYY-MM-DD date; with --yes back them up and delete them.
+
+    The selection is validators' date rule ("0", "20251023", "2025/10/23", "2024-02-30", missing, …).
+    Without --yes: a dry run (count, breakdowns, 10 samples, affected symbols). With --yes: every
+    selected record is first written to a backup (Extended JSON Lines + manifest, fsynced), then
+    deleted in batches by _id taken from the backup. `tacn restore MANIFEST` undoes it.
+    """
+    from pipelines.stores.base import RecordFilter
+    from tacn_cli.options import parse_choice, parse_symbols
+    from tacn_cli.settings import load_env
+    from validators.records import DATA_SOURCES
+
+    # parsed outside handle_errors: typer's BadParameter must reach typer (usage error, exit 2)
+    flt = RecordFilter(
+        data_source=parse_choice(data_source, DATA_SOURCES, "--data-source"), symbols=parse_symbols(symbols)
+    )
+    out = Output(json_)
+    with handle_errors(out):
+        from pipelines.clean import clean_invalid_trade_date
+
+        env = load_env()
+        target = backup_dir if backup_dir is not None else default_backup_dir(env)
+        with open_store_for(out, store, database, env=env) as opened:
+            result = clean_invalid_trade_date(opened, flt, apply=yes, backup_dir=target, batch_size=batch_size)
+            if not yes and ask_to_apply(out, result.selected):
+                result = clean_invalid_trade_date(opened, flt, apply=True, backup_dir=target, batch_size=batch_size)
+        if not result.dry_run:
+            out.info(f"backed up {result.selected:,} records to {result.backup}")
+        if json_:
+            out.json(result)
+        else:
+            render_clean(out, result)
+    raise typer.Exit(exit_codes.OK)
+
+
+ORDER = 30
+
+
+def register(app: typer.Typer) -> None:
+    app.command("clean-invalid-trade-date")(clean_command)
