@@ -87,3 +87,24 @@ def parse_since(value: str | None, *, now: datetime | None = None) -> datetime |
 
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
+
+
+ApiUrlOption = Annotated[
+    str | None,
+    typer.Option("--api-url", help="The application's backend, http(s)://HOST:PORT (default: TACN_API_URL, "
+                 "else http://localhost:8000).", show_default=False),
+]
+InsecureOption = Annotated[
+    bool, typer.Option("--insecure", help="Do not verify TLS certificates (wss:// / https://). Only on request.")
+]
+
+
+def parse_duration(value: str | None, name: str) -> float | None:
+    """A duration like ``90``, ``90s``, ``30m``, ``1h``, ``7d`` in seconds."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    match = _DURATION_RE.match(text if not text.isdigit() else text + "s")
+    if not match or int(match[1]) <= 0:
+        raise typer.BadParameter(f"{name}: expected a positive duration like 90s, 30m, 1h or 7d, got {value!r}")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])}).total_seconds()

@@ -1,0 +1,309 @@
+"""A local stand-in for TradingAgents-CN's WebSocket endpoints, for tests, `make demo` and benchmarks.
+
+It speaks the application's protocol (see the README's watch section):
+
+- ``WS /api/ws/notifications?token=JWT`` and ``WS /api/ws/tasks/{task_id}?token=JWT``;
+- the token is a JWT signed HS256 with the shared secret, ``sub`` = user, ``exp`` checked;
+  a bad or missing token gets the handshake accepted, then a close with 1008 "Unauthorized";
+- ``connected`` on open, ``heartbeat`` every ``heartbeat_interval`` seconds on the
+  notification stream (none on task streams), then whatever is published;
+- ``GET /api/ws/stats`` (no auth): ``{"total_users", "total_connections", "users"}``.
+
+Test hooks: ``refuse_status`` refuses every handshake with that HTTP status; ``silence()``
+stops the frames of the open connections while keeping their sockets open; ``publish_raw``
+sends any text or bytes frame; ``client_close_codes`` records the close codes clients sent.
+
+Needs the ``websockets`` package (a test dependency); imported only when a server starts.
+Run ``python -m pipelines.dev_ws_server --help`` for the stand-alone demo server.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+NOTIFICATIONS_PATH = "/api/ws/notifications"
+TASKS_PREFIX = "/api/ws/tasks/"
+STATS_PATH = "/api/ws/stats"
+_CLOSE = object()  # queue sentinel: close this session
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).replace(tzinfo=None).isoformat()
+
+
+def notification_message(n: int, *, title: str | None = None, content: str | None = None,
+                         kind: str = "analysis", status: str = "unread", link: str | None = None,
+                         source: str = "dev_ws_server", **extra: Any) -> dict:
+    """A ``notification`` message in the application's shape; ``extra`` keys go into ``data``."""
+    return {"type": "notification", "data": {
+        "id": f"n{n}", "type": kind, "title": title or f"Notification {n}",
+        "content": content if content is not None else f"demo notification number {n}",
+        "link": link if link is not None else f"/notifications/n{n}", "source": source,
+        "status": status, "created_at": _now_iso(), **extra}}
+
+
+def progress_message(task_id: str, status: str, progress: float, message: str = "", **extra: Any) -> dict:
+    return {"type": "progress", "data": {"task_id": task_id, "status": status, "progress": progress,
+                                         "message": message, **extra}}
+
+
+@dataclass(eq=False)
+class _Session:
+    connection: Any
+    user: str
+    task_id: str | None
+    outbox: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    silent: bool = False
+
+
+class DevWsServer:
+    """The application's WebSocket endpoints on ``host:port`` (port 0 picks a free one)."""
+
+    def __init__(self, jwt_secret: str, *, host: str = "127.0.0.1", port: int = 0,
+                 heartbeat_interval: float = 30.0, close_timeout: float = 0.5,
+                 refuse_status: int | None = None):
+        self.jwt_secret = jwt_secret
+        self.host, self.port = host, port
+        self.heartbeat_interval = heartbeat_interval
+        self.close_timeout = close_timeout
+        self.refuse_status = refuse_status
+        self.handshakes = 0  # every WebSocket upgrade request, refused ones included
+        self.sessions_opened = 0  # authorized sessions
+        self.unauthorized = 0
+        self.heartbeats_sent = 0
+        self.client_close_codes: list[int | None] = []
+        self.client_messages: list[str] = []
+        self._sessions: set[_Session] = set()
+        self._cond = threading.Condition()
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle
+    def start(self) -> DevWsServer:
+        from websockets.sync.server import serve
+
+        self._server = serve(self._handle, self.host, self.port, process_request=self._process_request,
+                             close_timeout=self.close_timeout, ping_interval=None, max_size=None)
+        self.port = self._server.socket.getsockname()[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="dev-ws-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, code: int = 1001, reason: str = "server shutdown") -> None:
+        """Close every connection with ``code`` and stop listening (the port is free again)."""
+        if self._server is None:
+            return
+        with self._cond:
+            sessions = list(self._sessions)
+        for session in sessions:  # after what was already published: nothing queued is lost
+            session.outbox.put((_CLOSE, code, reason))
+        self.wait_for(lambda s: not s._sessions, timeout=2 * self.close_timeout + 2)
+        self._server.shutdown(code=code, reason=reason)
+        self._thread.join(timeout=10)
+        self._server = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> DevWsServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def ws_url(self, path: str = NOTIFICATIONS_PATH) -> str:
+        return f"ws://{self.host}:{self.port}{path}"
+
+    def token(self, user: str = "admin", ttl_seconds: float = 3600) -> str:
+        from pipelines.watch import mint_token
+
+        return mint_token(self.jwt_secret, user, ttl_seconds)
+
+    # publishing
+    def publish(self, message: dict, *, user: str | None = None) -> int:
+        """Send ``message`` to the open notification streams (of ``user``); returns how many."""
+        return self.publish_raw(json.dumps(message, ensure_ascii=False), user=user)
+
+    def publish_raw(self, frame: str | bytes, *, user: str | None = None, task_id: str | None = None) -> int:
+        with self._cond:
+            targets = [s for s in self._sessions if s.task_id == task_id and (user is None or s.user == user)]
+        for session in targets:
+            session.outbox.put(frame)
+        return len(targets)
+
+    def publish_task(self, task_id: str, message: dict) -> int:
+        return self.publish_raw(json.dumps(message, ensure_ascii=False), task_id=task_id)
+
+    def silence(self) -> None:
+        """The open connections send nothing more (no heartbeat either); their sockets stay open."""
+        with self._cond:
+            for session in self._sessions:
+                session.silent = True
+
+    def stats(self) -> dict:
+        with self._cond:
+            users: dict[str, int] = {}
+            for session in self._sessions:
+                users[session.user] = users.get(session.user, 0) + 1
+        return {"total_users": len(users), "total_connections": sum(users.values()), "users": users}
+
+    # waiting on conditions (tests never sleep to hope)
+    def wait_for(self, predicate, timeout: float = 10.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self), timeout=timeout)
+
+    def wait_sessions(self, opened: int, timeout: float = 10.0) -> bool:
+        """Until ``opened`` authorized sessions have been opened in total (and are still registered)."""
+        return self.wait_for(lambda s: s.sessions_opened >= opened and s._sessions, timeout)
+
+    def wait_client_close(self, count: int = 1, timeout: float = 10.0) -> bool:
+        return self.wait_for(lambda s: len(s.client_close_codes) >= count, timeout)
+
+    # protocol
+    def _process_request(self, connection, request):
+        path = urlsplit(request.path).path
+        if path == STATS_PATH:
+            response = connection.respond(200, json.dumps(self.stats()))
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = "application/json"
+            return response
+        with self._cond:
+            self.handshakes += 1
+            self._cond.notify_all()
+        if self.refuse_status is not None:
+            return connection.respond(self.refuse_status, "Unauthorized")
+        if path != NOTIFICATIONS_PATH and not (path.startswith(TASKS_PREFIX) and len(path) > len(TASKS_PREFIX)):
+            return connection.respond(404, "Not Found")
+        return None
+
+    def _user_of(self, token: str | None) -> str | None:
+        import jwt
+
+        if not token:
+            return None
+        try:
+            claims = jwt.decode(token, self.jwt_secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
+        except jwt.PyJWTError:
+            return None
+        return str(claims["sub"])
+
+    def _handle(self, connection) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        url = urlsplit(connection.request.path)
+        user = self._user_of((parse_qs(url.query).get("token") or [None])[0])
+        if user is None:
+            with self._cond:
+                self.unauthorized += 1
+                self._cond.notify_all()
+            connection.close(1008, "Unauthorized")
+            return
+        task_id = url.path[len(TASKS_PREFIX):] if url.path.startswith(TASKS_PREFIX) else None
+        session = _Session(connection, user, task_id)
+        reader = threading.Thread(target=self._read_client, args=(session,), daemon=True)
+        with self._cond:
+            self._sessions.add(session)
+            self.sessions_opened += 1
+        try:
+            connection.send(json.dumps({"type": "connected", "data": {
+                "user_id": user, "timestamp": _now_iso(), "message": "WebSocket connected"}}))
+            reader.start()
+            with self._cond:
+                self._cond.notify_all()  # registered and greeted: tests may publish now
+            heartbeats = task_id is None and self.heartbeat_interval > 0
+            next_beat = time.monotonic() + self.heartbeat_interval
+            while True:
+                wait = max(0.0, next_beat - time.monotonic()) if heartbeats else None
+                try:
+                    item = session.outbox.get(timeout=wait)
+                except queue.Empty:
+                    next_beat = time.monotonic() + self.heartbeat_interval
+                    if not session.silent:
+                        connection.send(json.dumps({"type": "heartbeat", "data": {"timestamp": _now_iso()}}))
+                        with self._cond:
+                            self.heartbeats_sent += 1
+                            self._cond.notify_all()
+                    continue
+                if isinstance(item, tuple) and item[0] is _CLOSE:
+                    connection.close(item[1], item[2])
+                    break
+                if not session.silent:
+                    connection.send(item)
+        except ConnectionClosed:
+            pass
+        finally:
+            with self._cond:
+                self._sessions.discard(session)
+                self._cond.notify_all()
+        reader.join(timeout=5)
+
+    def _read_client(self, session: _Session) -> None:
+        """Messages from the client are only logged, as in the application; records its close code."""
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            for message in session.connection:
+                with self._cond:
+                    self.client_messages.append(message if isinstance(message, str) else repr(message))
+        except ConnectionClosed:
+            pass
+        received = session.connection.protocol.close_rcvd  # None: the TCP connection ended without one
+        with self._cond:
+            self.client_close_codes.append(received.code if received else None)
+            self._cond.notify_all()
+        session.outbox.put((_CLOSE, 1000, ""))  # wake the sender; close() on a closed connection is a no-op
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone demo server: publishes a demo notification every --interval seconds."""
+    import argparse
+    import os
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m pipelines.dev_ws_server", description=main.__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file", help="write the chosen port here once listening")
+    parser.add_argument("--interval", type=float, default=0.5, help="seconds between demo notifications")
+    parser.add_argument("--heartbeat-interval", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    secret = os.environ.get("JWT_SECRET")
+    if not secret:
+        parser.error("set JWT_SECRET (the demo server verifies tokens with it)")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server = DevWsServer(secret, port=args.port, heartbeat_interval=args.heartbeat_interval).start()
+    if args.port_file:
+        with open(args.port_file + ".tmp", "w") as f:
+            f.write(str(server.port))
+        os.replace(args.port_file + ".tmp", args.port_file)
+    kinds = [("analysis", "Analysis finished", "000001 平安银行: report ready"),
+             ("alert", "Price alert", "600000 crossed 10.50"),
+             ("system", "Sync failed", "akshare daily sync failed at 99%; re-run tacn sync")]
+    n = 0
+    try:
+        while not stop.wait(args.interval):
+            n += 1
+            kind, title, content = kinds[n % len(kinds)]
+            server.publish(notification_message(n, title=title, content=content, kind=kind,
+                                                status="failed" if title == "Sync failed" else "unread"))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""tacn ws-stats: who is connected to the application's WebSocket notifications."""
+
+from __future__ import annotations
+
+import typer
+
+from tacn_cli import exit_codes
+from tacn_cli.options import ApiUrlOption, InsecureOption, JsonOption
+from tacn_cli.render import Output
+from tacn_cli.runner import handle_errors
+
+
+def ws_stats_command(api_url: ApiUrlOption = None, json_: JsonOption = False, insecure: InsecureOption = False) -> None:
+    """GET /api/ws/stats: total users, total connections and connections per user."""
+    out = Output(json_)
+    with handle_errors(out):
+        from pipelines.watch import fetch_ws_stats
+        from tacn_cli.settings import load_env
+
+        env = load_env()
+        stats = fetch_ws_stats(api_url or env.get("TACN_API_URL"), insecure=insecure,
+                               timeout=float(env.get("TACN_CONNECT_TIMEOUT", "5")))
+        if json_:
+            out.json(stats)
+            raise typer.Exit(exit_codes.OK)
+        rows = [[user, n] for user, n in sorted(stats.users.items(), key=lambda item: (-item[1], item[0]))]
+        out.table(None, ["user", "connections"], rows)
+        out.line(f"{stats.total_users:,} user(s), {stats.total_connections:,} connection(s) at {stats.api_url}")
+    raise typer.Exit(exit_codes.OK)
+
+
+ORDER = 81
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ws-stats")(ws_stats_command)

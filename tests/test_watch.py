@@ -1,0 +1,539 @@
+"""tacn watch / ws-stats against a real WebSocket server speaking the application's protocol.
+
+The server (pipelines/dev_ws_server.py) runs on a free port of 127.0.0.1 in a thread, verifies
+JWTs like the application, sends `connected`, heartbeats at a short interval and what the test
+publishes. Tests wait on the server's and the client's events, never on sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.dev_ws_server import DevWsServer, notification_message, progress_message
+from pipelines.errors import AuthRefused, SourceError, UsageError
+from pipelines.watch import Backoff, WatchConfig, endpoint_url, mint_token, shown_url, watch
+from tacn_cli.app import app
+from tacn_cli.commands.watch import message_line, severity
+
+SECRET = "test-jwt-secret-0123456789abcdef0123456789abcdef"
+runner = CliRunner()
+
+
+@pytest.fixture
+def server():
+    with DevWsServer(SECRET, heartbeat_interval=0.1, close_timeout=0.3) as started:
+        yield started
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cli(*args, env=None):
+    return runner.invoke(app, ["watch", *args], env=env)
+
+
+def in_background(fn) -> threading.Thread:
+    """Server-side script of a test (publish after the client connected, restart, …)."""
+    thread = threading.Thread(target=fn, daemon=True)
+    thread.start()
+    return thread
+
+
+def json_lines(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines()]  # every stdout line must be JSON
+
+
+class Watching:
+    """The library's watch() in a thread, its events recorded for waiting on."""
+
+    def __init__(self, config: WatchConfig):
+        self.config, self.events, self.result, self.error = config, [], None, None
+        self.cond, self.stop, self.done = threading.Condition(), threading.Event(), False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _emit(self, event):
+        with self.cond:
+            self.events.append(event)
+            self.cond.notify_all()
+
+    def _run(self):
+        try:
+            self.result = watch(self.config, self._emit, stop=self.stop)
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            self.error = exc
+        finally:
+            with self.cond:
+                self.done = True
+                self.cond.notify_all()
+
+    def wait(self, predicate, timeout: float = 10.0) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: predicate(self.events), timeout=timeout)
+
+    def finish(self, timeout: float = 10.0):
+        self.stop.set()
+        self.thread.join(timeout)
+        assert not self.thread.is_alive()
+
+    def of(self, kind: str):
+        return [e for e in self.events if e.kind == kind]
+
+
+def config_for(server: DevWsServer, **overrides) -> WatchConfig:
+    fields = {"url": server.ws_url(), "token": server.token(), "backoff": Backoff(base=0.2, cap=1.0)}
+    fields.update(overrides)
+    return WatchConfig(**fields)
+
+
+# -- output: order, JSON equality, filters, count ----------------------------------------------
+
+def test_notifications_arrive_in_order_and_json_lines_equal_what_was_sent(server):
+    sent = [notification_message(i, content=f"第{i}条 \"quoted\"\nmultiline") for i in range(5)]
+
+    def script():
+        assert server.wait_sessions(1)
+        for message in sent:
+            server.publish(message)
+
+    in_background(script)
+    result = run_cli("--url", server.ws_url(), "--token", server.token(), "--json", "--type", "notification",
+                     "--count", "5")
+    assert result.exit_code == 0, result.stderr
+    assert json_lines(result.stdout) == sent
+    assert "connected to ws://127.0.0.1" in result.stderr and "token=***" in result.stderr
+
+
+def test_terminal_lines_show_connected_once_and_hide_heartbeats(server):
+    def script():
+        assert server.wait_sessions(1)
+        assert server.wait_for(lambda s: s.heartbeats_sent >= 2)  # heartbeats reached the client first
+        server.publish(notification_message(1, title="Sync failed", content="at 99%", status="failed",
+                                            link="/sync/1"))
+        server.publish(notification_message(2, title="Analysis done", kind="analysis"))
+
+    in_background(script)
+    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--count", "3")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    assert "CONNECTED" in lines[0] and "admin" in lines[0]
+    assert "ERROR" in lines[1] and "Sync failed" in lines[1] and "— at 99%" in lines[1] and "</sync/1>" in lines[1]
+    assert "INFO" in lines[2] and "Analysis done" in lines[2]
+    assert "HEARTBEAT" not in result.stdout
+
+
+def test_verbose_shows_heartbeats(server):
+    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--count", "3", "--verbose")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.count("HEARTBEAT") == 2
+
+
+def test_type_filter_keeps_only_listed_types(server):
+    def script():
+        assert server.wait_sessions(1)
+        for i in range(3):
+            server.publish(notification_message(i))
+            server.publish(progress_message("t1", "running", i * 10))
+
+    in_background(script)
+    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--json", "--type", "progress",
+                     "--count", "3")
+    assert result.exit_code == 0, result.stderr
+    assert [m["data"]["progress"] for m in json_lines(result.stdout)] == [0, 10, 20]
+    assert {m["type"] for m in json_lines(result.stdout)} == {"progress"}
+
+
+def test_timeout_exits_0(server):
+    started = time.monotonic()
+    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--json", "--timeout", "0.5")
+    assert result.exit_code == 0, result.stderr
+    assert 0.5 <= time.monotonic() - started < 5
+    assert json_lines(result.stdout)[0]["type"] == "connected"
+    assert "ended by timeout" in result.stderr
+
+
+def test_token_minted_from_dotenv(server, tmp_path):
+    (tmp_path / ".env").write_text(f"JWT_SECRET={SECRET}\n")
+    result = run_cli("--api-url", server.api_url, "--mint-token", "--user", "ops", "--ttl", "5m", "--count", "1",
+                     "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json_lines(result.stdout)[0]["data"]["user_id"] == "ops"
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_token_from_tacn_token_env(server):
+    token = server.token("envuser")
+    result = run_cli("--api-url", server.api_url, "--count", "1", "--json", env={"TACN_TOKEN": token})
+    assert result.exit_code == 0, result.stderr
+    assert json_lines(result.stdout)[0]["data"]["user_id"] == "envuser"
+    assert token not in result.stdout + result.stderr
+
+
+# -- staying connected ----------------------------------------------------------------------------
+
+def test_server_restart_on_the_same_port_reconnects_within_the_backoff_schedule(server):
+    watching = Watching(config_for(server, types=frozenset({"notification"})))
+    try:
+        assert server.wait_sessions(1)
+        server.publish(notification_message(1))
+        assert watching.wait(lambda ev: any(e.kind == "message" for e in ev))
+        server.stop()
+        # down long enough for at least two retries to fail
+        assert watching.wait(lambda ev: sum(e.kind == "retry" for e in ev) >= 3)
+        restarted = time.monotonic()
+        server.start()
+        assert watching.wait(lambda ev: any(e.kind == "connected" and "reconnected" in e.text for e in ev))
+        assert server.wait_sessions(2)
+        server.publish(notification_message(2))
+        assert watching.wait(lambda ev: sum(e.kind == "message" for e in ev) == 2)
+    finally:
+        watching.finish()
+    assert watching.error is None
+    retries = watching.of("retry")
+    backoff = watching.config.backoff
+    for event in retries:  # each delay within its slot of the schedule: ceiling x [0.8, 1]
+        ceiling = backoff.ceiling(event.attempt)
+        assert 0.8 * ceiling - 1e-9 <= event.delay <= ceiling
+    assert [e.attempt for e in retries] == list(range(1, len(retries) + 1))
+    reconnected = next(e for e in watching.events if e.kind == "connected" and "reconnected" in e.text)
+    last_retry = max((e for e in retries if e.at <= reconnected.at), key=lambda e: e.at)
+    assert reconnected.at - restarted <= last_retry.delay + 1.0  # the retry pending at restart succeeded
+    assert [m.message["data"]["id"] for m in watching.of("message")] == ["n1", "n2"]
+    assert watching.result.reconnects == 1
+
+
+def test_cli_restart_reports_reconnects_on_stderr_and_shows_later_messages(server):
+    def script():
+        assert server.wait_sessions(1)
+        server.publish(notification_message(1))
+        server.restart()
+        assert server.wait_sessions(2)
+        server.publish(notification_message(2))
+
+    in_background(script)
+    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--json", "--type", "notification",
+                     "--count", "2")
+    assert result.exit_code == 0, result.stderr
+    assert [m["data"]["id"] for m in json_lines(result.stdout)] == ["n1", "n2"]
+    assert "server closed the connection (1001" in result.stderr
+    assert "reconnecting in" in result.stderr and "reconnected to" in result.stderr
+
+
+def test_silent_server_is_detected_by_the_watchdog(server):
+    def script():
+        assert server.wait_sessions(1)
+        server.silence()  # socket open, no heartbeat
+        assert server.wait_sessions(2)
+        server.publish(notification_message(7))
+
+    in_background(script)
+    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--json", "--type", "notification",
+                     "--count", "1", "--heartbeat-timeout", "0.5")
+    assert result.exit_code == 0, result.stderr
+    assert json_lines(result.stdout)[0]["data"]["id"] == "n7"
+    assert "heartbeat timeout" in result.stderr and "reconnected to" in result.stderr
+
+
+def test_a_connection_that_lived_resets_the_retry_counter(server):
+    watching = Watching(config_for(server, stable_after=0.0))
+    try:
+        for n in (1, 2, 3):
+            assert server.wait_sessions(n)
+            server.restart()
+        assert server.wait_sessions(4)
+        assert watching.wait(lambda ev: sum(e.kind == "connected" for e in ev) == 4)
+    finally:
+        watching.finish()
+    assert {e.attempt for e in watching.of("retry")} == {1}  # never escalated: each connection lived
+
+
+def test_max_retries_then_gives_up():
+    url = f"ws://127.0.0.1:{free_port()}/api/ws/notifications"
+    watching = Watching(WatchConfig(url=url, token="x" * 20, max_retries=2, backoff=Backoff(base=0.05, cap=0.1)))
+    watching.thread.join(10)
+    assert isinstance(watching.error, SourceError) and "after 2 retries" in str(watching.error)
+    assert [e.attempt for e in watching.of("retry")] == [1, 2]
+    assert len(watching.of("disconnected")) == 3  # the first attempt and two retries
+
+
+def test_unreachable_host_cli_exit_3_after_max_retries():
+    result = run_cli("--api-url", f"http://127.0.0.1:{free_port()}", "--token", "tok-secret-123", "--max-retries", "0")
+    assert result.exit_code == 3
+    assert "gave up" in result.stderr and "ConnectionRefusedError" in result.stderr
+    assert "tok-secret-123" not in result.stderr
+
+
+# -- fatal cases -------------------------------------------------------------------------------
+
+def test_bad_token_closed_with_1008_exits_3_after_one_attempt(server):
+    bad = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.not-a-valid-signature"
+    result = run_cli("--api-url", server.api_url, "--token", bad, "--max-retries", "5")
+    assert result.exit_code == 3
+    assert "refused the token given with --token" in result.stderr and "1008 Unauthorized" in result.stderr
+    assert server.handshakes == 1 and server.unauthorized == 1
+    assert bad not in result.stdout + result.stderr
+
+
+def test_token_minted_with_the_wrong_secret_says_it_was_minted(server):
+    result = run_cli("--api-url", server.api_url, "--mint-token", env={"JWT_SECRET": "another-secret-" + "x" * 32})
+    assert result.exit_code == 3
+    assert "refused the token minted locally for user 'admin'" in result.stderr and "JWT_SECRET" in result.stderr
+    assert server.handshakes == 1
+
+
+def test_expired_token_is_refused(server):
+    import jwt
+
+    expired = jwt.encode({"sub": "admin", "exp": int(time.time()) - 60}, SECRET, algorithm="HS256")
+    result = run_cli("--api-url", server.api_url, "--token", expired)
+    assert result.exit_code == 3 and "refused the token" in result.stderr
+    assert expired not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_handshake_refused_exits_3_after_one_attempt(status):
+    with DevWsServer(SECRET, refuse_status=status, close_timeout=0.3) as refusing:
+        token = refusing.token()
+        result = run_cli("--api-url", refusing.api_url, "--token", token, "--verbose")
+        assert result.exit_code == 3
+        assert f"handshake refused with HTTP {status}" in result.stderr
+        assert refusing.handshakes == 1
+    assert token not in result.stdout + result.stderr
+
+
+def test_handshake_404_is_not_retried(server):
+    result = run_cli("--url", server.ws_url("/wrong/path"), "--token", server.token(), "--max-retries", "3")
+    assert result.exit_code == 3 and "HTTP 404" in result.stderr
+    assert server.handshakes == 1
+
+
+# -- bad input -----------------------------------------------------------------------------------
+
+def test_malformed_frames_are_warnings_and_the_stream_goes_on(server):
+    def script():
+        assert server.wait_sessions(1)
+        for frame in ("not json {", "[1, 2, 3]", '"a string"', '{"data": {}}', '{"type": 5}',
+                      '{"type": "bogus", "data": {}}', json.dumps({"type": "notification", "pad": "x" * (1 << 20)}),
+                      b"\x00\x01binary", b"\xff\xfe"):
+            server.publish_raw(frame)
+        server.publish(notification_message(42))
+
+    in_background(script)
+    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--json", "--type", "notification",
+                     "--count", "1")
+    assert result.exit_code == 0, result.stderr
+    assert [m["data"]["id"] for m in json_lines(result.stdout)] == ["n42"]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 9, result.stderr
+    for expected in ("not JSON", "JSON list", "JSON str", "without a type", "unknown type 'bogus'",
+                     "bytes (limit", "binary frame"):
+        assert expected in result.stderr
+    assert "9 warning(s)" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--url", "http://127.0.0.1:1/api/ws/notifications"], "--url: expected ws://HOST or wss://HOST"),
+    (["--api-url", "ftp://x"], "--api-url: expected http://HOST or https://HOST"),
+    (["--api-url", "http://127.0.0.1:notaport"], "not a valid URL"),
+    (["--url", "ws://h/x", "--api-url", "http://h"], "not both"),
+    (["--url", "ws://h/api/ws/notifications?token=abcd1234"], "not inside --url"),
+    (["--type", "notification,bogus"], "--type"),
+    (["--count", "0"], "--count"),
+    (["--ttl", "soon", "--mint-token"], "--ttl"),
+    (["--mint-token", "--token", "abcd"], "not both"),
+])
+def test_bad_input_is_a_usage_error(args, message):
+    result = run_cli(*args) if "--token" in args or "--mint-token" in args else run_cli(*args, "--token", "t0ken")
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert "abcd1234" not in result.stderr
+
+
+def test_no_token_is_a_usage_error_and_missing_jwt_secret_cannot_run():
+    result = run_cli("--api-url", "http://127.0.0.1:1")
+    assert result.exit_code == 2 and "no token" in result.stderr
+    result = run_cli("--api-url", "http://127.0.0.1:1", "--mint-token")
+    assert result.exit_code == 3 and "JWT_SECRET" in result.stderr
+
+
+# -- --task ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("final, code", [("completed", 0), ("failed", 1), ("FAILED", 1), ("success", 0)])
+def test_task_exits_0_on_completion_and_1_on_failure(server, final, code):
+    def script():
+        assert server.wait_sessions(1)
+        server.publish(notification_message(1))  # the notification stream is not the task's
+        server.publish_task("other", progress_message("other", "failed", 100))
+        server.publish_task("t-42", progress_message("t-42", "running", 50, "halfway"))
+        server.publish_task("t-42", progress_message("t-42", final, 100, "the end"))
+
+    in_background(script)
+    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--task", "t-42", "--json")
+    assert result.exit_code == code, result.stderr
+    progress = [m for m in json_lines(result.stdout) if m["type"] == "progress"]
+    assert [m["data"]["progress"] for m in progress] == [50, 100]
+    assert "/api/ws/tasks/t-42" in result.stderr and f"task t-42 {'completed' if code == 0 else 'failed'}" in result.stderr
+
+
+def test_task_timeout_without_a_final_status_cannot_run(server):
+    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--task", "t-1", "--timeout", "0.3")
+    assert result.exit_code == 3 and "did not report completion" in result.stderr
+
+
+# -- Ctrl-C and SIGTERM in a real process -----------------------------------------------------
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_closes_with_1000_and_exits_130(server, signum):
+    token = server.token()
+    exe = os.path.join(os.path.dirname(sys.executable), "tacn")
+    proc = subprocess.Popen([exe, "watch", "--api-url", server.api_url, "--json", "--type", "notification"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TACN_TOKEN": token})
+    try:
+        assert server.wait_sessions(1, timeout=30)
+        server.publish(notification_message(1))
+        first = proc.stdout.readline()  # the process is in its read loop
+        assert json.loads(first)["data"]["id"] == "n1"
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "closed the connection (1000)" in stderr
+    assert server.wait_client_close(1) and server.client_close_codes == [1000]
+    assert token not in stderr
+
+
+# -- ws-stats ----------------------------------------------------------------------------------
+
+def test_ws_stats_reports_users_and_connections(server):
+    import websocket
+
+    sockets = [websocket.create_connection(f"{server.ws_url()}?token={server.token(user)}", timeout=5)
+               for user in ("admin", "admin", "bob")]
+    try:
+        assert server.wait_for(lambda s: s.stats()["total_connections"] == 3)
+        result = runner.invoke(app, ["ws-stats", "--api-url", server.api_url, "--json"])
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout) == {"api_url": server.api_url, "total_users": 2, "total_connections": 3,
+                                             "users": {"admin": 2, "bob": 1}}
+        table = runner.invoke(app, ["ws-stats", "--api-url", server.api_url])
+        assert table.exit_code == 0 and "bob" in table.stdout and "2 user(s), 3 connection(s)" in table.stdout
+    finally:
+        for ws in sockets:
+            ws.close()
+
+
+class _Answer(BaseHTTPRequestHandler):
+    status, body = 200, b"{}"
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_endpoint():
+    def serve(status: int, body: bytes) -> str:
+        handler = type("Handler", (_Answer,), {"status": status, "body": body})
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        started.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+    started = []
+    yield serve
+    for httpd in started:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_ws_stats_against_a_plain_http_endpoint(http_endpoint):
+    url = http_endpoint(200, b'{"total_users": 1, "total_connections": 4, "users": {"ops": 4}}')
+    result = runner.invoke(app, ["ws-stats", "--json"], env={"TACN_API_URL": url})
+    assert result.exit_code == 0 and json.loads(result.stdout)["users"] == {"ops": 4}
+
+
+@pytest.mark.parametrize("status, body, message", [
+    (500, b"boom", "HTTP 500"),
+    (200, b"<html>not json</html>", "did not answer with the stats JSON"),
+    (200, b'{"total_users": "many"}', "did not answer with the stats JSON"),
+])
+def test_ws_stats_bad_answers_exit_3(http_endpoint, status, body, message):
+    result = runner.invoke(app, ["ws-stats", "--api-url", http_endpoint(status, body)])
+    assert result.exit_code == 3 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ws_stats_unreachable_exits_3():
+    result = runner.invoke(app, ["ws-stats", "--api-url", f"http://127.0.0.1:{free_port()}"])
+    assert result.exit_code == 3 and "cannot reach" in result.stderr
+
+
+# -- units ---------------------------------------------------------------------------------------
+
+def test_backoff_doubles_from_1_s_to_30_s_with_jitter_below_the_ceiling():
+    backoff = Backoff()
+    assert [backoff.ceiling(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+    assert backoff.delay(3, rng=lambda: 0.0) == 4 and backoff.delay(3, rng=lambda: 1.0) == pytest.approx(3.2)
+
+
+def test_endpoint_urls():
+    assert endpoint_url() == "ws://localhost:8000/api/ws/notifications"
+    assert endpoint_url(api_url="https://app.example.com/base/") == "wss://app.example.com/base/api/ws/notifications"
+    assert endpoint_url(api_url="http://h:8000", task_id="a b") == "ws://h:8000/api/ws/tasks/a%20b"
+    assert endpoint_url(url="wss://h/p/api/ws/notifications", task_id="t1") == "wss://h/p/api/ws/tasks/t1"
+    assert shown_url("ws://h/api/ws/notifications") == "ws://h/api/ws/notifications?token=***"
+    with pytest.raises(UsageError):
+        endpoint_url(task_id="a/b")
+
+
+def test_minted_token_is_hs256_with_sub_and_exp():
+    import jwt
+
+    claims = jwt.decode(mint_token(SECRET, "ops", 60), SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "ops" and 0 < claims["exp"] - time.time() <= 60
+
+
+def test_severity_and_lines():
+    assert severity({"status": "failed"}) == "error" and severity({"type": "alert"}) == "warning"
+    assert severity({"severity": "high"}) == "error" and severity({"type": "analysis"}) == "info"
+    line, style = message_line({"type": "progress", "data": {"task_id": "t", "status": "running", "progress": 12.5}})
+    assert "PROGRESS  t  running  12.5%" in line and style is None
+    line, _ = message_line({"type": "notification"})  # no data at all: still a line
+    assert "notification" in line
+
+
+def test_auth_refused_from_the_library_names_the_origin(server):
+    watching = Watching(config_for(server, token="bad-token-value", token_origin="given in TACN_TOKEN"))
+    watching.thread.join(10)
+    assert isinstance(watching.error, AuthRefused) and "given in TACN_TOKEN" in str(watching.error)
+    assert all("bad-token-value" not in e.text for e in watching.events)
+
+
+def test_cli_knows_the_library_message_types():
+    from pipelines.watch import KNOWN_TYPES
+    from tacn_cli.commands.watch import MESSAGE_TYPES
+
+    assert MESSAGE_TYPES == KNOWN_TYPES  # the command may not import pipelines at module level
