@@ -1,0 +1,154 @@
+"""The application's configuration items and the rules ``tacn config-check`` applies to them.
+
+Facts from TradingAgents-CN's start-up validator, settings defaults and config
+bridge (../shared/reference/tradingagents-cn.md, "Configuration validation").
+Pure functions on strings: no I/O, nothing of ours imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from validators.records import DEFAULT_DATABASE
+
+REQUIRED, RECOMMENDED, OPTIONAL = "required", "recommended", "optional"
+GROUPS = (REQUIRED, RECOMMENDED, OPTIONAL)
+
+# Severities of a finding, worst last.
+OK, INFO, WARNING, ERROR = "ok", "info", "warning", "error"
+
+# Where a value can come from, as config-check names the sources.
+DATABASE, ENVIRONMENT, DOTENV, DEFAULT = "database", "environment", ".env", "default"
+
+# The application's precedence, per kind of item (first wins).
+DATA_SOURCE_KEY_ORDER = (DATABASE, ENVIRONMENT, DOTENV)  # config bridge: the Web UI's value wins
+LLM_KEY_ORDER = (ENVIRONMENT, DOTENV, DATABASE)  # config bridge: .env first, database as fallback
+SETTING_ORDER = (ENVIRONMENT, DOTENV, DEFAULT)  # pydantic settings: process env over .env over default
+
+KNOWN_JWT_DEFAULTS = ("change-me-in-production", "your-super-secret-jwt-key-change-in-production")
+KNOWN_CSRF_DEFAULTS = ("change-me-csrf-secret", "your-csrf-secret-key-change-in-production")
+MIN_JWT_SECRET_LENGTH = 16
+MAX_PLACEHOLDER_LENGTH = 10  # real keys are longer; "sk-xxx" and "xxx" are examples
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+
+
+@dataclass(frozen=True)
+class ConfigItem:
+    name: str
+    group: str  # required | recommended | optional
+    description: str
+    secret: bool = False
+    kind: str = "text"  # text | port | key | jwt | csrf | bool | url | database
+    order: tuple[str, ...] = SETTING_ORDER
+    default: str | None = None  # the application's built-in default
+    data_source_type: str | None = None  # system_configs.data_source_configs[].type holding it
+    llm_provider: str | None = None  # llm_providers[].name holding it
+
+
+ITEMS: tuple[ConfigItem, ...] = (
+    ConfigItem("MONGODB_HOST", REQUIRED, "MongoDB host", default="localhost"),
+    ConfigItem("MONGODB_PORT", REQUIRED, "MongoDB port (1-65535)", kind="port", default="27017"),
+    ConfigItem("MONGODB_DATABASE", REQUIRED, "MongoDB database", kind="database", default=DEFAULT_DATABASE),
+    ConfigItem("REDIS_HOST", REQUIRED, "Redis host", default="localhost"),
+    ConfigItem("REDIS_PORT", REQUIRED, "Redis port (1-65535)", kind="port", default="6379"),
+    ConfigItem("JWT_SECRET", REQUIRED, "JWT signing secret (16+ characters, not a known default)",
+               secret=True, kind="jwt", default="change-me-in-production"),
+    ConfigItem("DEEPSEEK_API_KEY", RECOMMENDED, "DeepSeek API key", secret=True, kind="key",
+               order=LLM_KEY_ORDER, llm_provider="deepseek"),
+    ConfigItem("DASHSCOPE_API_KEY", RECOMMENDED, "Alibaba Bailian (DashScope) API key", secret=True, kind="key",
+               order=LLM_KEY_ORDER, llm_provider="dashscope"),
+    ConfigItem("TUSHARE_TOKEN", RECOMMENDED, "Tushare token", secret=True, kind="key",
+               order=DATA_SOURCE_KEY_ORDER, data_source_type="tushare"),
+    ConfigItem("SILICONFLOW_API_KEY", OPTIONAL, "SiliconFlow API key", secret=True, kind="key",
+               order=LLM_KEY_ORDER, llm_provider="siliconflow"),
+    ConfigItem("SILICONFLOW_BASE_URL", OPTIONAL, "SiliconFlow endpoint", kind="url"),
+    ConfigItem("SILICONFLOW_MODEL", OPTIONAL, "SiliconFlow model"),
+    ConfigItem("SILICONFLOW_ENABLED", OPTIONAL, "SiliconFlow switch (true/false)", kind="bool"),
+    ConfigItem("FINNHUB_API_KEY", OPTIONAL, "Finnhub API key", secret=True, kind="key",
+               order=DATA_SOURCE_KEY_ORDER, data_source_type="finnhub"),
+    ConfigItem("CSRF_SECRET", OPTIONAL, "CSRF secret (not a known default)", secret=True, kind="csrf",
+               default="change-me-csrf-secret"),
+    # Connection details the live checks use; reported so an operator sees what was tried.
+    ConfigItem("MONGODB_USERNAME", OPTIONAL, "MongoDB user (credentials used only when user and password are set)"),
+    ConfigItem("MONGODB_PASSWORD", OPTIONAL, "MongoDB password", secret=True),
+    ConfigItem("MONGODB_AUTH_SOURCE", OPTIONAL, "MongoDB authentication database", default="admin"),
+    ConfigItem("REDIS_PASSWORD", OPTIONAL, "Redis password", secret=True),
+    ConfigItem("REDIS_DB", OPTIONAL, "Redis database number", kind="int", default="0"),
+)
+
+ITEMS_BY_NAME = {item.name: item for item in ITEMS}
+
+
+def clean_value(value: str | None) -> str:
+    """The value as the application's validator compares it: stripped of blanks and quotes."""
+    return (value or "").strip().strip('"').strip("'")
+
+
+def placeholder_reason(value: str | None) -> str | None:
+    """Why a key counts as not configured (None when it looks like a real key)."""
+    text = clean_value(value)
+    if not text:
+        return "empty"
+    if text.lower().startswith(("your_", "your-")):
+        return "a placeholder (starts with your_ / your-)"
+    if text.lower().endswith(("_here", "-here")):
+        return "a placeholder (ends with _here / -here)"
+    if "..." in text:
+        return "a placeholder (contains ...)"
+    if len(text) <= MAX_PLACEHOLDER_LENGTH:
+        return f"too short to be a key ({len(text)} characters, needs more than {MAX_PLACEHOLDER_LENGTH})"
+    return None
+
+
+def is_usable_key(value: str | None) -> bool:
+    return placeholder_reason(value) is None
+
+
+def port_problem(value: str | None) -> str | None:
+    text = clean_value(value)
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        return "is not an integer port between 1 and 65535"
+    return None
+
+
+def int_problem(value: str | None) -> str | None:
+    text = clean_value(value)
+    return None if text.isdigit() else "is not a non-negative integer"
+
+
+def jwt_secret_problem(value: str | None) -> str | None:
+    text = clean_value(value)
+    if text in KNOWN_JWT_DEFAULTS:
+        return "is a known default value: anyone can forge tokens"
+    if len(text) < MIN_JWT_SECRET_LENGTH:
+        return f"has {len(text)} characters, needs at least {MIN_JWT_SECRET_LENGTH}"
+    return None
+
+
+def csrf_secret_problem(value: str | None) -> str | None:
+    return "is a known default value" if clean_value(value) in KNOWN_CSRF_DEFAULTS else None
+
+
+def bool_problem(value: str | None) -> str | None:
+    text = clean_value(value).lower()
+    return None if text in TRUE_WORDS + FALSE_WORDS else "is not true/false"
+
+
+def is_true(value: str | None) -> bool:
+    return clean_value(value).lower() in TRUE_WORDS
+
+
+def url_problem(value: str | None) -> str | None:
+    text = clean_value(value)
+    return None if text.startswith(("http://", "https://")) else "is not an http(s) URL"
+
+
+def database_note(value: str | None) -> str | None:
+    """The application's quote writer ignores MONGODB_DATABASE: say so when they differ."""
+    if clean_value(value) and clean_value(value) != DEFAULT_DATABASE:
+        return (
+            f"is not {DEFAULT_DATABASE!r}: the application writes stock_daily_quotes to "
+            f"{DEFAULT_DATABASE!r} regardless"
+        )
+    return None
