@@ -23,8 +23,13 @@ step "Seed the synthetic dataset (with the 2025-10-23 bug)" 0 tacn demo
 step "What the store holds: the invalid trade_dates show" 0 tacn stats --store "$DEMO_STORE"
 # --- sync steps (issue: tacn sync) ---
 # --- validate steps (issue: tacn validate) ---
+step "Validate the demo store: the seeded bad trade_dates fail the gate" 1 tacn validate --store "$DEMO_STORE"
+step "The same gate as JUnit XML for CI (exit 1 again)" 1 tacn validate --store "$DEMO_STORE" --rules trade_date_iso,key_unique --junit "$TACN_HOME/validate-junit.xml" --json --max-samples 1
+step "The rule catalogue the validator runs" 0 tacn schema
 # --- clean / restore / verify-fix / repair / migrate steps ---
 # --- config-check steps ---
+DEMO_ENV="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/examples/demo.env"
+step "Configuration check of the example .env: placeholders warn, exit 0" 0 tacn config-check --offline --env-file "$DEMO_ENV"
 # --- watch steps ---
 
 echo
