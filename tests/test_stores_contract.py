@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from pipelines.stores.base import RecordFilter
-from validators.records import build_document
+from validators.records import KEY_FIELDS, build_document
 
 T0 = datetime(2025, 10, 23, 9, 0, 0)
 T1 = datetime(2025, 10, 24, 9, 0, 0)
@@ -236,3 +236,45 @@ def test_put_documents_twice_with_nan_is_already_present_not_a_conflict(store):
     assert (again.inserted, again.already_present, again.conflicts) == (0, 1, [])
     changed = store.put_documents([{**original, "pre_close": 1.0}])
     assert [c["reason"] for c in changed.conflicts] == ["a different document has this _id"]
+
+
+def test_unique_indexes_can_be_listed_created_and_dropped(store):
+    from validators.records import LEGACY_UNIQUE_INDEX_NAME, UNIQUE_INDEX_NAME
+
+    store.upsert([doc()], now=T0)  # MongoDB creates the application's indexes on first write
+    by_name = {i["name"]: i for i in store.list_indexes()}
+    assert by_name[UNIQUE_INDEX_NAME] == {"name": UNIQUE_INDEX_NAME, "fields": list(KEY_FIELDS), "unique": True}
+    store.create_unique_index(LEGACY_UNIQUE_INDEX_NAME, ["symbol", "trade_date", "data_source"])
+    assert {"name": LEGACY_UNIQUE_INDEX_NAME, "fields": ["symbol", "trade_date", "data_source"], "unique": True} in (
+        store.list_indexes())
+    store.drop_index(UNIQUE_INDEX_NAME)
+    store.drop_index(UNIQUE_INDEX_NAME)  # dropping a missing index is not an error
+    assert UNIQUE_INDEX_NAME not in {i["name"] for i in store.list_indexes()}
+
+
+def test_find_duplicate_keys_lists_what_a_unique_index_would_reject(store):
+    from bson import ObjectId
+
+    from validators.records import UNIQUE_INDEX_NAME
+
+    store.drop_index(UNIQUE_INDEX_NAME)
+    a, b, c = ObjectId(), ObjectId(), ObjectId()
+    store.put_documents([{**doc(), "_id": a}, {**doc(close=1.0), "_id": b}, {**doc(symbol="600000"), "_id": c}])
+    assert store.find_duplicate_keys(KEY_FIELDS) == [
+        {"key": {"symbol": "000001", "trade_date": "2025-10-23", "data_source": "akshare", "period": "daily"},
+         "count": 2, "ids": [a, b]}]
+    assert store.find_duplicate_keys(["symbol"], limit=5)[0]["count"] == 2
+    store.delete_by_ids([b])
+    assert store.find_duplicate_keys(KEY_FIELDS) == []
+
+
+def test_iter_missing_field_finds_absent_and_null(store):
+    from bson import ObjectId
+
+    absent = {**doc(day="2025-10-20"), "_id": ObjectId()}
+    del absent["period"]
+    null = {**doc(day="2025-10-21"), "_id": ObjectId(), "period": None}
+    present = {**doc(day="2025-10-22"), "_id": ObjectId()}
+    store.put_documents([absent, null, present])
+    assert sorted(d["_id"] for d in store.iter_missing_field("period")) == sorted([absent["_id"], null["_id"]])
+    assert [d for d in store.iter_missing_field("period") if d["_id"] == absent["_id"]] == [absent]

@@ -304,6 +304,53 @@ class MongoStore:
             groups=ordered,
         )
 
+    # -- maintenance (migrations) -------------------------------------------------
+    def list_indexes(self) -> list[dict]:
+        """Indexes on the quotes collection (``_id_`` included): name, fields (in order), unique."""
+        return sorted(
+            ({"name": name, "fields": [key for key, _ in info["key"]], "unique": bool(info.get("unique"))}
+             for name, info in self.collection.index_information().items()),
+            key=lambda i: i["name"],
+        )
+
+    def create_unique_index(self, name: str, fields: Iterable[str]) -> None:
+        from pymongo.errors import OperationFailure
+
+        try:
+            self.collection.create_index([(f, 1) for f in fields], name=name, unique=True)
+        except OperationFailure as exc:
+            raise StoreError(f"cannot create unique index {name}: {str(exc)[:300]}") from None
+        self._indexes_checked = False
+
+    def drop_index(self, name: str) -> None:
+        from pymongo.errors import OperationFailure
+
+        try:
+            self.collection.drop_index(name)
+        except OperationFailure as exc:
+            if "not found" not in str(exc).lower():
+                raise StoreError(f"cannot drop index {name}: {str(exc)[:300]}") from None
+        self._indexes_checked = False
+
+    def find_duplicate_keys(self, fields: Iterable[str], *, limit: int = 20) -> list[dict]:
+        """Groups of documents sharing ``fields`` (missing counts as null, as in a unique index)."""
+        fields = list(fields)
+        pipeline = [
+            {"$group": {"_id": {f: {"$ifNull": [f"${f}", None]} for f in fields},
+                        "count": {"$sum": 1}, "ids": {"$push": "$_id"}}},
+            {"$match": {"count": {"$gt": 1}}},
+            {"$sort": {f"_id.{f}": 1 for f in fields}},
+            {"$limit": limit},
+        ]
+        return [
+            {"key": {f: row["_id"].get(f) for f in fields}, "count": row["count"], "ids": row["ids"]}
+            for row in self.collection.aggregate(pipeline, allowDiskUse=True)
+        ]
+
+    def iter_missing_field(self, name: str, *, batch_size: int = 5_000) -> Iterator[dict]:
+        """Documents in which ``name`` is absent or null (older deployments lacked ``period``)."""
+        yield from self.collection.find({name: None}, batch_size=batch_size).sort("_id", 1)
+
     # -- auxiliary collections ----------------------------------------------------
     def aux_upsert(self, collection: str, key: str, doc: dict) -> None:
         self.db[collection].replace_one({"_id": key}, {**doc, "_id": key}, upsert=True)

@@ -25,6 +25,7 @@ from pipelines.stores.base import (
     RecordFilter,
     StoreStats,
     UpsertResult,
+    same_document,
 )
 from validators.dates import FIRST_TRADE_DATE_ISO, latest_allowed_trade_date
 from validators.records import COLLECTION, FIELDS, KEY_FIELDS, utc_now
@@ -349,7 +350,7 @@ class SQLiteStore:
                 id_text = _encode_id(doc["_id"])
                 row = self.conn.execute(f"{self._select_sql()} WHERE _id = ?", (id_text,)).fetchone()
                 if row is not None:
-                    if _decode_row(row[1:]) == doc:
+                    if same_document(_decode_row(row[1:]), doc):
                         result.already_present += 1
                     else:
                         result.conflicts.append(
@@ -475,6 +476,57 @@ class SQLiteStore:
             invalid_trade_date=sum(g.invalid_trade_date for g in groups),
             groups=groups,
         )
+
+    # -- maintenance (migrations) -------------------------------------------------
+    def _column(self, name: str) -> str:
+        if name not in _KIND:
+            raise UsageError(f"unknown field {name!r}: SQLite indexes and queries use the document's known fields")
+        return f'"{name}"'
+
+    def list_indexes(self) -> list[dict]:
+        """Indexes on the quotes table: name, fields (in order), unique."""
+        out = []
+        for _, name, unique, *_ in self.conn.execute(f"PRAGMA index_list({TABLE})").fetchall():
+            fields = [row[2] for row in self.conn.execute(f'PRAGMA index_info("{name}")').fetchall()]
+            out.append({"name": name, "fields": fields, "unique": bool(unique)})
+        return sorted(out, key=lambda i: i["name"])
+
+    def create_unique_index(self, name: str, fields: Iterable[str]) -> None:
+        columns = ", ".join(self._column(f) for f in fields)
+        try:
+            self.conn.execute(f'CREATE UNIQUE INDEX IF NOT EXISTS "{name}" ON {TABLE} ({columns})')
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"cannot create unique index {name}: duplicates exist ({exc})") from None
+
+    def drop_index(self, name: str) -> None:
+        self.conn.execute(f'DROP INDEX IF EXISTS "{name}"')
+
+    def find_duplicate_keys(self, fields: Iterable[str], *, limit: int = 20) -> list[dict]:
+        """Groups of records sharing ``fields`` that a unique index on them would reject.
+
+        SQLite's unique indexes treat NULLs as distinct, so keys with a NULL never collide.
+        """
+        fields = list(fields)
+        columns = ", ".join(self._column(f) for f in fields)
+        not_null = " AND ".join(f"{self._column(f)} IS NOT NULL" for f in fields)
+        rows = self.conn.execute(
+            f"SELECT {columns}, count(*), group_concat(_id, ' ') FROM {TABLE} WHERE {not_null} "
+            f"GROUP BY {columns} HAVING count(*) > 1 ORDER BY {columns} LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            {"key": dict(zip(fields, row[: len(fields)], strict=True)), "count": row[len(fields)],
+             "ids": [_decode_id(text) for text in row[-1].split(" ")]}
+            for row in rows
+        ]
+
+    def iter_missing_field(self, name: str, *, batch_size: int = 5_000) -> Iterator[dict]:
+        """Documents in which ``name`` is absent or null (older deployments lacked ``period``)."""
+        column = self._column(name)
+        where = f" WHERE {column} IS NULL AND (extra IS NULL OR json_extract(extra, '$.{name}') IS NULL)"
+        for rows in self._iter_rows(where, {}, batch_size):
+            for row in rows:
+                yield _decode_row(row[1:])
 
     # -- auxiliary collections (run records, migrations, …) ---------------------
     def aux_upsert(self, collection: str, key: str, doc: dict) -> None:

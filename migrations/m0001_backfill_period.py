@@ -1,0 +1,82 @@
+"""0001: set ``period: "daily"`` on documents that lack it (older deployments).
+
+up backs the documents up first (the same backup machinery as clean), refuses
+when a backfilled key would collide with an existing daily record, then
+replaces each document by ``_id`` with ``period`` added. down puts the backed-up
+documents back as they were (``period`` absent or null again).
+"""
+
+from __future__ import annotations
+
+from pipelines.backup import open_backup, write_backup
+from pipelines.stores.base import RecordFilter
+
+ID = 1
+NAME = "backfill period"
+DESCRIPTION = 'set period: "daily" on documents that lack it'
+DOWN_DESCRIPTION = "put the documents back without period, from the backup up wrote"
+FIELD = "period"
+BATCH = 1_000
+SHOWN = 20
+
+
+def _collisions(store, docs: list[dict]) -> list[dict]:
+    """Keys that would exist twice once the documents say daily."""
+    triples: dict[tuple, list] = {}
+    for d in docs:
+        triples.setdefault((d.get("symbol"), d.get("trade_date"), d.get("data_source")), []).append(d["_id"])
+    symbols = tuple(sorted({t[0] for t in triples if isinstance(t[0], str)}))
+    if symbols:
+        for existing in store.iter_documents(RecordFilter(period="daily", symbols=symbols)):
+            ids = triples.get((existing.get("symbol"), existing.get("trade_date"), existing.get("data_source")))
+            if ids is not None:
+                ids.append(existing["_id"])
+    return [{"key": dict(zip(("symbol", "trade_date", "data_source"), t, strict=True)), "ids": [str(i) for i in ids]}
+            for t, ids in triples.items() if len(ids) > 1]
+
+
+def plan(store, ctx) -> str:
+    docs = list(store.iter_missing_field(FIELD))
+    clashes = _collisions(store, docs)
+    note = f"; REFUSES: {len(clashes)} key(s) would collide" if clashes else ""
+    return f"would back up and set period=daily on {len(docs):,} document(s){note}"
+
+
+def up(store, ctx) -> dict:
+    from migrations.runner import MigrationRefused
+
+    docs = list(store.iter_missing_field(FIELD))
+    if not docs:
+        return {"updated": 0}
+    clashes = _collisions(store, docs)
+    if clashes:
+        listing = "; ".join(f"{c['key']} ids {', '.join(c['ids'])}" for c in clashes[:SHOWN])
+        raise MigrationRefused(
+            f"{len(clashes)} key(s) would exist twice with period=daily; resolve them first (nothing changed): {listing}"
+        )
+    backup = write_backup(docs, ctx.backup_dir, label="m0001-backfill-period", store=store.display_url,
+                          selection={"predicate": "period missing or null", "filter": {}})
+    updated = 0
+    batch: list[dict] = []
+    for doc in open_backup(backup.manifest_path).documents():  # the documents as backed up
+        batch.append({**doc, FIELD: "daily"})
+        if len(batch) >= BATCH:
+            updated += store.replace_documents(batch)
+            batch = []
+    updated += store.replace_documents(batch) if batch else 0
+    return {"updated": updated, "backup": str(backup.manifest_path)}
+
+
+def down(store, ctx, record: dict) -> dict:
+    details = record.get("details") or {}
+    if not details.get("backup"):
+        return {"reverted": 0}
+    reverted = 0
+    batch: list[dict] = []
+    for doc in open_backup(details["backup"]).documents():
+        batch.append(doc)
+        if len(batch) >= BATCH:
+            reverted += store.replace_documents(batch)
+            batch = []
+    reverted += store.replace_documents(batch) if batch else 0
+    return {"reverted": reverted}

@@ -1,0 +1,40 @@
+"""0003: remove records with an invalid trade_date, through clean's backup machinery.
+
+up is ``tacn clean-invalid-trade-date --yes`` over the whole store (backup,
+then batched deletes); the backup's manifest is recorded. down restores from it.
+"""
+
+from __future__ import annotations
+
+from pipelines.clean import clean_invalid_trade_date
+from pipelines.restore import restore_backup
+
+ID = 3
+NAME = "remove invalid trade_dates"
+DESCRIPTION = "back up, then delete every record whose trade_date is not a valid YYYY-MM-DD date"
+DOWN_DESCRIPTION = "restore the removed records from the backup up wrote"
+
+
+def plan(store, ctx) -> str:
+    return f"would back up and delete {store.count_invalid_trade_date():,} record(s) with an invalid trade_date"
+
+
+def up(store, ctx) -> dict:
+    result = clean_invalid_trade_date(store, apply=True, backup_dir=ctx.backup_dir,
+                                      label="m0003-remove-invalid-trade-dates")
+    return {"deleted": result.deleted, "backup": result.manifest}
+
+
+def down(store, ctx, record: dict) -> dict:
+    from migrations.runner import MigrationRefused
+
+    details = record.get("details") or {}
+    if not details.get("backup"):
+        return {"restored": 0}
+    result = restore_backup(store, details["backup"])
+    if result.conflicts:
+        raise MigrationRefused(
+            f"{len(result.conflicts):,} record(s) of {details['backup']} could not be put back (another record "
+            f"holds their _id or key); {result.inserted:,} were; 0003 stays applied"
+        )
+    return {"restored": result.inserted, "already_present": result.already_present}

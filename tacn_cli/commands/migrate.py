@@ -1,0 +1,84 @@
+"""tacn migrate status|up|down: numbered migrations in migrations/, recorded in tacn_migrations."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from tacn_cli import exit_codes
+from tacn_cli.commands.clean_invalid_trade_date import BackupDirOption, default_backup_dir
+from tacn_cli.options import DatabaseOption, JsonOption, StoreOption
+from tacn_cli.render import Output
+from tacn_cli.runner import handle_errors, open_store_for
+
+
+class Action(StrEnum):
+    status = "status"
+    up = "up"
+    down = "down"
+
+
+def migrate_command(
+    action: Annotated[Action, typer.Argument(help="status, up (apply pending) or down (revert).")],
+    to: Annotated[int | None, typer.Option("--to", help="up: apply through N; down: revert back to N (0 = all). "
+                                            "Default: up applies all, down reverts the newest one.", min=0)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be done; change nothing.")] = False,
+    backup_dir: BackupDirOption = None,
+    json_: JsonOption = False,
+    store: StoreOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Apply or revert the numbered migrations, in order, never twice.
+
+    0001 backfills period=daily; 0002 replaces the legacy 3-field unique index with the 4-field one
+    (refuses and lists duplicates when they exist); 0003 removes invalid trade_dates with a backup
+    (its down restores it). A failed or refusing migration stops the run (exit 1 when it refused
+    because of the data, 3 when it could not run); those before it stay applied.
+    """
+    from tacn_cli.settings import load_env
+
+    out = Output(json_)
+    with handle_errors(out):
+        from migrations.runner import MigrationContext, migrate_down, migrate_up, status
+
+        env = load_env()
+        ctx = MigrationContext(backup_dir=backup_dir if backup_dir is not None else default_backup_dir(env))
+        with open_store_for(out, store, database, env=env) as opened:
+            if action is Action.status:
+                result = status(opened)
+            elif action is Action.up:
+                result = migrate_up(opened, ctx, to=to, dry_run=dry_run)
+            else:
+                result = migrate_down(opened, ctx, to=to, dry_run=dry_run)
+        if json_:
+            out.json(result)
+        else:
+            _render(out, result)
+        if result.failed:
+            out.error(f"migration {result.failed['id']:04d} ({result.failed['name']}) failed: {result.failed['error']}")
+            raise typer.Exit(result.failed["exit_code"])
+    raise typer.Exit(exit_codes.OK)
+
+
+def _render(out: Output, result) -> None:
+    for item in result.done:
+        if "plan" in item:
+            out.line(f"{item['id']:04d} {item['name']}: {item['plan']}", style="yellow")
+        else:
+            verb = "applied" if result.action == "up" else "reverted"
+            out.line(f"{item['id']:04d} {item['name']}: {verb} {item['details']}", style="green")
+    if result.action != "status" and not result.done and not result.failed:
+        out.line("nothing to do")
+    rows = [[f"{m.id:04d}", m.name, "applied" if m.applied else "pending", m.applied_at,
+             {None: "-", True: "ok", False: "CHANGED since applied"}[m.checksum_matches]] for m in result.migrations]
+    out.table(f"migrations: {result.store}", ["id", "name", "state", "applied_at (UTC)", "checksum"], rows,
+              styles=["green" if m.applied else None for m in result.migrations])
+
+
+ORDER = 35
+
+
+def register(app: typer.Typer) -> None:
+    app.command("migrate")(migrate_command)
