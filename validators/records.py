@@ -121,10 +121,19 @@ def build_document(
     market: str = "CN",
     optional: dict | None = None,
     now: datetime | None = None,
+    change: float | None = None,
+    pct_chg: float | None = None,
 ) -> dict:
-    """A document in the application's exact shape. ``trade_date`` must already be normalised."""
+    """A document in the application's exact shape. ``trade_date`` must already be normalised.
+
+    ``change``/``pct_chg`` are the source's own values: used only when close or
+    pre_close is missing (AKShare has no pre_close), as the application does.
+    """
     close_f, pre_close_f = _float_or_none(close), _float_or_none(pre_close)
+    source_change, source_pct_chg = _float_or_none(change), _float_or_none(pct_chg)
     change, pct_chg = recompute_change(close_f, pre_close_f)
+    if close_f is None or pre_close_f is None:
+        change, pct_chg = source_change, source_pct_chg
     stamp = now or utc_now()
     doc = {
         "symbol": symbol,

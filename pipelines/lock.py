@@ -1,0 +1,203 @@
+"""One run at a time per store.
+
+- SQLite: an ``fcntl.flock`` on a lock file beside the database (``<db>.lock``).
+  The kernel releases it when the holder dies, however it dies (SIGKILL
+  included), so a stale lock is simply free. The holder writes who it is (pid,
+  host, started_at) into the file for the message the next run shows.
+- MongoDB: a document in ``tacn_locks`` with an expiry that the holder renews
+  from a heartbeat thread. An expired document is stale and is taken over.
+
+A run that finds the lock held raises :class:`~pipelines.errors.LockHeld`
+(exit 3), naming the holder and since when.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import LockHeld, StoreError
+from validators.records import utc_now
+
+LOCK_COLLECTION = "tacn_locks"
+DEFAULT_TTL = timedelta(minutes=10)
+
+
+@dataclass
+class LockInfo:
+    name: str
+    pid: int
+    host: str
+    started_at: str  # ISO, naive UTC
+    purpose: str = ""
+
+    @classmethod
+    def mine(cls, name: str, purpose: str) -> LockInfo:
+        return cls(name, os.getpid(), socket.gethostname(), utc_now().isoformat(sep=" ", timespec="seconds"), purpose)
+
+    def describe(self) -> str:
+        what = f" ({self.purpose})" if self.purpose else ""
+        return f"pid {self.pid} on {self.host}{what} since {self.started_at} UTC"
+
+
+class FileLock:
+    """An exclusive, non-blocking flock on ``path``; holder details written into the file."""
+
+    def __init__(self, path: Path, name: str = "sync", purpose: str = ""):
+        self.path = Path(path)
+        self.info = LockInfo.mine(name, purpose)
+        self.previous: LockInfo | None = None  # a dead holder's details, when we took its lock over
+        self._fd: int | None = None
+
+    def acquire(self) -> FileLock:
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_info(fd)
+            os.close(fd)
+            who = holder.describe() if holder else "another process"
+            raise LockHeld(
+                f"another {self.info.name} run holds the lock on this store: {who} (lock file {self.path}); "
+                "this run did nothing. It is released when that run ends or dies."
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise StoreError(f"cannot lock {self.path}: {exc.strerror or exc}") from None
+        self.previous = _read_info(fd)  # left by a holder that died without cleaning up
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(self.info.__dict__).encode(), 0)
+        os.fsync(fd)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        import fcntl
+
+        if self._fd is None:
+            return
+        try:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> FileLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_info(fd: int) -> LockInfo | None:
+    try:
+        data = os.pread(fd, 4096, 0)
+        raw = json.loads(data.decode()) if data.strip() else None
+        return LockInfo(**raw) if isinstance(raw, dict) else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+class MongoLock:
+    """A lock document ``{_id: name, pid, host, started_at, expires_at}`` renewed while held."""
+
+    def __init__(self, db: Any, name: str = "sync", purpose: str = "", *, ttl: timedelta = DEFAULT_TTL,
+                 clock=utc_now, heartbeat: bool = True):
+        self.collection = db[LOCK_COLLECTION]
+        self.name = name
+        self.info = LockInfo.mine(name, purpose)
+        self.previous: LockInfo | None = None
+        self.ttl = ttl
+        self.clock = clock
+        self.heartbeat = heartbeat
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._held = False
+
+    def _document(self) -> dict:
+        return {"_id": self.name, **self.info.__dict__, "expires_at": self.clock() + self.ttl}
+
+    def acquire(self) -> MongoLock:
+        from pymongo.errors import DuplicateKeyError
+
+        try:
+            self.collection.insert_one(self._document())
+        except DuplicateKeyError:
+            current = self.collection.find_one({"_id": self.name})
+            now = self.clock()
+            if current is not None and current.get("expires_at") is not None and current["expires_at"] > now:
+                holder = _info_from_doc(current)
+                raise LockHeld(
+                    f"another {self.name} run holds the lock on this store: {holder.describe()} "
+                    f"(document {self.name!r} in {LOCK_COLLECTION}, expires {current['expires_at']:%Y-%m-%d %H:%M:%S} "
+                    "UTC unless renewed); this run did nothing."
+                ) from None
+            # Stale (expired, or vanished meanwhile): take it over unless another run just did.
+            condition = {"_id": self.name}
+            if current is not None:
+                condition["expires_at"] = current.get("expires_at")
+            taken = self.collection.find_one_and_replace(condition, self._document(), upsert=current is None)
+            if current is not None and taken is None:
+                raise LockHeld(f"another {self.name} run took over the stale lock on this store first") from None
+            self.previous = _info_from_doc(current) if current else None
+        self._held = True
+        if self.heartbeat:
+            self._thread = threading.Thread(target=self._renew_loop, name="tacn-lock-heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def renew(self) -> None:
+        self.collection.update_one(
+            {"_id": self.name, "pid": self.info.pid, "host": self.info.host, "started_at": self.info.started_at},
+            {"$set": {"expires_at": self.clock() + self.ttl}},
+        )
+
+    def _renew_loop(self) -> None:
+        interval = max(self.ttl.total_seconds() / 3, 1.0)
+        while not self._stop.wait(interval):
+            try:
+                self.renew()
+            except Exception:  # noqa: BLE001 - a missed renewal only shortens the expiry
+                pass
+
+    def release(self) -> None:
+        if not self._held:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.collection.delete_one(
+            {"_id": self.name, "pid": self.info.pid, "host": self.info.host, "started_at": self.info.started_at}
+        )
+        self._held = False
+
+    def __enter__(self) -> MongoLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _info_from_doc(doc: dict) -> LockInfo:
+    started = doc.get("started_at")
+    if isinstance(started, datetime):
+        started = started.isoformat(sep=" ", timespec="seconds")
+    return LockInfo(str(doc.get("name", doc.get("_id"))), int(doc.get("pid") or 0), str(doc.get("host", "?")),
+                    str(started), str(doc.get("purpose", "")))
+
+
+def store_lock(store: Any, name: str = "sync", purpose: str = ""):
+    """The lock for ``store``: a lock file beside an SQLite database, a lock document in MongoDB."""
+    if store.kind == "sqlite":
+        return FileLock(Path(f"{store.path}.lock") if name == "sync" else Path(f"{store.path}.{name}.lock"),
+                        name, purpose)
+    return MongoLock(store.db, name, purpose)

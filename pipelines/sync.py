@@ -1,0 +1,823 @@
+"""The sync job: daily quotes from AKShare, Tushare or a file into the store.
+
+Incremental (each symbol starts the day after its latest *valid* stored
+trade_date unless ``start`` is given), idempotent (upserts keyed on symbol,
+trade_date, data_source, period), resumable (an interrupted run leaves whole
+symbols or a date-ordered prefix of one, so the next run continues where it
+stopped) and unable to write a bad trade_date: every row passes the record
+contract and the error-level rules of :mod:`validators.rules` before it is
+written; the others go to a rejects file (JSON Lines) with their reasons.
+
+Entry points: :func:`run_sync` (a :class:`SyncRequest` in, a :class:`SyncResult`
+out) and :func:`sync_status`. Nothing here prints or exits; failures that stop
+the run are the typed errors of :mod:`pipelines.errors`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random as _random
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines import runs
+from pipelines.errors import AuthRefused, ConfigError, SourceError, StoreError, TacnError, UsageError
+from validators.dates import FIRST_TRADE_DATE_ISO, shanghai_today
+from validators.records import PERIODS, utc_now
+from validators.source_layouts import LAYOUTS, LayoutError, convert_frame, documents
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipelines.stores.base import QuoteStore
+
+API_SOURCES = ("akshare", "tushare")
+ADJUSTS = ("none", "qfq", "hfq")
+DEFAULT_HISTORY_START = FIRST_TRADE_DATE_ISO
+JOB_PREFIX = "tacn_sync"
+MAX_ERRORS_RECORDED = 100
+_SYMBOL_RE = re.compile(r"^\d{6}$")
+
+
+# -- request and result -------------------------------------------------------------
+
+
+@dataclass
+class SyncRequest:
+    """What to sync. Dates are YYYY-MM-DD; ``start=None`` means incremental per symbol."""
+
+    source: str  # "akshare", "tushare" or "file:PATH"
+    symbols: tuple[str, ...] | None = None
+    all_symbols: bool = False
+    start: str | None = None
+    end: str | None = None  # default: today in Asia/Shanghai
+    period: str = "daily"
+    adjust: str = "none"
+    workers: int = 1
+    dry_run: bool = False
+    rejects_path: Path | None = None  # where rejected rows go (created only when there is one)
+    layout: str | None = None  # file: force akshare | tushare | document
+    file_type: str | None = None  # file: force csv | jsonl | parquet
+    tushare_token: str | None = None
+    tushare_url: str | None = None  # redirects the Tushare client (tests, proxies)
+    timeout: float = 30.0  # seconds, every HTTP call
+    max_attempts: int = 4  # per call, transient errors only
+    backoff_base: float = 1.0  # seconds; doubles each attempt, with jitter
+    backoff_max: float = 30.0
+    rate_limit_wait: float = 60.0  # after a Tushare "per minute" refusal
+    akshare_min_interval: float = 0.5  # seconds between AKShare calls, all workers together
+    tushare_calls_per_minute: int = 100
+    default_start: str = DEFAULT_HISTORY_START  # a symbol with nothing stored starts here
+    use_lock: bool = True  # False only for a caller that already holds the store's sync lock
+    record_run: bool = True
+
+    @property
+    def source_kind(self) -> str:
+        return "file" if self.source.startswith("file:") else self.source
+
+    @property
+    def file_path(self) -> Path | None:
+        return Path(self.source[5:]).expanduser() if self.source.startswith("file:") else None
+
+
+@dataclass
+class SymbolOutcome:
+    symbol: str
+    status: str = "ok"  # ok | up_to_date | empty | failed
+    start: str | None = None
+    end: str | None = None
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    last_trade_date: str | None = None
+    attempts: int = 0
+    error: str | None = None
+
+
+@dataclass
+class SyncResult:
+    run_id: str
+    job: str
+    source: str
+    period: str
+    store: str
+    dry_run: bool
+    started_at: datetime
+    finished_at: datetime | None = None
+    duration_s: float = 0.0
+    status: str = "running"  # success | success_with_errors | failed (the app's sync_status values)
+    symbols_total: int = 0
+    symbols_ok: int = 0
+    symbols_up_to_date: int = 0
+    symbols_empty: int = 0
+    symbols_failed: int = 0
+    rows_fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    skipped: int = 0  # file rows outside --symbols / --start / --end
+    rejects_path: str | None = None
+    last_trade_date: str | None = None
+    errors: list[dict] = field(default_factory=list)  # {"symbol", "error"}
+    warnings: list[str] = field(default_factory=list)
+    outcomes: list[SymbolOutcome] = field(default_factory=list)
+    lock_note: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 clean; 1 rows rejected or symbols failed; 3 nothing could be synced."""
+        if self.status == "failed":
+            return 3
+        if self.rejected or self.symbols_failed:
+            return 1
+        return 0
+
+    def to_dict(self, *, with_outcomes: bool = True) -> dict:
+        out = asdict(self)
+        if not with_outcomes:
+            out.pop("outcomes")
+        out["exit_code"] = self.exit_code
+        return out
+
+
+@dataclass
+class Progress:
+    """What a progress display needs: sent after every symbol (API) or chunk (file)."""
+
+    unit: str  # "symbols" or "rows"
+    done: int
+    total: int | None
+    rows_written: int
+    rejected: int
+    failed: int
+    note: str = ""
+
+
+# -- rate limits and retries ------------------------------------------------------
+
+
+class MinInterval:
+    """At least ``interval`` seconds between the starts of calls, across threads."""
+
+    def __init__(self, interval: float, *, clock: Callable[[], float], sleep: Callable[[float], None]):
+        self.interval = max(0.0, interval)
+        self.clock = clock
+        self.sleep = sleep
+        self._lock = threading.Lock()
+        self._next: float | None = None
+
+    def wait(self) -> None:
+        if self.interval <= 0:
+            return
+        with self._lock:
+            now = self.clock()
+            slot = now if self._next is None else max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            self.sleep(slot - now)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    base: float = 1.0
+    cap: float = 30.0
+    rate_limit_wait: float = 60.0
+
+    def delay(self, attempt: int, kind: str, rand: Callable[[], float]) -> float:
+        """Exponential backoff with equal jitter: half fixed, half random; bounded by ``cap``."""
+        if kind == "rate_limit":
+            return self.rate_limit_wait + rand() * self.base
+        step = min(self.cap, self.base * 2 ** (attempt - 1))
+        return step / 2 + rand() * step / 2
+
+
+TRANSIENT, RATE_LIMIT, AUTH, PERMANENT = "transient", "rate_limit", "auth", "permanent"
+_AUTH_MARKERS = ("token不对", "token无效", "token错误", "api init error", "没有接口访问权限", "权限不足")
+_RATE_MARKERS = ("每分钟最多访问", "每小时最多访问", "每天最多访问", "访问频率", "最多访问该接口")
+
+
+def classify_error(exc: BaseException) -> tuple[str, str]:
+    """(kind, a message safe to show) for an exception raised by a source library."""
+    import json as _json
+
+    import requests
+
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, requests.exceptions.Timeout | TimeoutError):
+        return TRANSIENT, f"timed out ({type(exc).__name__})"
+    if isinstance(exc, requests.exceptions.JSONDecodeError | _json.JSONDecodeError):
+        return TRANSIENT, "the reply is not JSON (an HTTP error page?)"
+    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.ChunkedEncodingError
+                  | ConnectionError):
+        text = message
+        if "RemoteDisconnected" in text:
+            text = "RemoteDisconnected: the server closed the connection without a response"
+        elif "refused" in text.lower():
+            text = "connection refused"
+        return TRANSIENT, f"connection failed: {text[:200]}"
+    if isinstance(exc, requests.exceptions.HTTPError):
+        status = getattr(exc.response, "status_code", 0) or 0
+        return (TRANSIENT if status >= 500 or status == 429 else PERMANENT), f"HTTP {status}"
+    if any(marker in message for marker in _AUTH_MARKERS):
+        return AUTH, message[:200]
+    if any(marker in message for marker in _RATE_MARKERS):
+        return RATE_LIMIT, message[:200]
+    return PERMANENT, f"{type(exc).__name__}: {message[:200]}"
+
+
+class SymbolFailed(Exception):
+    def __init__(self, message: str, attempts: int):
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class _Caller:
+    """Calls a source with its rate limit and the retry policy; counts attempts."""
+
+    def __init__(self, limiter: MinInterval, policy: RetryPolicy, sleep, rand, source: str):
+        self.limiter, self.policy, self.sleep, self.rand, self.source = limiter, policy, sleep, rand, source
+        self.stopped = threading.Event()  # set on an auth refusal: no worker starts another request
+
+    def __call__(self, call: Callable[[], Any], what: str) -> tuple[Any, int]:
+        for attempt in range(1, self.policy.max_attempts + 1):
+            self.limiter.wait()
+            if self.stopped.is_set():
+                raise SymbolFailed("not attempted: the run stopped", attempt - 1)
+            try:
+                return call(), attempt
+            except Exception as exc:  # noqa: BLE001 - classified below; nothing escapes unexamined
+                kind, message = classify_error(exc)
+                if kind == AUTH:
+                    self.stopped.set()
+                    raise AuthRefused(f"{self.source} refused the request ({what}): {message}. "
+                                      "Check the token and its permissions; nothing was retried.") from None
+                if kind == PERMANENT or attempt == self.policy.max_attempts:
+                    tried = f" after {attempt} attempts" if attempt > 1 else ""
+                    raise SymbolFailed(f"{message}{tried}", attempt) from None
+                self.sleep(self.policy.delay(attempt, kind, self.rand))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+# -- the gate ---------------------------------------------------------------------
+
+
+def gate(converted, *, now: datetime | None = None):
+    """(ok: bool ndarray, reasons: {label: [..]}) — the record contract plus every error-level rule."""
+    import numpy as np
+
+    from validators.rules import CheckContext, failing_masks
+
+    frame = converted.frame
+    ok = np.ones(len(frame), dtype=bool)
+    reasons: dict[Any, list[str]] = {label: list(problems) for label, problems in converted.problems.items()}
+    if reasons:
+        ok &= ~frame.index.isin(list(reasons))
+    context = CheckContext(now_utc=now) if now is not None else None
+    for name, mask in failing_masks(frame, severity="error", context=context).items():
+        failing = mask.to_numpy(dtype=bool)
+        if failing.any():
+            ok &= ~failing
+            prefix = f"{name}:"
+            for label in frame.index[failing]:
+                why = reasons.setdefault(label, [])
+                if not any(reason.startswith(prefix) for reason in why):  # the contract already said why
+                    why.append(name)
+    return ok, reasons
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        try:
+            return _jsonable(value.item())
+        except (ValueError, TypeError):
+            pass
+    if value != value:  # NaT, NA
+        return None
+    return str(value)
+
+
+class RejectsFile:
+    """JSON Lines of rejected rows, opened on the first one (no file when nothing is rejected)."""
+
+    def __init__(self, path: Path | None, source: str):
+        self.path = path
+        self.source = source
+        self.count = 0
+        self._handle = None
+        self._lock = threading.Lock()
+
+    def write(self, raw: pd.DataFrame, reasons: dict[Any, list[str]], *, symbol: str | None = None) -> int:
+        if not reasons:
+            return 0
+        lines = []
+        for label, why in reasons.items():
+            record = {str(k): _jsonable(v) for k, v in raw.loc[label].items()} if label in raw.index else {}
+            lines.append(json.dumps({
+                "source": self.source,
+                "symbol": symbol or record.get("symbol") or record.get("股票代码") or record.get("ts_code"),
+                "row": _jsonable(label),
+                "reasons": why,
+                "record": record,
+            }, ensure_ascii=False))
+        with self._lock:
+            self.count += len(lines)
+            if self.path is not None:
+                if self._handle is None:
+                    try:
+                        self.path.parent.mkdir(parents=True, exist_ok=True)
+                        self._handle = self.path.open("a", encoding="utf-8")
+                    except OSError as exc:
+                        raise UsageError(f"cannot write the rejects file {self.path}: {exc.strerror or exc}") from None
+                self._handle.write("\n".join(lines) + "\n")
+                self._handle.flush()
+        return len(lines)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+# -- the job ----------------------------------------------------------------------
+
+
+def _check_request(request: SyncRequest) -> None:
+    kind = request.source_kind
+    if kind not in (*API_SOURCES, "file"):
+        raise UsageError(f"--source must be akshare, tushare or file:PATH, got {request.source!r}")
+    if kind == "file" and not str(request.file_path):
+        raise UsageError("--source file: needs a path, e.g. file:quotes.csv")
+    if request.period not in PERIODS:
+        raise UsageError(f"--period must be one of {', '.join(PERIODS)}, got {request.period!r}")
+    if request.adjust not in ADJUSTS:
+        raise UsageError(f"--adjust must be one of {', '.join(ADJUSTS)}, got {request.adjust!r}")
+    if request.layout is not None and request.layout not in LAYOUTS:
+        raise UsageError(f"--format must be one of {', '.join(LAYOUTS)}, got {request.layout!r}")
+    if request.workers < 1 or request.workers > 32:
+        raise UsageError(f"--workers must be between 1 and 32, got {request.workers}")
+    if request.max_attempts < 1:
+        raise UsageError("the number of attempts must be at least 1")
+    if request.tushare_calls_per_minute < 1:
+        raise UsageError("--tushare-rate must be at least 1 call per minute")
+    if request.akshare_min_interval < 0:
+        raise UsageError("--akshare-interval cannot be negative")
+    for symbol in request.symbols or ():
+        if not _SYMBOL_RE.match(symbol):
+            raise UsageError(f"not a 6-digit code: {symbol!r}")
+    if request.start and request.end and request.start > request.end:
+        raise UsageError(f"--start {request.start} is after --end {request.end}")
+    if kind in API_SOURCES and not request.symbols and not request.all_symbols:
+        raise UsageError("say which symbols: --symbols 000001,600000, --symbols-file FILE or --all")
+    if kind == "file" and request.all_symbols:
+        raise UsageError("--all does not apply to a file source (every row of the file is read)")
+    if kind == "file" and request.adjust != "none":
+        raise UsageError("--adjust does not apply to a file source")
+
+
+def run_sync(
+    store: QuoteStore,
+    request: SyncRequest,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    rand: Callable[[], float] = _random.random,
+    now: datetime | None = None,
+) -> SyncResult:
+    """Run one sync into ``store``. ``sleep``/``clock``/``rand`` are injectable so tests never wait.
+
+    Raises UsageError (bad request), ConfigError (no Tushare token), LockHeld
+    (another run holds the store), AuthRefused (token refused: the run stops);
+    per-symbol failures are isolated and reported in the result.
+    """
+    _check_request(request)
+    kind = request.source_kind
+    file_source = None
+    if kind == "file":
+        from pipelines.sources.files import open_file_source
+
+        file_source = open_file_source(request.file_path, file_type=request.file_type, layout=request.layout)
+    if kind == "tushare" and not request.tushare_token:
+        raise ConfigError("TUSHARE_TOKEN is not set (environment or .env): Tushare needs a token")
+
+    job = f"{JOB_PREFIX}_{kind}"
+    started = utc_now()
+    result = SyncResult(
+        run_id=runs.new_run_id(job), job=job, source=request.source, period=request.period,
+        store=store.display_url, dry_run=request.dry_run, started_at=started,
+    )
+    rejects = RejectsFile(request.rejects_path, request.source)
+    lock = None
+    if request.use_lock and not request.dry_run:
+        from pipelines.lock import store_lock
+
+        lock = store_lock(store, "sync", f"tacn sync --source {kind}").acquire()
+        if lock.previous is not None:
+            result.lock_note = f"took over a stale lock left by {lock.previous.describe()}"
+            result.warnings.append(result.lock_note)
+    t0 = clock()
+    record = request.record_run and not request.dry_run
+    try:
+        if record:
+            _write_records(store, result, request, "running")
+        if kind == "file":
+            _sync_file(store, request, file_source, result, rejects, progress, now)
+        else:
+            _sync_api(store, request, result, rejects, progress, sleep=sleep, clock=clock, rand=rand, now=now)
+        if result.symbols_failed and not (result.symbols_ok or result.symbols_up_to_date or result.symbols_empty):
+            result.status = "failed"
+        elif result.symbols_failed or result.rejected:
+            result.status = "success_with_errors"
+        else:
+            result.status = "success"
+    except BaseException as exc:
+        result.status = "failed"
+        message = str(exc) if isinstance(exc, TacnError) else (
+            "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
+        result.errors.append({"symbol": None, "error": message[:300]})
+        raise
+    finally:
+        rejects.close()
+        result.rejects_path = str(rejects.path) if rejects.count and rejects.path else None
+        result.finished_at = utc_now()
+        result.duration_s = round(clock() - t0, 3)
+        try:
+            if record:
+                _write_records(store, result, request, result.status)
+        finally:
+            if lock is not None:
+                lock.release()
+    return result
+
+
+def _status_message(result: SyncResult) -> str:
+    parts = [
+        f"{result.symbols_ok} symbols ok, {result.symbols_failed} failed, {result.symbols_empty} empty, "
+        f"{result.symbols_up_to_date} up to date",
+        f"{result.rows_fetched} rows fetched, {result.inserted} inserted, {result.updated} updated, "
+        f"{result.rejected} rejected",
+    ]
+    if result.rejects_path:
+        parts.append(f"rejects in {result.rejects_path}")
+    if result.status == "failed" and result.errors:
+        parts.append(str(result.errors[-1]["error"]))
+    return "; ".join(parts)
+
+
+def _write_records(store: QuoteStore, result: SyncResult, request: SyncRequest, status: str) -> None:
+    import socket
+
+    doc = {
+        "status": status,
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
+        "total": result.symbols_total,
+        "inserted": result.inserted,
+        "updated": result.updated,
+        "errors": result.symbols_failed,
+        "last_trade_date": result.last_trade_date,
+        "message": _status_message(result) if status != "running" else f"running since {result.started_at:%Y-%m-%d %H:%M:%S} UTC",
+        "data_sources_used": [request.source_kind],
+        # tacn's own fields
+        "run_id": result.run_id,
+        "source": result.source,
+        "period": result.period,
+        "rows_fetched": result.rows_fetched,
+        "unchanged": result.unchanged,
+        "rejected": result.rejected,
+        "rejects_path": result.rejects_path,
+        "symbols_ok": result.symbols_ok,
+        "symbols_failed": result.symbols_failed,
+        "symbols_empty": result.symbols_empty,
+        "duration_s": result.duration_s,
+        "error_details": result.errors[:MAX_ERRORS_RECORDED],
+        "warnings": result.warnings[:MAX_ERRORS_RECORDED],
+        "host": socket.gethostname(),
+    }
+    try:
+        runs.write_status(store, result.job, doc)
+        runs.write_run(store, result.run_id, {"job": result.job, **doc})
+    except TacnError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a store failure while recording must say so, not crash oddly
+        raise StoreError(f"could not write the run record: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def _progress(progress, result: SyncResult, unit: str, done: int, total: int | None, note: str = "") -> None:
+    if progress is not None:
+        progress(Progress(unit, done, total, result.inserted + result.updated, result.rejected,
+                          result.symbols_failed, note))
+
+
+def _add_write(result: SyncResult, outcome: SymbolOutcome | None, upserted) -> None:
+    result.inserted += upserted.inserted
+    result.updated += upserted.changed
+    result.unchanged += upserted.unchanged
+    if outcome is not None:
+        outcome.inserted += upserted.inserted
+        outcome.updated += upserted.changed
+        outcome.unchanged += upserted.unchanged
+
+
+def _later(a: str | None, b: str | None) -> str | None:
+    return max(x for x in (a, b) if x) if (a or b) else None
+
+
+# -- file sources -------------------------------------------------------------------
+
+
+def _sync_file(store, request, source, result, rejects, progress, now) -> None:
+    import numpy as np
+
+    from pipelines.sources.files import UNPARSEABLE, iter_frames
+
+    wanted = set(request.symbols) if request.symbols else None
+    fill_symbol = request.symbols[0] if request.symbols and len(request.symbols) == 1 else None
+    seen_symbols: set[str] = set()
+    done = 0
+    for raw in iter_frames(source):
+        done += len(raw)
+        result.rows_fetched += len(raw)
+        unparseable = {}
+        if UNPARSEABLE in raw.columns:
+            bad = raw[UNPARSEABLE].notna()
+            unparseable = {label: [raw.at[label, UNPARSEABLE]] for label in raw.index[bad.to_numpy()]}
+            raw = raw.drop(columns=[UNPARSEABLE])
+            if not set(raw.columns) - {UNPARSEABLE}:
+                rejects.write(raw, unparseable)
+                result.rejected += len(unparseable)
+                continue
+        try:
+            converted = convert_frame(raw, source.layout, period=request.period, symbol=fill_symbol, now=now)
+        except LayoutError as exc:
+            raise UsageError(f"{source.path}: {exc}") from None
+        for label, why in unparseable.items():
+            converted.problems[label] = why
+        frame = converted.frame
+        keep = np.ones(len(frame), dtype=bool)
+        if wanted is not None:
+            keep &= frame["symbol"].isin(wanted).to_numpy(dtype=bool)
+        dates = frame["trade_date"]
+        if request.start:
+            keep &= ~(dates < request.start).fillna(False).to_numpy(dtype=bool)
+        if request.end:
+            keep &= ~(dates > request.end).fillna(False).to_numpy(dtype=bool)
+        if not keep.all():
+            result.skipped += int((~keep).sum())
+            converted.frame = frame = frame[keep]
+            converted.problems = {k: v for k, v in converted.problems.items() if k in frame.index}
+        ok, reasons = gate(converted, now=now)
+        result.rejected += rejects.write(raw, reasons)
+        good = frame[ok]
+        if len(good):
+            seen_symbols.update(good["symbol"].unique().tolist())
+            result.last_trade_date = _later(result.last_trade_date, good["trade_date"].max())
+            if not request.dry_run:
+                _add_write(result, None, store.upsert(documents(good, now=now), now=now))
+        _progress(progress, result, "rows", done, None, str(source.path.name))
+    result.symbols_total = result.symbols_ok = len(seen_symbols)
+    if result.rows_fetched == 0:
+        result.warnings.append(f"{source.path} holds no rows")
+
+
+# -- AKShare and Tushare -----------------------------------------------------------
+
+
+def _symbols_for(store, request: SyncRequest, caller: _Caller, client) -> tuple[list[str], str]:
+    """The symbols to sync and where the list came from."""
+    if request.symbols:
+        return list(dict.fromkeys(request.symbols)), "--symbols"
+    codes = _stock_basic_codes(store)
+    if codes:
+        return codes, "stock_basic_info"
+    try:
+        if request.source_kind == "akshare":
+            from pipelines.sources import akshare
+
+            codes, _ = caller(akshare.stock_codes, "stock list")
+        else:
+            codes, _ = caller(client.stock_codes, "stock list")
+    except SymbolFailed as exc:
+        raise SourceError(f"cannot get the stock list from {request.source_kind}: {exc}") from None
+    if not codes:
+        raise SourceError(f"{request.source_kind} returned an empty stock list")
+    return codes, f"{request.source_kind} stock list"
+
+
+def _stock_basic_codes(store) -> list[str]:
+    """Codes in the application's ``stock_basic_info`` (MongoDB), or the same collection in SQLite's aux table."""
+    try:
+        if store.kind == "mongodb":
+            values = store.db["stock_basic_info"].distinct("code")
+        else:
+            values = [doc.get("code") for doc in store.aux_find("stock_basic_info")]
+    except Exception:  # noqa: BLE001 - no such collection: fall back to the source's list
+        return []
+    return sorted({v for v in values if isinstance(v, str) and _SYMBOL_RE.match(v)})
+
+
+def _fetch_symbol(request: SyncRequest, symbol: str, start: str, end: str, caller: _Caller, client,
+                  now) -> tuple[SymbolOutcome, Any]:
+    """Fetch, convert and gate one symbol (runs in a worker thread)."""
+    import pandas as pd
+
+    outcome = SymbolOutcome(symbol, start=start, end=end)
+    try:
+        if request.source_kind == "akshare":
+            from pipelines.sources import akshare
+
+            raw, outcome.attempts = caller(lambda: akshare.fetch_quotes(
+                symbol, start=start, end=end, period=request.period, adjust=request.adjust,
+                timeout=request.timeout), f"stock_zh_a_hist {symbol}")
+            layout = "akshare"
+        else:
+            from pipelines.sources.tushare import apply_adjustment, windows
+
+            parts = []
+            for first, last in windows(start, end):
+                part, attempts = caller(lambda a=first, b=last: client.quotes_window(symbol, a, b, request.period),
+                                        f"{request.period} {symbol}")
+                outcome.attempts += attempts
+                if part is not None and not part.empty:
+                    parts.append(part)
+            raw = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+            if request.adjust != "none" and not raw.empty:
+                factors, attempts = caller(lambda: client.adj_factors(symbol, start, end), f"adj_factor {symbol}")
+                outcome.attempts += attempts
+                raw = apply_adjustment(raw, factors, request.adjust)
+            layout = "tushare"
+    except SymbolFailed as exc:
+        outcome.status, outcome.error, outcome.attempts = "failed", str(exc), max(outcome.attempts, exc.attempts)
+        return outcome, None
+    if raw is None or raw.empty or len(raw.columns) == 0:
+        outcome.status = "empty"
+        return outcome, None
+    raw = raw.reset_index(drop=True)  # positions for the rejects file; the date always comes from its column
+    outcome.fetched = len(raw)
+    try:
+        converted = convert_frame(raw, layout, period=request.period, symbol=symbol, now=now)
+    except LayoutError as exc:
+        outcome.status, outcome.error = "failed", f"malformed reply: {exc}"
+        return outcome, None
+    other = converted.frame["symbol"].ne(symbol).fillna(True)
+    for label in converted.frame.index[other.to_numpy(dtype=bool)]:
+        converted.add_problem(label, f"symbol is not the requested {symbol}")
+    ok, reasons = gate(converted, now=now)
+    good = converted.frame[ok].sort_values("trade_date", kind="stable")  # a cut-short write is a prefix
+    return outcome, (raw, good, reasons)
+
+
+def _sync_api(store, request: SyncRequest, result: SyncResult, rejects: RejectsFile, progress, *,
+              sleep, clock, rand, now) -> None:
+    from validators.calendar import last_known_session, sessions_between
+
+    policy = RetryPolicy(request.max_attempts, request.backoff_base, request.backoff_max, request.rate_limit_wait)
+    if request.source_kind == "akshare":
+        limiter = MinInterval(request.akshare_min_interval, clock=clock, sleep=sleep)
+        client = None
+    else:
+        from pipelines.sources.tushare import TushareClient
+
+        limiter = MinInterval(60.0 / request.tushare_calls_per_minute, clock=clock, sleep=sleep)
+        client = TushareClient(request.tushare_token, timeout=request.timeout, http_url=request.tushare_url)
+    caller = _Caller(limiter, policy, sleep, rand, request.source_kind)
+    symbols, origin = _symbols_for(store, request, caller, client)
+    result.symbols_total = len(symbols)
+    end = request.end or shanghai_today().isoformat()
+    latest = {} if request.start else store.latest_valid_trade_dates(request.source_kind, request.period, symbols)
+    plan: list[tuple[str, str]] = []
+    for symbol in symbols:
+        if request.start:
+            start = request.start
+        elif symbol in latest:
+            start = (date.fromisoformat(latest[symbol]) + timedelta(days=1)).isoformat()
+        else:
+            start = request.default_start
+        if start > end:
+            outcome = SymbolOutcome(symbol, status="up_to_date", start=start, end=end, last_trade_date=latest.get(symbol))
+            result.outcomes.append(outcome)
+            result.symbols_up_to_date += 1
+            continue
+        plan.append((symbol, start))
+    done = len(result.outcomes)
+    _progress(progress, result, "symbols", done, len(symbols), f"{len(plan)} to fetch ({origin})")
+    last_session = last_known_session()
+
+    executor = ThreadPoolExecutor(max_workers=request.workers, thread_name_prefix="tacn-sync")
+    try:
+        pending: set[Future] = set()
+        queue = iter(plan)
+
+        def submit_next() -> bool:
+            item = next(queue, None)
+            if item is None:
+                return False
+            pending.add(executor.submit(_fetch_symbol, request, item[0], item[1], end, caller, client, now))
+            return True
+
+        for _ in range(request.workers):  # one symbol in flight per worker: memory stays per symbol
+            if not submit_next():
+                break
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                pending.discard(future)
+                outcome, payload = future.result()  # AuthRefused propagates and stops the run
+                _apply_outcome(store, request, result, rejects, outcome, payload, sessions_between, last_session, now)
+                done += 1
+                _progress(progress, result, "symbols", done, len(symbols), outcome.symbol)
+                submit_next()
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _apply_outcome(store, request, result, rejects, outcome: SymbolOutcome, payload, sessions_between,
+                   last_session, now) -> None:
+    result.outcomes.append(outcome)
+    if outcome.status == "failed":
+        result.symbols_failed += 1
+        result.errors.append({"symbol": outcome.symbol, "error": outcome.error})
+        return
+    if outcome.status == "empty":
+        span_end = min(outcome.end, last_session)
+        sessions = len(sessions_between(outcome.start, span_end)) if outcome.start <= span_end else 0
+        if sessions:
+            result.symbols_empty += 1
+            result.warnings.append(
+                f"{outcome.symbol}: no rows from {request.source_kind} for {outcome.start}..{outcome.end}, "
+                f"a range with {sessions} trading days (suspended, delisted, or a silent server error)")
+        else:
+            outcome.status = "up_to_date"
+            result.symbols_up_to_date += 1
+        return
+    raw, good, reasons = payload
+    result.rows_fetched += outcome.fetched
+    outcome.rejected = rejects.write(raw, reasons, symbol=outcome.symbol)
+    result.rejected += outcome.rejected
+    if len(good):
+        outcome.last_trade_date = good["trade_date"].iloc[-1]
+        result.last_trade_date = _later(result.last_trade_date, outcome.last_trade_date)
+        if not request.dry_run:
+            _add_write(result, outcome, store.upsert(documents(good, now=now), now=now))
+    result.symbols_ok += 1
+
+
+# -- status ---------------------------------------------------------------------------
+
+
+@dataclass
+class SyncStatusReport:
+    store: str
+    jobs: list[dict]  # the sync_status documents of tacn's sync jobs
+    runs: list[dict]  # the newest runs, newest first
+
+
+def sync_status(store: QuoteStore, *, limit: int = 10) -> SyncStatusReport:
+    """The application-shaped status of each sync job and the last ``limit`` runs."""
+    return SyncStatusReport(
+        store=store.display_url,
+        jobs=runs.statuses(store, job_prefix=JOB_PREFIX),
+        runs=runs.recent_runs(store, limit=limit, job_prefix=JOB_PREFIX),
+    )
+
+
+def read_symbols_file(path: str | Path) -> tuple[str, ...]:
+    """Codes from a file: one per line or separated by commas/spaces; # starts a comment."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise UsageError(f"cannot read --symbols-file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--symbols-file {path} is not UTF-8 text") from None
+    codes: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        for token in re.split(r"[,\s]+", line.split("#", 1)[0].strip()):
+            if not token:
+                continue
+            code = token.split(".")[0]
+            if not _SYMBOL_RE.match(code):
+                raise UsageError(f"--symbols-file {path}, line {number}: not a 6-digit code: {token!r}")
+            codes.append(code)
+    if not codes:
+        raise UsageError(f"--symbols-file {path} lists no codes")
+    return tuple(dict.fromkeys(codes))
+

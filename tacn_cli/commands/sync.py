@@ -1,0 +1,209 @@
+"""tacn sync: pull daily quotes from AKShare, Tushare or a file into the store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tacn_cli import exit_codes
+from tacn_cli.options import DatabaseOption, JsonOption, StoreOption, parse_date_option, parse_symbols
+from tacn_cli.render import Output
+from tacn_cli.runner import handle_errors, open_store_for
+
+LOG_INTERVAL_S = 5.0  # plain progress lines when stderr is not a terminal (cron)
+
+
+def sync_command(
+    source: Annotated[str | None, typer.Option("--source", help="akshare, tushare or file:PATH (CSV, JSON Lines, Parquet).",
+                                               show_default=False)] = None,
+    symbols: Annotated[str | None, typer.Option("--symbols", help="Comma-separated 6-digit codes, e.g. 000001,600000.")] = None,
+    symbols_file: Annotated[str | None, typer.Option("--symbols-file", help="A file of codes, one per line or comma-separated.")] = None,
+    all_symbols: Annotated[bool, typer.Option("--all", help="Every symbol: the store's stock_basic_info, else the source's stock list.")] = False,
+    start: Annotated[str | None, typer.Option("--start", help="First date, YYYY-MM-DD or YYYYMMDD (default: the day after each symbol's latest valid stored date).")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last date (default: today in Asia/Shanghai).")] = None,
+    period: Annotated[str, typer.Option("--period", help="daily, weekly or monthly.")] = "daily",
+    adjust: Annotated[str, typer.Option("--adjust", help="Price adjustment: none, qfq or hfq.")] = "none",
+    workers: Annotated[int, typer.Option("--workers", help="Symbols fetched in parallel (rate limits are shared).")] = 1,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Fetch and validate, write nothing.")] = False,
+    rejects: Annotated[str | None, typer.Option("--rejects", help="Rejected rows go here, JSON Lines (default: TACN_HOME/rejects/<run>.jsonl).")] = None,
+    layout: Annotated[str | None, typer.Option("--format", help="file: force the column layout: akshare, tushare or document.")] = None,
+    file_type: Annotated[str | None, typer.Option("--file-type", help="file: force csv, jsonl or parquet (default: from the extension).")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds for each HTTP call.")] = 30.0,
+    retries: Annotated[int, typer.Option("--retries", help="Retries of a transient error (connection, timeout, HTTP 5xx, rate limit).")] = 3,
+    akshare_interval: Annotated[float, typer.Option("--akshare-interval", help="Minimum seconds between AKShare calls.")] = 0.5,
+    tushare_rate: Annotated[int, typer.Option("--tushare-rate", help="Tushare calls per minute (your account's limit).")] = 100,
+    status: Annotated[bool, typer.Option("--status", help="Show the last sync runs recorded in the store and exit.")] = False,
+    limit: Annotated[int, typer.Option("--limit", help="With --status: how many runs.")] = 10,
+    store: StoreOption = None,
+    database: DatabaseOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Pull daily quotes into the store: incremental, idempotent, resumable; bad rows go to a rejects file.
+
+    Exit codes: 0 all synced; 1 rows rejected or symbols failed (see the summary
+    and the rejects file); 2 usage error; 3 could not run (lock held by another
+    run, store or source unreachable, token refused).
+    """
+    out = Output(json_)
+    with handle_errors(out):
+        if status:
+            _show_status(out, store, database, limit, json_)
+            raise typer.Exit(exit_codes.OK)
+        request, env = _request(source, symbols, symbols_file, all_symbols, start, end, period, adjust, workers,
+                                dry_run, rejects, layout, file_type, timeout, retries, akshare_interval, tushare_rate)
+        from pipelines.sync import run_sync
+
+        with open_store_for(out, store, database, env=env) as opened:
+            with _ProgressDisplay(out) as display:
+                result = run_sync(opened, request, progress=display.update)
+        _render(out, result, json_)
+    raise typer.Exit(result.exit_code)
+
+
+def _request(source, symbols, symbols_file, all_symbols, start, end, period, adjust, workers, dry_run, rejects,
+             layout, file_type, timeout, retries, akshare_interval, tushare_rate):
+    from pathlib import Path
+
+    from pipelines.errors import UsageError
+    from pipelines.sync import SyncRequest, read_symbols_file
+    from tacn_cli.settings import load_env, tacn_home
+
+    if not source:
+        raise UsageError("--source is required: akshare, tushare or file:PATH (or --status)")
+    chosen = [name for name, given in (("--symbols", symbols), ("--symbols-file", symbols_file), ("--all", all_symbols)) if given]
+    if len(chosen) > 1:
+        raise UsageError(f"use one of --symbols, --symbols-file and --all, not {' and '.join(chosen)}")
+    try:
+        codes = parse_symbols(symbols)
+        start_iso, end_iso = parse_date_option(start, "--start"), parse_date_option(end, "--end")
+    except typer.BadParameter as exc:
+        raise UsageError(str(exc)) from None
+    if symbols_file:
+        codes = read_symbols_file(symbols_file)
+    if timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    if retries < 0:
+        raise UsageError("--retries cannot be negative")
+    env = load_env()
+    kind = "file" if source.startswith("file:") else source
+    if rejects:
+        rejects_path = Path(rejects).expanduser()
+    elif dry_run:
+        rejects_path = None  # a dry run writes nothing unless asked to
+    else:
+        from validators.records import utc_now
+
+        rejects_path = tacn_home(env) / "rejects" / f"sync-{kind}-{utc_now():%Y%m%dT%H%M%S}.jsonl"
+    request = SyncRequest(
+        source=source, symbols=codes, all_symbols=all_symbols, start=start_iso, end=end_iso, period=period,
+        adjust=adjust, workers=workers, dry_run=dry_run, rejects_path=rejects_path, layout=layout,
+        file_type=file_type, tushare_token=env.get("TUSHARE_TOKEN") if kind == "tushare" else None,
+        tushare_url=env.get("TACN_TUSHARE_URL"), timeout=timeout, max_attempts=retries + 1,
+        akshare_min_interval=akshare_interval, tushare_calls_per_minute=tushare_rate,
+    )
+    return request, env
+
+
+class _ProgressDisplay:
+    """tqdm on a terminal (stderr); a plain line every few seconds otherwise."""
+
+    def __init__(self, out: Output):
+        import sys
+        import time
+
+        self.out = out
+        self.tty = sys.stderr.isatty()
+        self.bar = None
+        self.clock = time.monotonic
+        self.last_log = self.clock()
+        self.last = None
+
+    def __enter__(self) -> _ProgressDisplay:
+        return self
+
+    def update(self, p) -> None:
+        self.last = p
+        if self.tty:
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=p.total, unit=f" {p.unit}", desc="sync", leave=False, dynamic_ncols=True)
+            self.bar.total = p.total
+            self.bar.n = p.done
+            self.bar.set_postfix_str(f"written={p.rows_written} rejected={p.rejected} failed={p.failed} {p.note}"[:60],
+                                     refresh=True)
+            return
+        now = self.clock()
+        if now - self.last_log >= LOG_INTERVAL_S:
+            self.last_log = now
+            self.out.info(self._line(p))
+
+    @staticmethod
+    def _line(p) -> str:
+        of = f"/{p.total}" if p.total is not None else ""
+        return f"sync: {p.done}{of} {p.unit}, {p.rows_written} rows written, {p.rejected} rejected, {p.failed} failed"
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _render(out: Output, result, json_: bool) -> None:
+    if json_:
+        out.json(result.to_dict())
+        return
+    for warning in result.warnings[:20]:
+        out.warn(warning)
+    if len(result.warnings) > 20:
+        out.warn(f"… and {len(result.warnings) - 20} more warnings (see tacn sync --status)")
+    for error in result.errors[:20]:
+        out.error(f"{error['symbol'] or 'run'}: {error['error']}")
+    mode = " (dry run: nothing written)" if result.dry_run else ""
+    rows = [
+        ["symbols ok", result.symbols_ok], ["symbols up to date", result.symbols_up_to_date],
+        ["symbols empty", result.symbols_empty], ["symbols failed", result.symbols_failed],
+        ["rows fetched", result.rows_fetched], ["inserted", result.inserted], ["updated", result.updated],
+        ["unchanged", result.unchanged], ["rejected", result.rejected],
+    ]
+    if result.skipped:
+        rows.append(["skipped (outside --symbols/--start/--end)", result.skipped])
+    rows.append(["duration (s)", round(result.duration_s, 1)])
+    out.table(f"sync {result.source} → {result.store}{mode}", ["", "count"], rows)
+    if result.rejects_path:
+        out.line(f"rejected rows: {result.rejects_path}", style="red")
+    verdict = {0: ("synced", "green"), 1: ("synced with problems", "yellow"), 3: ("sync failed", "red")}
+    text, style = verdict[result.exit_code]
+    out.line(f"{text}: status {result.status}, last trade_date {result.last_trade_date or '-'}", style=style)
+
+
+def _show_status(out: Output, store, database, limit: int, json_: bool) -> None:
+    from pipelines.sync import sync_status
+
+    with open_store_for(out, store, database) as opened:
+        report = sync_status(opened, limit=limit)
+    if json_:
+        out.json(report)
+        return
+    if not report.runs and not report.jobs:
+        out.line("no sync run recorded in this store yet")
+        return
+    rows = [
+        [r.get("started_at"), r.get("job", "").removeprefix("tacn_sync_"), r.get("status"), r.get("total"),
+         r.get("inserted"), r.get("updated"), r.get("rejected"), r.get("errors"), r.get("last_trade_date"),
+         r.get("duration_s")]
+        for r in report.runs
+    ]
+    styles = [{"failed": "red", "success_with_errors": "yellow", "running": "cyan"}.get(r.get("status")) for r in report.runs]
+    out.table(f"last {len(rows)} sync runs — {report.store}",
+              ["started (UTC)", "source", "status", "symbols", "inserted", "updated", "rejected", "failed",
+               "last date", "seconds"], rows, styles=styles)
+    for job in report.jobs:
+        out.line(f"{job.get('job')}: {job.get('status')} — {job.get('message')}")
+
+
+ORDER = 10
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sync")(sync_command)

@@ -1,0 +1,370 @@
+"""Source layouts → documents in the application's exact shape, a whole frame at a time.
+
+Three layouts reach the sync: AKShare's (Chinese column names, ``stock_zh_a_hist``),
+Tushare's (``pro.daily``: ``ts_code``, ``vol`` in lots, ``amount`` in thousands)
+and the store's own document layout (an export). :func:`convert_frame` turns
+any of them into a frame of documents with the same values
+:func:`validators.records.build_document` gives row by row, vectorised so that a
+file of a million rows converts in seconds.
+
+Rules of the contract that apply here:
+
+- trade_date comes from the date column (日期 / trade_date), never from the
+  frame's index (a RangeIndex turned row numbers into dates on 2025-10-23), and
+  is normalised exactly as :func:`validators.dates.normalize_trade_date` does;
+  a value it refuses makes the row a reject, never a substituted date.
+- Tushare's volume is multiplied by 100 (lots → shares) and amount by 1000
+  (thousand yuan → yuan), as the application converts them; AKShare's values are
+  stored as AKShare returns them.
+- change and pct_chg are recomputed from close and pre_close (4 decimals); where
+  pre_close is absent (AKShare has none), the source's own values are kept, as
+  the application does.
+
+pandas is imported inside the functions: importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from validators.dates import InvalidTradeDate, normalize_trade_date, valid_iso_mask
+from validators.records import (
+    DOCUMENT_VERSION,
+    FIELD_NAMES,
+    OPTIONAL_FIELDS,
+    PERIODS,
+    utc_now,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LAYOUTS = ("akshare", "tushare", "document")
+
+# AKShare column → document field (振幅, the amplitude, is not part of the document).
+AKSHARE_FIELDS = {
+    "日期": "trade_date",
+    "股票代码": "symbol",
+    "开盘": "open",
+    "收盘": "close",
+    "最高": "high",
+    "最低": "low",
+    "成交量": "volume",
+    "成交额": "amount",
+    "涨跌幅": "pct_chg",
+    "涨跌额": "change",
+    "换手率": "turnover_rate",
+}
+AKSHARE_COLUMNS = ("日期", "股票代码", "开盘", "收盘", "最高", "最低", "成交量", "成交额", "振幅", "涨跌幅", "涨跌额", "换手率")
+TUSHARE_COLUMNS = ("ts_code", "trade_date", "open", "high", "low", "close", "pre_close", "change", "pct_chg", "vol", "amount")
+TUSHARE_VOLUME_FACTOR = 100  # lots → shares
+TUSHARE_AMOUNT_FACTOR = 1000  # thousand yuan → yuan
+
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "akshare": ("日期", "开盘", "收盘", "最高", "最低", "成交量"),
+    "tushare": ("ts_code", "trade_date", "open", "high", "low", "close", "vol"),
+    "document": ("symbol", "trade_date", "open", "high", "low", "close"),
+}
+# Columns whose text must stay text when a file is read (leading zeros, YYYYMMDD dates).
+TEXT_COLUMNS = ("日期", "股票代码", "ts_code", "trade_date", "symbol", "code", "full_symbol",
+                "market", "period", "data_source")
+DATE_COLUMN = {"akshare": "日期", "tushare": "trade_date", "document": "trade_date"}
+
+_BASE_FIELDS = tuple(name for name in FIELD_NAMES if name not in OPTIONAL_FIELDS
+                     and name not in ("created_at", "updated_at", "version"))
+_REQUIRED_VALUES = ("open", "high", "low", "close", "volume")
+_NUMERIC_FIELDS = ("open", "high", "low", "close", "pre_close", "volume", "amount", "change", "pct_chg")
+
+
+class LayoutError(ValueError):
+    """The frame is not in the layout it claims (missing columns, unknown layout)."""
+
+
+def detect_layout(columns: Iterable[str]) -> str | None:
+    """Which layout a set of column names is in, or None."""
+    names = set(columns)
+    if "日期" in names and "收盘" in names:
+        return "akshare"
+    if "ts_code" in names and "vol" in names:
+        return "tushare"
+    if {"symbol", "trade_date"} <= names:
+        return "document"
+    return None
+
+
+def missing_columns(columns: Iterable[str], layout: str) -> list[str]:
+    names = set(columns)
+    return [c for c in REQUIRED_COLUMNS[layout] if c not in names]
+
+
+@dataclass
+class ConvertedFrame:
+    """Documents as a frame (index = the source rows' index) and why rows could not be converted.
+
+    ``problems`` maps a source row's index label to its reasons; those rows are
+    still in ``frame`` (with the offending value missing) so the rules see them,
+    but must never be written.
+    """
+
+    frame: pd.DataFrame
+    problems: dict[Any, list[str]] = field(default_factory=dict)
+    now: datetime | None = None
+
+    def add_problem(self, label: Any, reason: str) -> None:
+        self.problems.setdefault(label, []).append(reason)
+
+
+# -- trade_date, vectorised ------------------------------------------------------
+
+
+def normalize_trade_dates(series: pd.Series, *, now: datetime | None = None) -> tuple[pd.Series, dict[Any, str]]:
+    """``normalize_trade_date`` over a Series: (ISO strings, missing where refused; {label: reason}).
+
+    Text columns (CSV, JSON) go through vectorised string operations; other
+    values (datetime.date from AKShare, Timestamps, numbers) element by element.
+    The reason of a refused value is the scalar normaliser's own.
+    """
+    import pandas as pd
+
+    if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(series.dtype):
+        candidates = series.dt.strftime("%Y-%m-%d").astype("string")
+        text_rows = pd.Series(True, index=series.index)
+    else:
+        if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
+            text_rows = pd.Series(True, index=series.index)
+            text = series.astype("string")
+        else:
+            text_rows = series.map(type).eq(str)
+            text = series.where(text_rows).astype("string")
+        text = text.str.strip()
+        compact = text.str.len().eq(8).fillna(False)  # YYYYMMDD
+        slashed = text.str.contains("/", regex=False).fillna(False)  # YYYY/MM/DD
+        candidates = text.copy()
+        if compact.any():
+            candidates[compact] = text[compact].str.replace(r"^(\d{4})(\d{2})(\d{2})$", r"\1-\2-\3", regex=True)
+        if slashed.any():
+            candidates[slashed] = text[slashed].str.replace(r"^(\d{4})/(\d{2})/(\d{2})$", r"\1-\2-\3", regex=True)
+    ok = valid_iso_mask(candidates, now=now) & text_rows
+    iso = candidates.where(ok)
+    reasons: dict[Any, str] = {}
+    for label in series.index[~ok.to_numpy()]:
+        value = series.at[label]
+        try:
+            iso.at[label] = normalize_trade_date(value, now=now)
+        except InvalidTradeDate as exc:
+            reasons[label] = exc.reason
+        except (TypeError, ValueError) as exc:
+            reasons[label] = f"unreadable date ({exc})"
+    return iso.astype("string"), reasons
+
+
+# -- numbers ----------------------------------------------------------------------
+
+
+def _numbers(series: pd.Series, name: str, converted: ConvertedFrame) -> pd.Series:
+    """float64; a present value that is not a number becomes missing and a problem of its row."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(series.dtype):
+        for label in series.index:
+            converted.add_problem(label, f"{name} is not a number ({series.at[label]!r})")
+        return pd.Series(float("nan"), index=series.index)
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return series.astype("float64")
+    values = series
+    if pd.api.types.is_string_dtype(series.dtype):
+        values = series.where(series.astype("string").str.strip().ne("").fillna(False))
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    bad = values.notna() & numbers.isna()
+    if bad.any():
+        for label in series.index[bad.to_numpy()]:
+            converted.add_problem(label, f"{name} is not a number ({series.at[label]!r})")
+    return numbers
+
+
+def _rounded4(values) -> list:
+    """Python's round(x, 4) (what build_document uses), NaN kept."""
+    return [round(v, 4) if v == v else v for v in values]
+
+
+def _symbols(series: pd.Series) -> pd.Series:
+    """Codes as text; integer codes (a spreadsheet dropped the zeros) get them back."""
+    import pandas as pd
+
+    if pd.api.types.is_integer_dtype(series.dtype):
+        return series.astype("string").str.zfill(6)
+    if series.dtype == object:
+        is_int = series.map(lambda v: isinstance(v, int) and not isinstance(v, bool))
+        if is_int.any():
+            series = series.copy()
+            series[is_int] = series[is_int].map(lambda v: f"{v:06d}")
+    return series.astype("string").str.strip()
+
+
+# -- the conversion ---------------------------------------------------------------
+
+
+def convert_frame(
+    raw: pd.DataFrame,
+    layout: str,
+    *,
+    period: str = "daily",
+    symbol: str | None = None,
+    data_source: str | None = None,
+    now: datetime | None = None,
+) -> ConvertedFrame:
+    """A frame in ``layout`` → a frame of documents (one per row, same index).
+
+    ``symbol`` fills the symbol when the frame has no code column (AKShare's
+    frame always has 股票代码). ``data_source`` defaults to the layout's own
+    (akshare, tushare) or, for documents, their data_source column.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if layout not in LAYOUTS:
+        raise LayoutError(f"unknown layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    if period not in PERIODS:
+        raise LayoutError(f"unknown period {period!r}: expected one of {', '.join(PERIODS)}")
+    lacking = missing_columns(raw.columns, layout)
+    if layout == "document" and "symbol" in lacking and symbol is not None:
+        lacking.remove("symbol")
+    if lacking:
+        raise LayoutError(f"{layout} layout but the columns {', '.join(lacking)} are missing")
+    stamp = now or utc_now()
+    converted = ConvertedFrame(pd.DataFrame(index=raw.index), now=stamp)
+    out = converted.frame
+    index = raw.index
+
+    def column(name: str) -> pd.Series | None:
+        return raw[name] if name in raw.columns else None
+
+    # symbol
+    if layout == "akshare":
+        source_symbol = column("股票代码")
+    elif layout == "tushare":
+        source_symbol = raw["ts_code"].astype("string").str.split(".", n=1).str[0]
+    else:
+        source_symbol = column("symbol")
+    if source_symbol is None:
+        symbols = pd.Series(symbol, index=index, dtype="string")
+    else:
+        symbols = _symbols(source_symbol)
+        if symbol is not None:
+            symbols = symbols.fillna(symbol)
+
+    dates, reasons = normalize_trade_dates(raw[DATE_COLUMN[layout]], now=stamp)
+    for label, reason in reasons.items():
+        converted.add_problem(label, f"trade_date_iso: {reason}")
+
+    # numbers, in the document's units
+    if layout == "akshare":
+        names = {field_: source for source, field_ in AKSHARE_FIELDS.items() if field_ in _NUMERIC_FIELDS}
+    elif layout == "tushare":
+        names = {n: n for n in _NUMERIC_FIELDS if n != "volume"}
+        names["volume"] = "vol"
+    else:
+        names = {n: n for n in _NUMERIC_FIELDS}
+    numbers: dict[str, pd.Series] = {}
+    for field_ in _NUMERIC_FIELDS:
+        source = names.get(field_)
+        values = column(source) if source else None
+        numbers[field_] = (
+            _numbers(values, source, converted) if values is not None else pd.Series(np.nan, index=index)
+        )
+    # A row of a source that always sends these values but lacks one is malformed, not a null to store.
+    for field_ in _REQUIRED_VALUES:
+        source = names[field_]
+        if source in REQUIRED_COLUMNS[layout]:
+            missing = numbers[field_].isna()
+            for label in index[missing.to_numpy(dtype=bool)]:
+                if not any(p.startswith(f"{source} ") for p in converted.problems.get(label, ())):
+                    converted.add_problem(label, f"{source} is missing")
+    if layout == "tushare":
+        numbers["volume"] = numbers["volume"] * TUSHARE_VOLUME_FACTOR
+        numbers["amount"] = numbers["amount"] * TUSHARE_AMOUNT_FACTOR
+
+    # change / pct_chg: recomputed where close and pre_close exist, else the source's own
+    close, pre_close = numbers["close"], numbers["pre_close"]
+    both = close.notna() & pre_close.notna()
+    change = numbers["change"].copy()
+    pct_chg = numbers["pct_chg"].copy()
+    if both.any():
+        diff = (close[both] - pre_close[both]).to_numpy()
+        change[both] = _rounded4(diff)
+        base = pre_close[both].to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pct = np.where(base != 0, diff / np.where(base != 0, base, 1.0) * 100, np.nan)
+        pct_chg[both] = _rounded4(pct)
+
+    def text_column(name: str, default: str | None) -> pd.Series:
+        values = column(name) if layout == "document" else None
+        if values is None:
+            return pd.Series(default, index=index, dtype="string")
+        values = values.astype("string")
+        return values.fillna(default) if default is not None else values
+
+    default_source = data_source or (layout if layout != "document" else None)
+    out["symbol"] = symbols
+    out["code"] = symbols
+    out["full_symbol"] = symbols + np.where(symbols.str.startswith("6").fillna(False), ".SH", ".SZ")
+    out["market"] = text_column("market", "CN")
+    out["trade_date"] = dates
+    out["period"] = text_column("period", period) if layout == "document" else pd.Series(period, index=index, dtype="string")
+    if layout == "document" and data_source is None:
+        out["data_source"] = text_column("data_source", None)
+    else:
+        out["data_source"] = pd.Series(default_source, index=index, dtype="string")
+    for name in ("open", "high", "low", "close", "pre_close", "volume", "amount"):
+        out[name] = numbers[name]
+    out["change"] = change
+    out["pct_chg"] = pct_chg
+    optional_sources = {"turnover_rate": "换手率"} if layout == "akshare" else (
+        {n: n for n in OPTIONAL_FIELDS} if layout == "document" else {}
+    )
+    for name, source in optional_sources.items():
+        values = column(source)
+        if values is not None:
+            out[name] = _numbers(values, source, converted)
+    return converted
+
+
+def documents(frame: pd.DataFrame, *, now: datetime | None = None) -> list[dict]:
+    """Rows of a converted frame as documents: the app's field order, NaN → None, optional fields only when present."""
+    import pandas as pd
+
+    stamp = now or utc_now()
+    if frame.empty:
+        return []
+
+    def values(name: str) -> list:
+        series = frame[name]
+        if pd.api.types.is_float_dtype(series.dtype):
+            array = series.to_numpy(dtype=object)
+            array[series.isna().to_numpy()] = None
+            return array.tolist()
+        return series.astype(object).where(series.notna(), None).tolist()
+
+    names = list(_BASE_FIELDS)
+    columns = [values(name) for name in names]
+    optional = [name for name in OPTIONAL_FIELDS if name in frame.columns and frame[name].notna().any()]
+    if not optional:
+        tail = ("created_at", "updated_at", "version")
+        keys = (*names, *tail)
+        constant = (stamp, stamp, DOCUMENT_VERSION)
+        return [dict(zip(keys, (*row, *constant), strict=True)) for row in zip(*columns, strict=True)]
+    optional_columns = [values(name) for name in optional]
+    docs = []
+    for row, extra in zip(zip(*columns, strict=True), zip(*optional_columns, strict=True), strict=True):
+        doc = dict(zip(names, row, strict=True))
+        for name, value in zip(optional, extra, strict=True):
+            if value is not None:
+                doc[name] = value
+        doc["created_at"] = stamp
+        doc["updated_at"] = stamp
+        doc["version"] = DOCUMENT_VERSION
+        docs.append(doc)
+    return docs
