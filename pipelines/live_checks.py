@@ -38,7 +38,10 @@ def skipped(service: str, why: str) -> LiveCheck:
 
 
 def _message(exc: BaseException) -> str:
-    return scrub(f"{type(exc).__name__}: {exc}")[:300]
+    text = str(exc)
+    for tail in (" (configured timeouts", ", Timeout:"):  # pymongo appends its whole topology description
+        text = text.split(tail, 1)[0]
+    return scrub(f"{type(exc).__name__}: {text}")[:300]
 
 
 # -- MongoDB -------------------------------------------------------------------------

@@ -330,10 +330,21 @@ def test_unreachable_mongodb_is_a_failed_live_check_within_the_timeout():
     found = checks(payload)
     assert found[("mongodb", "connect")]["status"] == "error"
     assert "cannot reach mongodb://ops:***@127.0.0.1" in found[("mongodb", "connect")]["message"]
+    assert "Topology Description" not in found[("mongodb", "connect")]["message"]  # the driver's dump is cut
     assert found[("mongodb", "ping")]["status"] == "skipped"
     assert found[("redis", "connect")]["status"] == "error"
     assert payload["database_values"] == "not read (MongoDB not reachable)"
     assert items(payload)["TUSHARE_TOKEN"]["precedence"].endswith("(database not read)")
+
+
+def test_store_option_replaces_the_uri_built_from_mongodb_settings():
+    url = f"mongodb://ops:{MONGO_PASSWORD}@127.0.0.1:{free_port()}/ta_other"
+    env = {**VALID_ENV, "REDIS_PORT": str(free_port()), "TACN_CONNECT_TIMEOUT": "0.3"}
+    result = invoke("--json", "--store", url, env=env)
+    assert result.exit_code == 1
+    connect = checks(json.loads(result.stdout))[("mongodb", "connect")]
+    assert connect["status"] == "error" and "mongodb://ops:***@127.0.0.1" in connect["message"]
+    assert "/ta_other" in connect["message"]
 
 
 # -- a real Redis server ------------------------------------------------------------------
