@@ -315,6 +315,28 @@ def test_missing_unique_index_and_missing_database_fail(app_db):
     assert result.failed()
 
 
+class RefusingMongo:
+    """A client whose server refuses the credentials, as pymongo reports it (code 18)."""
+
+    class _Admin:
+        def command(self, name):
+            from pymongo.errors import OperationFailure
+
+            raise OperationFailure(f"Authentication failed. password {MONGO_PASSWORD}", code=18)
+
+    admin = _Admin()
+
+
+def test_refused_mongodb_credentials_are_a_failed_authenticate_check():
+    result = run_config_check({**VALID_ENV, "REDIS_PORT": str(free_port()), "MONGODB_PASSWORD": MONGO_PASSWORD},
+                              None, mongo_client=RefusingMongo(), timeout_s=1)
+    assert_no_secret(json.dumps(result.to_dict()))
+    found = {(c.service, c.check): c for c in result.live_checks}
+    assert found[("mongodb", "connect")].status == "ok"
+    assert found[("mongodb", "authenticate")].status == "error"
+    assert result.database_values == "not read (MongoDB not reachable)" and result.failed()
+
+
 # -- unreachable MongoDB ----------------------------------------------------------------
 
 
@@ -412,6 +434,27 @@ def test_redis_below_the_thresholds_is_healthy(redis_server, monkeypatch, app_db
         assert found[("redis", "clients")].details["maxclients"] > 0
     finally:
         pubsub.close()
+
+
+def test_too_many_redis_clients_warn(redis_server, monkeypatch, app_db):
+    healthy_mongo(monkeypatch, app_db)
+    admin = redis_server.client()
+    admin.config_set("maxclients", 120)
+    held = [redis_server.client() for _ in range(101)]
+    try:
+        for client in held:
+            client.ping()  # each holds its own connection
+        env = {**VALID_ENV, "REDIS_PORT": str(redis_server.port)}
+        result = invoke("--json", env=env)
+        clients = checks(json.loads(result.stdout))[("redis", "clients")]
+        assert clients["status"] == "warning"
+        assert clients["details"]["connected_clients"] >= 102 and clients["details"]["maxclients"] == 120
+        assert "above 80% of maxclients" in clients["message"] and "more than 100 clients" in clients["message"]
+        assert result.exit_code == 0 and invoke("--strict", env=env).exit_code == 1
+    finally:
+        for client in held:
+            client.close()
+        admin.close()
 
 
 def test_wrong_redis_password_is_a_failed_check_not_a_crash(redis_server_with_password, monkeypatch, app_db):
