@@ -30,7 +30,8 @@ def handle_errors(out: Output) -> Iterator[None]:
     """Map exceptions to the documented exit codes; never show a traceback (unless TACN_DEBUG=1)."""
     try:
         yield
-    except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+    # typer vendors click: its BadParameter/UsageError derive from typer.TyperException, not click's.
+    except (typer.Exit, typer.TyperException, click.exceptions.ClickException, click.exceptions.Abort):
         raise
     except TacnError as exc:
         out.error(str(exc))
