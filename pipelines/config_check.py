@@ -106,7 +106,7 @@ def run_config_check(
     environ = dict(environ)
     register_secrets(environ)
     path = Path(env_file) if env_file is not None else DEFAULT_ENV_FILE
-    found = path.exists() or path.is_symlink()
+    found = path.exists()
     if not found and env_file is not None:
         raise ConfigError(f"env file {path} does not exist")
     file_values = read_env_file(path) if found else {}
