@@ -92,17 +92,16 @@ class SelectionSummary:
         if pair is None:
             pair = self.pairs[key] = PairLoss(*(_hashable(k) for k in key))
         pair.records += 1
-        if kind == KIND_DIGITS:
+        try:  # "20251023" is digits too, but names its day
+            day = normalize_trade_date(value, now=self.now)
+        except InvalidTradeDate:
+            day = None
+        if day is not None:
+            pair.recoverable_first = min(filter(None, (pair.recoverable_first, day)))
+            pair.recoverable_last = max(filter(None, (pair.recoverable_last, day)))
+        elif kind == KIND_DIGITS:
             number = int(value)
             pair.max_row_number = number if pair.max_row_number is None else max(pair.max_row_number, number)
-        else:
-            try:
-                day = normalize_trade_date(value, now=self.now)
-            except InvalidTradeDate:
-                day = None
-            if day is not None:
-                pair.recoverable_first = min(filter(None, (pair.recoverable_first, day)))
-                pair.recoverable_last = max(filter(None, (pair.recoverable_last, day)))
         stamp = doc.get("updated_at") or doc.get("created_at")
         if isinstance(stamp, datetime):
             stamp = stamp.replace(tzinfo=None)

@@ -1,0 +1,185 @@
+"""repair: the closed loop — clean (with backup), re-sync what was lost, verify.
+
+1. clean: every record with an invalid trade_date (narrowed by data_source) is
+   backed up and deleted (:mod:`pipelines.clean`);
+2. plan: for each (symbol, data_source, period) that lost records, the date span
+   those records covered (:func:`lost_span`);
+3. re-sync exactly those pairs over those spans (:func:`pipelines.sync.run_sync`),
+   each from its own data_source, or all from ``source`` when given;
+4. verify-fix over the store (:mod:`pipelines.verify`).
+
+A dry run does the clean dry run and the planning only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pipelines.clean import CleanResult, PairLoss, clean_invalid_trade_date
+from pipelines.errors import TacnError, UsageError
+from pipelines.stores.base import QuoteStore, RecordFilter
+from pipelines.verify import VerifyResult, verify_fix
+from validators.dates import FIRST_TRADE_DATE_ISO, shanghai_today
+
+RESYNC_SOURCES = ("akshare", "tushare")
+
+
+@dataclass
+class RepairTarget:
+    """One re-sync: a pair that lost records and the span to fetch again."""
+
+    symbol: str
+    data_source: str
+    period: str
+    records_lost: int
+    start: str | None
+    end: str | None
+    basis: str  # how the span was found
+    source: str | None  # what to sync from; None when it cannot be re-synced
+    note: str | None = None
+
+
+@dataclass
+class ResyncOutcome:
+    source: str
+    period: str
+    symbols: list[str]
+    start: str
+    end: str
+    status: str  # the sync's status, or "error"
+    inserted: int = 0
+    updated: int = 0
+    rejected: int = 0
+    error: str | None = None
+
+
+@dataclass
+class RepairResult:
+    store: str
+    dry_run: bool
+    clean: CleanResult
+    targets: list[RepairTarget] = field(default_factory=list)
+    resyncs: list[ResyncOutcome] = field(default_factory=list)
+    verify: VerifyResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        if self.dry_run:
+            return True
+        unsynced = any(t.source is None for t in self.targets)
+        failed = any(r.status not in ("success",) for r in self.resyncs)
+        return not unsynced and not failed and self.verify is not None and self.verify.ok
+
+
+def _sessions_up_to(end_day: str) -> list[str]:
+    from validators.calendar import sessions_between
+
+    return sessions_between(FIRST_TRADE_DATE_ISO, end_day)
+
+
+def lost_span(pair: PairLoss, latest_valid: str | None, *, now: datetime | None = None) -> tuple[str | None, str | None, str]:
+    """(start, end, basis) of the days a pair's invalid records stood for.
+
+    - values that still name a date ("20251023", "2025/10/23") give it directly;
+    - row numbers "0".."N" (the 2025-10-23 bug: AKShare's RangeIndex) stand for N+1
+      consecutive XSHG sessions ending at the last session on or before the day the
+      records were written (their updated_at, in Asia/Shanghai);
+    - otherwise: from the day after the pair's latest valid date to the day written.
+    """
+    written = shanghai_today(pair.updated_last) if pair.updated_last else shanghai_today(now)
+    written_iso = written.isoformat()
+    starts, ends, basis = [], [], []
+    if pair.recoverable_first:
+        starts.append(pair.recoverable_first)
+        ends.append(pair.recoverable_last)
+        basis.append("dates in the values")
+    if pair.max_row_number is not None:
+        sessions = _sessions_up_to(written_iso)
+        if sessions:
+            count = pair.max_row_number + 1
+            starts.append(sessions[-count] if count <= len(sessions) else sessions[0])
+            ends.append(sessions[-1])
+            basis.append(f"rows 0..{pair.max_row_number}")
+    if not starts:
+        after = (datetime.fromisoformat(latest_valid) + timedelta(days=1)).date().isoformat() if latest_valid else None
+        start = after if after and after <= written_iso else None
+        return start, written_iso, "after latest valid"
+    return min(starts), max(ends), "; ".join(basis)
+
+
+def plan_targets(store: QuoteStore, clean: CleanResult, source: str | None, *, now: datetime | None = None) -> list[RepairTarget]:
+    targets = []
+    latest_cache: dict[tuple, dict[str, str]] = {}
+    for pair in clean.pairs:
+        symbol, data_source, period = pair.symbol, pair.data_source, pair.period or "daily"
+        if not isinstance(symbol, str) or not isinstance(data_source, str) or not isinstance(period, str):
+            targets.append(RepairTarget(str(symbol), str(data_source), str(period), pair.records, None, None,
+                                        "-", None, "symbol, data_source or period unusable: not re-synced"))
+            continue
+        key = (data_source, period)
+        if key not in latest_cache:
+            latest_cache[key] = store.latest_valid_trade_dates(data_source, period)
+        start, end, basis = lost_span(pair, latest_cache[key].get(symbol), now=now)
+        chosen = source or (data_source if data_source in RESYNC_SOURCES else None)
+        note = None if chosen else f"no re-sync source for data_source {data_source!r} (pass --source)"
+        targets.append(RepairTarget(symbol, data_source, period, pair.records, start, end, basis, chosen, note))
+    return targets
+
+
+SyncFunction = Callable[..., object]
+
+
+def repair(
+    store: QuoteStore,
+    *,
+    source: str | None = None,
+    data_source: str | None = None,
+    apply: bool = False,
+    backup_dir: Path | None = None,
+    batch_size: int = 10_000,
+    sync_options: dict | None = None,
+    sync: SyncFunction | None = None,
+    now: datetime | None = None,
+) -> RepairResult:
+    """Clean (backup first), re-sync the lost pairs over their spans, verify. Dry run unless ``apply``."""
+    if source is not None and source not in RESYNC_SOURCES and not source.startswith("file:"):
+        raise UsageError(f"--source must be akshare, tushare or file:PATH, got {source!r}")
+    if data_source is None and source in RESYNC_SOURCES:
+        data_source = source  # --source akshare repairs what AKShare wrote
+    flt = RecordFilter(data_source=data_source)
+    clean = clean_invalid_trade_date(store, flt, apply=apply, backup_dir=backup_dir, batch_size=batch_size,
+                                     label="repair", now=now)
+    result = RepairResult(store.display_url, not apply, clean, plan_targets(store, clean, source, now=now))
+    if not apply:
+        return result
+    if sync is None:
+        from pipelines.sync import run_sync as sync
+    groups: dict[tuple, list[str]] = {}
+    for t in result.targets:
+        if t.source is not None and t.end is not None:
+            groups.setdefault((t.source, t.period, t.start, t.end), []).append(t.symbol)
+    for (src, period, start, end), symbols in groups.items():
+        result.resyncs.append(_resync(store, sync, src, period, start, end, sorted(set(symbols)), sync_options or {},
+                                      now))
+    result.verify = verify_fix(store, data_source=data_source, now=now)
+    return result
+
+
+def _resync(store, sync, source, period, start, end, symbols, options, now) -> ResyncOutcome:
+    from pipelines.sync import SyncRequest
+
+    outcome = ResyncOutcome(source, period, symbols, start or "(incremental)", end, "error")
+    request = SyncRequest(source=source, symbols=tuple(symbols), start=start, end=end, period=period, **options)
+    try:
+        synced = sync(store, request, now=now)
+    except TacnError as exc:  # one failed group does not stop the others; it is reported
+        outcome.error = str(exc)
+        return outcome
+    outcome.status = synced.status
+    outcome.inserted, outcome.updated, outcome.rejected = synced.inserted, synced.updated, synced.rejected
+    if synced.errors:
+        outcome.error = "; ".join(str(e.get("error")) for e in synced.errors[:3])
+    return outcome
