@@ -51,3 +51,17 @@ def recent_runs(store: Any, *, limit: int = 10, job_prefix: str | None = None) -
     runs = [r for r in store.aux_find(HISTORY_COLLECTION)
             if job_prefix is None or str(r.get("job", "")).startswith(job_prefix)]
     return list(reversed(runs))[:limit]
+
+
+def mark_abandoned(store: Any, *, job_prefix: str, message: str) -> int:
+    """Mark records still "running" as failed: call only while holding the lock those runs held."""
+    count = 0
+    for status in statuses(store, job_prefix=job_prefix):
+        if status.get("status") == "running":
+            write_status(store, status["job"], {**status, "status": "failed", "message": message})
+            count += 1
+    for run in store.aux_find(HISTORY_COLLECTION):
+        if run.get("status") == "running" and str(run.get("job", "")).startswith(job_prefix):
+            store.aux_upsert(HISTORY_COLLECTION, run["run_id"], {**run, "status": "failed", "message": message})
+            count += 1
+    return count

@@ -328,7 +328,7 @@ class RejectsFile:
         if not reasons:
             return 0
         lines = []
-        for label, why in reasons.items():
+        for label, why in sorted(reasons.items(), key=lambda item: str(item[0]).zfill(20)):
             record = {str(k): _jsonable(v) for k, v in raw.loc[label].items()} if label in raw.index else {}
             lines.append(json.dumps({
                 "source": self.source,
@@ -437,6 +437,9 @@ def run_sync(
     record = request.record_run and not request.dry_run
     try:
         if record:
+            if lock is not None:  # we hold the lock: a sync still "running" in the records died
+                runs.mark_abandoned(store, job_prefix=JOB_PREFIX,
+                                    message="interrupted: the process ended without finishing (killed?)")
             _write_records(store, result, request, "running")
         if kind == "file":
             _sync_file(store, request, file_source, result, rejects, progress, now)

@@ -86,7 +86,7 @@ class LayoutError(ValueError):
 def detect_layout(columns: Iterable[str]) -> str | None:
     """Which layout a set of column names is in, or None."""
     names = set(columns)
-    if "日期" in names and "收盘" in names:
+    if "日期" in names:
         return "akshare"
     if "ts_code" in names and "vol" in names:
         return "tushare"

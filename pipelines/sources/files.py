@@ -85,7 +85,10 @@ def _columns(path: Path, kind: str) -> list[str]:
         names: dict[str, None] = {}
         with path.open(encoding="utf-8-sig") as handle:
             for _, line in zip(range(1000), handle, strict=False):
-                record = _parse_line(line)
+                try:
+                    record = _parse_line(line)
+                except ValueError:  # a bad line becomes a reject when the rows are read
+                    continue
                 if isinstance(record, dict):
                     names.update(dict.fromkeys(record))
         return list(names)

@@ -22,6 +22,7 @@ def sync_command(
     all_symbols: Annotated[bool, typer.Option("--all", help="Every symbol: the store's stock_basic_info, else the source's stock list.")] = False,
     start: Annotated[str | None, typer.Option("--start", help="First date, YYYY-MM-DD or YYYYMMDD (default: the day after each symbol's latest valid stored date).")] = None,
     end: Annotated[str | None, typer.Option("--end", help="Last date (default: today in Asia/Shanghai).")] = None,
+    default_start: Annotated[str | None, typer.Option("--default-start", help="Where a symbol with nothing stored starts (default: 1990-12-19).")] = None,
     period: Annotated[str, typer.Option("--period", help="daily, weekly or monthly.")] = "daily",
     adjust: Annotated[str, typer.Option("--adjust", help="Price adjustment: none, qfq or hfq.")] = "none",
     workers: Annotated[int, typer.Option("--workers", help="Symbols fetched in parallel (rate limits are shared).")] = 1,
@@ -50,7 +51,7 @@ def sync_command(
         if status:
             _show_status(out, store, database, limit, json_)
             raise typer.Exit(exit_codes.OK)
-        request, env = _request(source, symbols, symbols_file, all_symbols, start, end, period, adjust, workers,
+        request, env = _request(source, symbols, symbols_file, all_symbols, start, end, default_start, period, adjust, workers,
                                 dry_run, rejects, layout, file_type, timeout, retries, akshare_interval, tushare_rate)
         from pipelines.sync import run_sync
 
@@ -61,7 +62,7 @@ def sync_command(
     raise typer.Exit(result.exit_code)
 
 
-def _request(source, symbols, symbols_file, all_symbols, start, end, period, adjust, workers, dry_run, rejects,
+def _request(source, symbols, symbols_file, all_symbols, start, end, default_start, period, adjust, workers, dry_run, rejects,
              layout, file_type, timeout, retries, akshare_interval, tushare_rate):
     from pathlib import Path
 
@@ -77,6 +78,7 @@ def _request(source, symbols, symbols_file, all_symbols, start, end, period, adj
     try:
         codes = parse_symbols(symbols)
         start_iso, end_iso = parse_date_option(start, "--start"), parse_date_option(end, "--end")
+        first_iso = parse_date_option(default_start, "--default-start")
     except typer.BadParameter as exc:
         raise UsageError(str(exc)) from None
     if symbols_file:
@@ -102,6 +104,8 @@ def _request(source, symbols, symbols_file, all_symbols, start, end, period, adj
         tushare_url=env.get("TACN_TUSHARE_URL"), timeout=timeout, max_attempts=retries + 1,
         akshare_min_interval=akshare_interval, tushare_calls_per_minute=tushare_rate,
     )
+    if first_iso:
+        request.default_start = first_iso
     return request, env
 
 
