@@ -206,7 +206,7 @@ class _Watcher:
     def emit(self, kind: str, text: str = "", **fields) -> None:
         if kind == "warning":
             self.result.warnings += 1
-        self._emit(WatchEvent(kind, self.scrub(text), at=self.clock(), **fields))
+        self._emit(WatchEvent(kind, self.scrub(text) if text else text, at=self.clock(), **fields))
 
     def time_left(self) -> float | None:
         return None if self.deadline is None else self.deadline - self.clock()

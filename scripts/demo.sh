@@ -31,6 +31,23 @@ step "The rule catalogue the validator runs" 0 tacn schema
 DEMO_ENV="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/examples/demo.env"
 step "Configuration check of the example .env: placeholders warn, exit 0" 0 tacn config-check --offline --env-file "$DEMO_ENV"
 # --- watch steps ---
+# A local stand-in for the application's WebSocket endpoints (pipelines/dev_ws_server.py):
+# it verifies JWTs with its own demo secret and publishes a notification every 0.3 s.
+DEMO_JWT_SECRET="demo-only-jwt-secret-0123456789abcdef0123456789"
+WS_PORT_FILE="$(mktemp -u "${TMPDIR:-/tmp}/tacn-demo-ws.XXXXXX")"
+env JWT_SECRET="$DEMO_JWT_SECRET" "$(dirname "$(command -v tacn)")/python" -m pipelines.dev_ws_server \
+  --port-file "$WS_PORT_FILE" --interval 0.3 &
+WS_PID=$!
+for _ in $(seq 100); do [ -s "$WS_PORT_FILE" ] && break; sleep 0.1; done
+WS_API="http://127.0.0.1:$(cat "$WS_PORT_FILE" 2>/dev/null || echo 9)"
+step "Tail the notification stream of the local demo server (token minted from JWT_SECRET)" 0 \
+  env JWT_SECRET="$DEMO_JWT_SECRET" tacn watch --api-url "$WS_API" --mint-token --type notification --count 5
+step "The same stream as NDJSON for jq, for 3 seconds" 0 \
+  env JWT_SECRET="$DEMO_JWT_SECRET" tacn watch --api-url "$WS_API" --mint-token --json --timeout 3
+step "A refused token: exit 3 at once, the token never printed" 3 \
+  tacn watch --api-url "$WS_API" --token not-a-valid-jwt-0123456789
+step "Who is connected to the WebSocket endpoints" 0 tacn ws-stats --api-url "$WS_API"
+kill "$WS_PID" 2>/dev/null; wait "$WS_PID" 2>/dev/null; rm -f "$WS_PORT_FILE"
 
 echo
 if [ "$failures" -eq 0 ]; then echo "demo: every step behaved as expected"; else echo "demo: $failures step(s) did not"; fi
