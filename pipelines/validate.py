@@ -160,19 +160,31 @@ class SeenKeys:
 
 
 def key_hashes(frame: pd.DataFrame) -> np.ndarray:
-    """A uint64 per row from the key fields. Values of different types stay apart (1 is not "1")."""
+    """A uint64 per row from the key fields. Values of different types stay apart (1 is not "1").
+
+    pandas hashes 1 and "1" alike, so a row holding a non-string key value gets
+    the hash of its types mixed in; all-string rows keep the plain hash, which
+    is the same whatever dtype a chunk's column happens to have.
+    """
+    import numpy as np
     import pandas as pd
 
     from validators.rules import column
 
-    keys = {}
-    for name in KEY_FIELDS:
-        values = column(frame, name).astype(object)
-        keys[name] = values
-        kinds = values.map(type)
-        if not kinds.eq(str).all():
-            keys[f"{name}:type"] = kinds.map(lambda k: k.__name__).astype(object)
-    return pd.util.hash_pandas_object(pd.DataFrame(keys, index=frame.index), index=False).to_numpy()
+    keys = pd.DataFrame({name: column(frame, name).astype(object) for name in KEY_FIELDS}, index=frame.index)
+    hashes = pd.util.hash_pandas_object(keys, index=False).to_numpy().copy()
+    for position, name in enumerate(KEY_FIELDS):
+        values = frame[name] if name in frame.columns else keys[name]
+        if values.dtype != object and pd.api.types.is_string_dtype(values.dtype):
+            other = values.isna().to_numpy()
+            kinds = np.where(other, "NoneType", "str").astype(object)
+        else:
+            kinds = values.map(lambda v: type(v).__name__).to_numpy(dtype=object)
+            other = kinds != "str"
+        if other.any():
+            tags = pd.util.hash_array(kinds[other]) * np.uint64(2 * position + 3)
+            hashes[other] = hashes[other] ^ tags
+    return hashes
 
 
 # -- completeness -----------------------------------------------------------------------

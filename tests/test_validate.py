@@ -476,3 +476,12 @@ def test_validate_as_a_real_subprocess(tmp_path):
     assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)
     assert {r["name"]: r["failing"] for r in report["rules"]}["trade_date_iso"] == 1
+
+
+def test_a_non_string_key_in_a_later_chunk_does_not_hide_duplicates_of_string_keys(tmp_path):
+    docs = good_docs(4, ("600000",))
+    later = [dict(docs[0]), dict(docs[1], trade_date=20251023)]  # a repeat, next to an integer date
+    frame_a, frame_b = pd.DataFrame(docs), pd.DataFrame(later)
+    seen = SeenKeys()
+    assert not seen.add(key_hashes(frame_a)).any()
+    assert seen.add(key_hashes(frame_b)).tolist() == [True, False]

@@ -1,0 +1,177 @@
+"""Benchmark of `tacn validate` on the SQLite store (issue 4).
+
+1,000,000 records (1,000 symbols x 1,000 XSHG sessions) with 5% bad trade_dates
+(the 2025-10-23 bug: the row number as the date). In the same run:
+(a) `tacn validate --json` end to end, as a subprocess (start-up, import, read,
+    every rule, report);
+(b) the floor: read the same rows from the store into pandas in one query and run
+    plain vectorised checks of the same rules, in this process.
+Target: (a)/(b) <= 1.5. Then 5,000,000 records: peak RSS of (a) at most 1.2x its
+peak at 1,000,000 (bounded memory). Peak RSS of a child comes from os.wait4.
+
+The datasets are written once into a temporary directory through the store's own
+row encoding (pipelines.stores.sqlite._encode_row), in batches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bson import ObjectId  # noqa: E402
+from common import report, scaled  # noqa: E402
+
+from pipelines.stores.sqlite import TABLE, SQLiteStore, _encode_row  # noqa: E402
+from validators.calendar import sessions_between  # noqa: E402
+from validators.records import FIELD_NAMES, build_document  # noqa: E402
+
+SYMBOLS = 1_000
+N_SMALL = scaled(1_000_000)
+N_LARGE = scaled(5_000_000)
+BAD_EVERY = 20  # 5%
+BATCH = 50_000
+
+
+def _symbol(s: int) -> str:
+    return f"{600000 + s:06d}" if s % 2 else f"{s:06d}"
+
+
+def _rows(start: int, stop: int, days: list[str]):
+    """Rows start..stop-1 of the dataset, as the store encodes them. Row i: symbol i % SYMBOLS, day i // SYMBOLS."""
+    from datetime import datetime
+
+    stamp = datetime(2025, 10, 23, 9, 0)
+    templates = {}
+    for i in range(start, stop):
+        s, d = i % SYMBOLS, i // SYMBOLS
+        template = templates.get(s)
+        if template is None:
+            doc = build_document(symbol=_symbol(s), trade_date=days[0], data_source="akshare", open=10.0,
+                                 high=10.3, low=9.8, close=10.1, pre_close=10.0, volume=1000.0, amount=1e4, now=stamp)
+            doc["full_symbol"] = f"{doc['code']}.{'SH' if doc['code'].startswith('6') else 'SZ'}"
+            template = templates[s] = _encode_row(doc, "")
+            assert template[-1] is None  # plain values only: the tuple below is the store's encoding
+        close = 10.0 + (d % 7) * 0.01 + s % 50
+        trade_date = str(i) if i % BAD_EVERY == 0 else days[d]
+        row = list(template)
+        row[0] = str(ObjectId())
+        row[1 + FIELD_NAMES.index("trade_date")] = trade_date
+        for name, value in (("open", close - 0.05), ("high", close + 0.2), ("low", close - 0.2), ("close", close),
+                            ("pre_close", close - 0.1), ("change", 0.1),
+                            ("pct_chg", round(0.1 / (close - 0.1) * 100, 4)), ("volume", 1000.0 + d)):
+            row[1 + FIELD_NAMES.index(name)] = value
+        yield tuple(row)
+
+
+def build(path: Path, start: int, stop: int, days: list[str]) -> None:
+    SQLiteStore(path).close()  # the store's schema and indexes
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA synchronous = OFF")
+    columns = ", ".join(f'"{c}"' for c in ("_id", *FIELD_NAMES, "extra"))
+    sql = f"INSERT INTO {TABLE} ({columns}) VALUES ({', '.join('?' for _ in range(len(FIELD_NAMES) + 2))})"
+    for lo in range(start, stop, BATCH):
+        conn.execute("BEGIN")
+        conn.executemany(sql, _rows(lo, min(lo + BATCH, stop), days))
+        conn.execute("COMMIT")
+    conn.close()
+
+
+def run_validate(path: Path, workdir: Path) -> tuple[float, float, dict, int]:
+    """(wall seconds, peak RSS MiB, parsed JSON, exit code) of `tacn validate --json` as a child."""
+    exe = os.path.join(os.path.dirname(sys.executable), "tacn")
+    out_path = workdir / "validate.json"
+    with out_path.open("w") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen([exe, "validate", "--store", f"sqlite:///{path}", "--json"], stdout=out,
+                                stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return elapsed, usage.ru_maxrss / 1024, json.loads(out_path.read_text()), proc.returncode
+
+
+def floor(path: Path) -> tuple[float, dict]:
+    """Read everything in one query and run plain vectorised checks of the same rules."""
+    import numpy as np
+    import pandas as pd
+
+    from validators.calendar import session_set
+    from validators.dates import ISO_DATE_PATTERN, latest_allowed_trade_date
+
+    start = time.perf_counter()
+    conn = sqlite3.connect(path)
+    columns = ", ".join(f'"{c}"' for c in FIELD_NAMES)
+    df = pd.read_sql_query(f"SELECT _id, {columns} FROM {TABLE}", conn)
+    conn.close()
+    latest = latest_allowed_trade_date().isoformat()
+    td = df["trade_date"]
+    date_ok = td.str.fullmatch(ISO_DATE_PATTERN[1:-1]).fillna(False) & (td >= "1990-12-19") & (td <= latest)
+    prices = df[["open", "high", "low", "close", "pre_close"]]
+    code = df["code"]
+    suffix = np.select([code.str.startswith("6"), code.str.startswith(("4", "8", "92"))], [".SH", ".BJ"], ".SZ")
+    created = pd.to_datetime(df["created_at"], errors="coerce")
+    updated = pd.to_datetime(df["updated_at"], errors="coerce")
+    expected_pct = (df["close"] - df["pre_close"]) / df["pre_close"] * 100
+    fails = {
+        "trade_date_iso": ~date_ok,
+        "symbol_format": ~df["symbol"].str.fullmatch(r"[0-9]{6}").fillna(False),
+        "code_matches_symbol": code != df["symbol"],
+        "period_known": ~df["period"].isin(["daily", "weekly", "monthly"]),
+        "data_source_known": ~df["data_source"].isin(["akshare", "tushare", "baostock"]),
+        "market_known": ~df["market"].isin(["CN", "HK", "US"]),
+        "key_unique": df.duplicated(["symbol", "trade_date", "data_source", "period"]),
+        "prices_positive": (prices.notna() & ~(prices > 0)).any(axis=1),
+        "high_is_highest": (df["open"] > df["high"]) | (df["close"] > df["high"]) | (df["low"] > df["high"]),
+        "low_is_lowest": (df["low"] > df["open"]) | (df["low"] > df["close"]),
+        "volume_amount_non_negative": (df[["volume", "amount"]] < 0).any(axis=1),
+        "full_symbol_exchange": df["full_symbol"] != code + suffix,
+        "pct_chg_consistent": (df["pct_chg"] - expected_pct).abs() > 0.01,
+        "trading_day": date_ok & ~td.isin(session_set()),
+        "timestamps_valid": created.isna() | updated.isna(),
+    }
+    counts = {name: int(mask.sum()) for name, mask in fails.items()}
+    return time.perf_counter() - start, counts
+
+
+def main() -> None:
+    days = sessions_between("1990-12-19", "2025-10-23")[-(-N_LARGE // SYMBOLS):]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        small, large = tmp_path / "small.db", tmp_path / "large.db"
+        started = time.perf_counter()
+        build(small, 0, N_SMALL, days[-(-N_SMALL // SYMBOLS):])
+        built_small = time.perf_counter() - started
+        floor_s, floor_counts = floor(small)
+        a_s, a_rss, a_json, a_code = run_validate(small, tmp_path)
+        a_counts = {r["name"]: r["failing"] for r in a_json["rules"]}
+        agree = all(a_counts[name] == count for name, count in floor_counts.items())
+        started = time.perf_counter()
+        build(large, 0, N_LARGE, days)
+        built_large = time.perf_counter() - started
+        small.unlink()
+        l_s, l_rss, l_json, l_code = run_validate(large, tmp_path)
+    ratio, rss_ratio = a_s / floor_s, l_rss / a_rss
+    report(f"tacn validate on the SQLite store, {N_SMALL:,} records, 5% bad trade_dates", [
+        ("dataset build (store encoding)", f"{built_small:.1f} s, then {built_large:.1f} s for {N_LARGE:,}"),
+        ("(b) floor: one read_sql + plain checks", f"{floor_s:.2f} s"),
+        ("(a) tacn validate --json (subprocess)", f"{a_s:.2f} s  exit {a_code}  peak RSS {a_rss:.0f} MiB"),
+        ("ratio (a)/(b)", f"{ratio:.2f}  (target <= 1.5) {'OK' if ratio <= 1.5 else 'OVER'}"),
+        ("same counts as the floor", f"{'yes' if agree else 'NO'}  trade_date_iso={a_counts['trade_date_iso']:,}"),
+        (f"(a) at {N_LARGE:,} records", f"{l_s:.2f} s  exit {l_code}  peak RSS {l_rss:.0f} MiB"),
+        ("peak RSS large / small", f"{rss_ratio:.2f}  (target <= 1.2) {'OK' if rss_ratio <= 1.2 else 'OVER'}"),
+    ])
+    if not agree:
+        print("  counts differ:", {k: (a_counts[k], v) for k, v in floor_counts.items() if a_counts[k] != v})
+
+
+if __name__ == "__main__":
+    main()
