@@ -33,7 +33,8 @@ NOTIFICATIONS_PATH = "/api/ws/notifications"
 TASKS_PATH = "/api/ws/tasks/"
 STATS_PATH = "/api/ws/stats"
 DEFAULT_HEARTBEAT_TIMEOUT = 75.0  # 2.5 x the server's 30 s heartbeat
-MAX_FRAME_BYTES = 1 << 20
+MAX_FRAME_BYTES = 1 << 20  # larger frames are read, then skipped with a warning
+DROP_FRAME_FACTOR = 64  # a frame announcing more than 64 x that is not read at all: the connection is dropped
 CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY = 1000, 1001, 1008
 _SNIPPET = 80
 
@@ -325,6 +326,7 @@ class _Watcher:
 
         config, ws = self.config, self.ws
         ws.settimeout(config.tick)
+        _guard_frame_length(ws, config.max_frame_bytes * DROP_FRAME_FACTOR)
         watchdog = config.heartbeat_timeout
         last_frame = self.clock()
         while True:
@@ -337,6 +339,9 @@ class _Watcher:
                 opcode, frame = ws.recv_data_frame(control_frame=True)
             except websocket.WebSocketTimeoutException:
                 continue
+            except _FrameTooLarge as exc:
+                self.emit("warning", str(exc))
+                raise _Retry("dropped the connection rather than read the oversized frame") from None
             except (websocket.WebSocketException, OSError) as exc:
                 raise _Retry(f"connection lost ({self.scrub(_describe(exc))})") from None
             last_frame = self.clock()
@@ -434,6 +439,29 @@ def watch(config: WatchConfig, emit: Callable[[WatchEvent], None], *, stop: thre
     refused for a wrong URL, certificate not verified); KeyboardInterrupt after closing with 1000.
     """
     return _Watcher(config, emit, stop, clock, rng).run()
+
+
+class _FrameTooLarge(Exception):
+    pass
+
+
+def _guard_frame_length(ws, limit: int) -> None:
+    """Refuse, before reading it, a frame whose header announces more than ``limit`` bytes.
+
+    websocket-client reads a whole frame into memory; this hook on its frame reader checks the
+    announced length first, so a huge frame costs a reconnect instead of the memory.
+    """
+    reader = ws.frame_buffer
+    read_length = reader.recv_length
+
+    def checked_length() -> None:
+        read_length()
+        if reader.length is not None and reader.length > limit:
+            announced = reader.length
+            reader.clear()
+            raise _FrameTooLarge(f"a frame announced {announced:,} bytes (over {limit:,}): not read")
+
+    reader.recv_length = checked_length
 
 
 def _close_status(data: bytes) -> tuple[int | None, str]:

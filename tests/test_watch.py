@@ -537,3 +537,19 @@ def test_cli_knows_the_library_message_types():
     from tacn_cli.commands.watch import MESSAGE_TYPES
 
     assert MESSAGE_TYPES == KNOWN_TYPES  # the command may not import pipelines at module level
+
+
+def test_a_frame_far_over_the_limit_is_not_read_and_the_stream_goes_on(server):
+    watching = Watching(config_for(server, max_frame_bytes=1000, types=frozenset({"notification"})))
+    try:
+        assert server.wait_sessions(1)
+        server.publish_raw("x" * 5000)  # over the limit: read, skipped
+        server.publish_raw("y" * 100_000)  # over 64 x the limit: refused unread, connection dropped
+        assert server.wait_sessions(2)
+        server.publish(notification_message(1, content=""))
+        assert watching.wait(lambda ev: any(e.kind == "message" for e in ev))
+    finally:
+        watching.finish()
+    warnings = [e.text for e in watching.of("warning")]
+    assert "skipped a frame of 5,000 bytes" in warnings[0] and "announced 100,000 bytes" in warnings[1]
+    assert watching.result.reconnects == 1
