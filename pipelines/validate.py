@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -473,7 +473,12 @@ def _selected(options: ValidateOptions) -> tuple[list[Rule], list[str]]:
 
 
 def validate_frames(
-    frames: Iterable[pd.DataFrame], options: ValidateOptions, *, target: dict, filters: dict
+    frames: Iterable[pd.DataFrame],
+    options: ValidateOptions,
+    *,
+    target: dict,
+    filters: dict,
+    on_chunk: Callable[[int], None] | None = None,
 ) -> ValidationResult:
     """Judge a stream of document frames; the core of :func:`validate_store` and :func:`validate_file`."""
     import numpy as np
@@ -521,6 +526,8 @@ def validate_frames(
                     outcome.samples.extend(_sample(rule, frame, int(p), ctx) for p in np.flatnonzero(bad)[:need])
             if writer is not None and masks:
                 writer.write(frame, masks)
+            if on_chunk is not None:
+                on_chunk(len(frame))
     finally:
         if writer is not None:
             writer.close()
@@ -555,19 +562,25 @@ def _valid_dates(frame, ctx):
     return valid_iso_mask(column(frame, "trade_date"), now=ctx.now_utc)
 
 
-def validate_store(store, options: ValidateOptions) -> ValidationResult:
-    """Validate the store's records (narrowed by ``options.flt``), chunk by chunk."""
+def validate_store(store, options: ValidateOptions, *, on_chunk: Callable[[int], None] | None = None) -> ValidationResult:
+    """Validate the store's records (narrowed by ``options.flt``), chunk by chunk.
+
+    ``on_chunk(records)`` is called after each chunk (progress display).
+    """
     frames = store.iter_frames(options.flt, chunk_size=options.chunk_size)
     target = {"kind": "store", "name": store.display_url, "format": store.kind}
-    return validate_frames(frames, options, target=target, filters=options.flt.describe())
+    return validate_frames(frames, options, target=target, filters=options.flt.describe(), on_chunk=on_chunk)
 
 
-def validate_file(path: Path | str, options: ValidateOptions) -> ValidationResult:
+def validate_file(
+    path: Path | str, options: ValidateOptions, *, on_chunk: Callable[[int], None] | None = None
+) -> ValidationResult:
     """Validate a CSV, Parquet or JSON Lines file (mongoexport output included), chunk by chunk."""
     path = Path(path)
     fmt = file_format(path)
     target = {"kind": "file", "name": str(path), "format": fmt}
-    return validate_frames(_file_frames(path, fmt, options), options, target=target, filters=options.flt.describe())
+    frames = _file_frames(path, fmt, options)
+    return validate_frames(frames, options, target=target, filters=options.flt.describe(), on_chunk=on_chunk)
 
 
 # -- reports -----------------------------------------------------------------------------------

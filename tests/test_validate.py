@@ -485,3 +485,10 @@ def test_a_non_string_key_in_a_later_chunk_does_not_hide_duplicates_of_string_ke
     seen = SeenKeys()
     assert not seen.add(key_hashes(frame_a)).any()
     assert seen.add(key_hashes(frame_b)).tolist() == [True, False]
+
+
+def test_on_chunk_reports_progress_per_chunk(tmp_path):
+    path = write_file(tmp_path / "p.csv", good_docs(5, ("600000", "000001")))
+    seen = []
+    result = validate_file(path, options(chunk_size=4), on_chunk=seen.append)
+    assert seen == [4, 4, 2] and result.chunks == 3

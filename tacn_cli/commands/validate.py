@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -90,16 +92,31 @@ def validate_command(
                 raise typer.BadParameter("give the store either as TARGET or as --store, not both")
             store, target = target, None
         if target is None:
-            with open_store_for(out, store, database) as opened:
-                result = validate_store(opened, options)
+            with open_store_for(out, store, database) as opened, _progress(out, lambda: opened.count(flt)) as step:
+                result = validate_store(opened, options, on_chunk=step)
         else:
             if store is not None or database is not None:
                 raise typer.BadParameter("--store/--database do not apply when TARGET is a file")
-            result = validate_file(Path(target), options)
+            with _progress(out, None) as step:
+                result = validate_file(Path(target), options, on_chunk=step)
         if junit is not None:
             _write_junit(junit, result)
         _render(out, result, json_)
     raise typer.Exit(exit_codes.OK if result.passed else exit_codes.PROBLEMS_FOUND)
+
+
+@contextmanager
+def _progress(out: Output, total):
+    """A progress bar on a terminal (stderr); silence in cron and pipes."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("validating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=out.stderr, transient=True) as progress:
+        task = progress.add_task("validate", total=total() if total else None)
+        yield lambda records: progress.advance(task, records)
 
 
 def _parse_rules(text: str | None) -> tuple[str, ...] | None:
