@@ -250,7 +250,8 @@ def test_silent_server_is_detected_by_the_watchdog(server):
 
 
 def test_a_connection_that_lived_resets_the_retry_counter(server):
-    watching = Watching(config_for(server, stable_after=0.0))
+    # base 0.5 s: the restart (milliseconds) is over long before the first retry is due
+    watching = Watching(config_for(server, stable_after=0.0, backoff=Backoff(base=0.5, cap=1.0)))
     try:
         for n in (1, 2, 3):
             assert server.wait_sessions(n)
