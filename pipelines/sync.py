@@ -343,7 +343,7 @@ class RejectsFile:
                 if self._handle is None:
                     try:
                         self.path.parent.mkdir(parents=True, exist_ok=True)
-                        self._handle = self.path.open("a", encoding="utf-8")
+                        self._handle = self.path.open("w", encoding="utf-8")  # this run's rejects only
                     except OSError as exc:
                         raise UsageError(f"cannot write the rejects file {self.path}: {exc.strerror or exc}") from None
                 self._handle.write("\n".join(lines) + "\n")

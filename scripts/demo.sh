@@ -22,11 +22,28 @@ step() {  # step "what it shows" EXPECTED_EXIT command args…
 step "Seed the synthetic dataset (with the 2025-10-23 bug)" 0 tacn demo
 step "What the store holds: the invalid trade_dates show" 0 tacn stats --store "$DEMO_STORE"
 # --- sync steps (issue: tacn sync) ---
+SYNC_SAMPLE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/examples/akshare_quotes_sample.csv"
+step "Sync a CSV in AKShare's layout; one row has the 2025-10-23 bug (日期 \"0\"): it is rejected, the rest written (exit 1)" 1 tacn sync --source "file:$SYNC_SAMPLE" --store "$DEMO_STORE" --rejects "$TACN_HOME/sync-rejects.jsonl"
+step "The rejects file: the row as sent and why" 0 cat "$TACN_HOME/sync-rejects.jsonl"
+step "The same sync again: idempotent (0 inserted, 0 updated; the bad row is still rejected)" 1 tacn sync --source "file:$SYNC_SAMPLE" --store "$DEMO_STORE" --rejects "$TACN_HOME/sync-rejects.jsonl"
+step "The run record tacn sync keeps (sync_status shape)" 0 tacn sync --status --store "$DEMO_STORE" --limit 3
 # --- validate steps (issue: tacn validate) ---
 step "Validate the demo store: the seeded bad trade_dates fail the gate" 1 tacn validate --store "$DEMO_STORE"
 step "The same gate as JUnit XML for CI (exit 1 again)" 1 tacn validate --store "$DEMO_STORE" --rules trade_date_iso,key_unique --junit "$TACN_HOME/validate-junit.xml" --json --max-samples 1
 step "The rule catalogue the validator runs" 0 tacn schema
 # --- clean / restore / verify-fix / repair / migrate steps ---
+DEMO_BACKUPS="$TACN_HOME/demo-backups"
+rm -rf "$DEMO_BACKUPS"
+step "Clean, dry run: count, breakdown by kind, samples; nothing changes" 0 tacn clean-invalid-trade-date --store "$DEMO_STORE"
+step "Clean for real: Extended JSON backup + manifest first, then batched deletes" 0 tacn clean-invalid-trade-date --store "$DEMO_STORE" --yes --backup-dir "$DEMO_BACKUPS" --batch-size 1000
+step "verify-fix: no invalid trade_date left (the real rule, not len >= 8)" 0 tacn verify-fix --store "$DEMO_STORE" --symbol 000001
+step "Restore the backup (checksum verified first): every record back, _id included" 0 sh -c 'tacn restore "$1"/clean-invalid-trade-date-*.manifest.json --store "$2"' _ "$DEMO_BACKUPS" "$DEMO_STORE"
+step "verify-fix finds the restored bad records again" 1 tacn verify-fix --store "$DEMO_STORE" --dates-only
+step "Repair, dry run: which (symbol, data_source) pairs lost records and the span to re-sync" 0 tacn repair --store "$DEMO_STORE"
+step "Clean again (offline demo: a real repair re-syncs from AKShare/Tushare)" 0 tacn clean-invalid-trade-date --store "$DEMO_STORE" --yes --backup-dir "$DEMO_BACKUPS"
+step "verify-fix passes" 0 tacn verify-fix --store "$DEMO_STORE"
+step "Migrations: status, then up (0001-0003; nothing left to remove)" 0 tacn migrate status --store "$DEMO_STORE"
+step "Apply the migrations" 0 tacn migrate up --store "$DEMO_STORE" --backup-dir "$DEMO_BACKUPS"
 # --- config-check steps ---
 DEMO_ENV="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/examples/demo.env"
 step "Configuration check of the example .env: placeholders warn, exit 0" 0 tacn config-check --offline --env-file "$DEMO_ENV"

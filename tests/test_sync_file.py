@@ -20,7 +20,7 @@ from validators.records import build_document
 from validators.source_layouts import AKSHARE_COLUMNS, convert_frame, documents
 
 runner = CliRunner()
-SAMPLE = Path(__file__).parent / "data" / "akshare_sample.csv"
+SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "akshare_quotes_sample.csv"  # the demo uses it too
 TOKEN = "tk-test-0123456789abcdef"
 
 
@@ -327,3 +327,12 @@ def test_mongodb_lock_expired_is_taken_over_live_one_is_not(tmp_path):
     result = run_sync(store, SyncRequest(source=f"file:{path}"))
     assert result.inserted == 5 and "took over a stale lock left by pid 4242" in result.warnings[0]
     assert store.db["tacn_locks"].count_documents({}) == 0
+
+
+def test_cli_logs_plain_progress_lines_when_not_on_a_terminal(tmp_path, monkeypatch):
+    from tacn_cli.commands import sync as command
+
+    monkeypatch.setattr(command, "LOG_INTERVAL_S", 0.0)  # every update, instead of every 5 s
+    result = run("--source", f"file:{SAMPLE}", "--store", f"sqlite:///{tmp_path / 'p.db'}", "--json")
+    assert "sync: 25 rows, 24 rows written, 1 rejected, 0 failed" in result.stderr
+    assert json.loads(result.stdout)["inserted"] == 24  # stdout stays pure JSON

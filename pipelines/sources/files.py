@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 FILE_TYPES = ("csv", "jsonl", "parquet")
 SUFFIXES = {".csv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
             ".parquet": "parquet", ".pq": "parquet"}
-CHUNK_ROWS = 200_000
+CHUNK_ROWS = 50_000  # rows per chunk: memory stays flat whatever the file size
 UNPARSEABLE = "__tacn_unparseable__"  # column carrying a JSON line that could not be read
 
 

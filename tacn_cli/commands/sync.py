@@ -193,17 +193,21 @@ def _show_status(out: Output, store, database, limit: int, json_: bool) -> None:
         out.line("no sync run recorded in this store yet")
         return
     rows = [
-        [r.get("started_at"), r.get("job", "").removeprefix("tacn_sync_"), r.get("status"), r.get("total"),
-         r.get("inserted"), r.get("updated"), r.get("rejected"), r.get("errors"), r.get("last_trade_date"),
-         r.get("duration_s")]
+        [_short_time(r.get("started_at")), r.get("job", "").removeprefix("tacn_sync_"), r.get("status"),
+         r.get("total"), r.get("inserted"), r.get("updated"), r.get("rejected"), r.get("errors"),
+         r.get("last_trade_date")]
         for r in report.runs
     ]
     styles = [{"failed": "red", "success_with_errors": "yellow", "running": "cyan"}.get(r.get("status")) for r in report.runs]
     out.table(f"last {len(rows)} sync runs — {report.store}",
-              ["started (UTC)", "source", "status", "symbols", "inserted", "updated", "rejected", "failed",
-               "last date", "seconds"], rows, styles=styles)
+              ["started UTC", "source", "status", "symbols", "ins", "upd", "rej", "failed", "last date"], rows,
+              styles=styles)
     for job in report.jobs:
         out.line(f"{job.get('job')}: {job.get('status')} — {job.get('message')}")
+
+
+def _short_time(value) -> str:
+    return value.strftime("%m-%d %H:%M") if hasattr(value, "strftime") else str(value or "-")
 
 
 ORDER = 10

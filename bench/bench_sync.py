@@ -1,0 +1,104 @@
+"""tacn sync from a file: 1,000,000 rows (AKShare's CSV layout) into the SQLite store.
+
+Floor, measured in the same run: the store's bare batch upsert of the same
+records already normalised (the documents the sync produces, built beforehand
+and not timed) into a fresh store. Target: sync / floor <= 1.5.
+The sync reads the file in chunks, so its peak RSS is printed before the floor
+builds its million documents in memory.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import peak_rss_mb, report, scaled  # noqa: E402
+
+N = scaled(1_000_000)
+SYMBOLS = 1000
+TARGET = 1.5
+
+
+def write_csv(path: Path, n: int) -> None:
+    """n rows in AKShare's layout: SYMBOLS codes x consecutive XSHG sessions, synthetic prices."""
+    import numpy as np
+    import pandas as pd
+
+    from validators.calendar import sessions_between
+    from validators.source_layouts import AKSHARE_COLUMNS
+
+    per_symbol = -(-n // SYMBOLS)
+    days = np.array(sessions_between("2015-01-05", "2026-12-31")[:per_symbol])
+    symbols = np.array([f"{600000 + s:06d}" if s % 2 else f"{s:06d}" for s in range(SYMBOLS)])
+    rng = np.random.default_rng(20251023)
+    dates = np.tile(days, SYMBOLS)[:n]
+    codes = np.repeat(symbols, len(days))[:n]
+    close = np.round(10 + rng.random(n) * 90, 2)
+    open_ = np.round(close * (1 + (rng.random(n) - 0.5) / 50), 2)
+    high = np.round(np.maximum(open_, close) * 1.01, 2)
+    low = np.round(np.minimum(open_, close) * 0.99, 2)
+    volume = rng.integers(1_000, 2_000_000, n)
+    frame = pd.DataFrame({
+        "日期": dates, "股票代码": codes, "开盘": open_, "收盘": close, "最高": high, "最低": low, "成交量": volume,
+        "成交额": np.round(volume * 100 * close, 2), "振幅": np.round((high - low) / close * 100, 2),
+        "涨跌幅": np.round(rng.normal(0, 2, n), 2), "涨跌额": np.round(rng.normal(0, 0.3, n), 2),
+        "换手率": np.round(rng.random(n) * 5, 2),
+    }, columns=list(AKSHARE_COLUMNS))
+    frame.to_csv(path, index=False)
+
+
+def normalised_documents(path: Path) -> list[dict]:
+    """The documents the sync writes, built without timing (the floor's input)."""
+    from pipelines.sources.files import iter_frames, open_file_source
+    from validators.source_layouts import convert_frame, documents
+
+    source = open_file_source(path)
+    docs: list[dict] = []
+    for chunk in iter_frames(source):
+        docs.extend(documents(convert_frame(chunk, source.layout).frame))
+    return docs
+
+
+def main() -> None:
+    from pipelines.stores.sqlite import SQLiteStore
+    from pipelines.sync import SyncRequest, run_sync
+
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "quotes.csv"
+        write_csv(csv, N)
+        size_mb = csv.stat().st_size / 2**20
+
+        store = SQLiteStore(Path(tmp) / "sync.db")
+        start = time.perf_counter()
+        result = run_sync(store, SyncRequest(source=f"file:{csv}", rejects_path=Path(tmp) / "rejects.jsonl"))
+        sync_s = time.perf_counter() - start
+        start = time.perf_counter()
+        again = run_sync(store, SyncRequest(source=f"file:{csv}", rejects_path=None))
+        rerun_s = time.perf_counter() - start
+        store.close()
+        sync_rss = peak_rss_mb()
+
+        docs = normalised_documents(csv)
+        floor_store = SQLiteStore(Path(tmp) / "floor.db")
+        start = time.perf_counter()
+        floor = floor_store.upsert(docs)
+        floor_s = time.perf_counter() - start
+        floor_store.close()
+    ratio = sync_s / floor_s
+    report(f"tacn sync from a CSV file into SQLite, {N:,} rows ({size_mb:.0f} MiB, AKShare layout)", [
+        ("floor: store.upsert of the normalised records", f"{floor_s:.2f} s  inserted={floor.inserted:,}"),
+        ("sync --source file:quotes.csv", f"{sync_s:.2f} s  inserted={result.inserted:,} rejected={result.rejected:,}"),
+        ("ratio sync / floor", f"{ratio:.2f}  (target <= {TARGET}) {'OK' if ratio <= TARGET else 'OVER'}"),
+        ("sync again (all unchanged)", f"{rerun_s:.2f} s  unchanged={again.unchanged:,}"),
+        ("peak RSS after the two syncs", f"{sync_rss:.0f} MiB"),
+        ("peak RSS with the floor's documents in memory", f"{peak_rss_mb():.0f} MiB"),
+    ])
+
+
+if __name__ == "__main__":
+    main()
