@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import peak_rss_mb, report, scaled, synthetic_documents  # noqa: E402
 
-from pipelines.stores.sqlite import SQLiteStore  # noqa: E402
+from pipelines.stores.sqlite import UPSERT_BATCH, SQLiteStore  # noqa: E402
 from validators.records import FIELD_NAMES  # noqa: E402
 
 N = scaled(1_000_000)
@@ -35,9 +35,9 @@ def floor(path: Path, docs: list[dict]) -> float:
     conn.execute(f"CREATE TABLE t ({columns})")
     sql = f"INSERT INTO t VALUES ({', '.join('?' for _ in FIELD_NAMES)})"
     start = time.perf_counter()
-    for i in range(0, len(docs), 10_000):  # same batch size and transactions as the store
+    for i in range(0, len(docs), UPSERT_BATCH):  # same batch size and transactions as the store
         conn.execute("BEGIN")
-        conn.executemany(sql, [tuple(d.get(c) for c in FIELD_NAMES) for d in docs[i:i + 10_000]])
+        conn.executemany(sql, [tuple(d.get(c) for c in FIELD_NAMES) for d in docs[i:i + UPSERT_BATCH]])
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     conn.close()
