@@ -334,7 +334,7 @@ def convert_frame(
 
 def documents(frame: pd.DataFrame, *, now: datetime | None = None) -> list[dict]:
     """Rows of a converted frame as documents: the app's field order, NaN → None, optional fields only when present."""
-    import pandas as pd
+    from itertools import repeat
 
     stamp = now or utc_now()
     if frame.empty:
@@ -342,29 +342,21 @@ def documents(frame: pd.DataFrame, *, now: datetime | None = None) -> list[dict]
 
     def values(name: str) -> list:
         series = frame[name]
-        if pd.api.types.is_float_dtype(series.dtype):
-            array = series.to_numpy(dtype=object)
-            array[series.isna().to_numpy()] = None
-            return array.tolist()
-        return series.astype(object).where(series.notna(), None).tolist()
+        missing = series.isna()
+        if not missing.any():
+            return series.tolist()
+        array = series.to_numpy(dtype=object, copy=True)
+        array[missing.to_numpy()] = None
+        return array.tolist()
 
-    names = list(_BASE_FIELDS)
-    columns = [values(name) for name in names]
     optional = [name for name in OPTIONAL_FIELDS if name in frame.columns and frame[name].notna().any()]
-    if not optional:
-        tail = ("created_at", "updated_at", "version")
-        keys = (*names, *tail)
-        constant = (stamp, stamp, DOCUMENT_VERSION)
-        return [dict(zip(keys, (*row, *constant), strict=True)) for row in zip(*columns, strict=True)]
-    optional_columns = [values(name) for name in optional]
-    docs = []
-    for row, extra in zip(zip(*columns, strict=True), zip(*optional_columns, strict=True), strict=True):
-        doc = dict(zip(names, row, strict=True))
-        for name, value in zip(optional, extra, strict=True):
-            if value is not None:
-                doc[name] = value
-        doc["created_at"] = stamp
-        doc["updated_at"] = stamp
-        doc["version"] = DOCUMENT_VERSION
-        docs.append(doc)
+    sparse = [name for name in optional if frame[name].isna().any()]  # present on some rows only
+    names = [*_BASE_FIELDS, *optional, "created_at", "updated_at", "version"]
+    columns = [values(name) for name in names[: len(_BASE_FIELDS) + len(optional)]]
+    rows = zip(*columns, repeat(stamp), repeat(stamp), repeat(DOCUMENT_VERSION))
+    docs = [dict(zip(names, row)) for row in rows]  # noqa: B905 - the repeats are endless on purpose
+    for name in sparse:  # the app writes an optional field only when it has a value
+        for doc in docs:
+            if doc[name] is None:
+                del doc[name]
     return docs
