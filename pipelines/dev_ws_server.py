@@ -68,12 +68,13 @@ class DevWsServer:
 
     def __init__(self, jwt_secret: str, *, host: str = "127.0.0.1", port: int = 0,
                  heartbeat_interval: float = 30.0, close_timeout: float = 0.5,
-                 refuse_status: int | None = None):
+                 refuse_status: int | None = None, ssl_context=None):
         self.jwt_secret = jwt_secret
         self.host, self.port = host, port
         self.heartbeat_interval = heartbeat_interval
         self.close_timeout = close_timeout
         self.refuse_status = refuse_status
+        self.ssl_context = ssl_context  # wss:// and https:// when set
         self.handshakes = 0  # every WebSocket upgrade request, refused ones included
         self.sessions_opened = 0  # authorized sessions
         self.unauthorized = 0
@@ -90,7 +91,8 @@ class DevWsServer:
         from websockets.sync.server import serve
 
         self._server = serve(self._handle, self.host, self.port, process_request=self._process_request,
-                             close_timeout=self.close_timeout, ping_interval=None, max_size=None)
+                             close_timeout=self.close_timeout, ping_interval=None, max_size=None,
+                             ssl=self.ssl_context)
         self.port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="dev-ws-server", daemon=True)
         self._thread.start()
@@ -121,10 +123,10 @@ class DevWsServer:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     def ws_url(self, path: str = NOTIFICATIONS_PATH) -> str:
-        return f"ws://{self.host}:{self.port}{path}"
+        return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}{path}"
 
     def token(self, user: str = "admin", ttl_seconds: float = 3600) -> str:
         from pipelines.watch import mint_token

@@ -19,6 +19,7 @@ import json
 import random
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -490,7 +491,9 @@ def fetch_ws_stats(api_url: str | None = None, *, timeout: float = 5.0, insecure
     base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
     url = base + STATS_PATH
     try:
-        response = requests.get(url, timeout=timeout, verify=not insecure)
+        with warnings.catch_warnings():  # --insecure was asked for: no urllib3 warning about it
+            warnings.simplefilter("ignore")
+            response = requests.get(url, timeout=timeout, verify=not insecure)
     except requests.exceptions.SSLError as exc:
         raise SourceError(f"the certificate of {base} could not be verified ({exc.__class__.__name__}); "
                           "pass --insecure only for a host you trust") from None

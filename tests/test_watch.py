@@ -554,3 +554,40 @@ def test_a_frame_far_over_the_limit_is_not_read_and_the_stream_goes_on(server):
     warnings = [e.text for e in watching.of("warning")]
     assert "skipped a frame of 5,000 bytes" in warnings[0] and "announced 100,000 bytes" in warnings[1]
     assert watching.result.reconnects == 1
+
+
+# -- TLS: certificates are verified unless --insecure ------------------------------------------
+
+@pytest.fixture
+def tls_server(tmp_path):
+    import shutil
+    import ssl
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a self-signed certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with DevWsServer(SECRET, close_timeout=0.3, ssl_context=context) as started:
+        yield started
+
+
+def test_wss_with_an_unverifiable_certificate_exits_3_unless_insecure(tls_server):
+    assert tls_server.ws_url().startswith("wss://")
+    result = run_cli("--url", tls_server.ws_url(), "--token", tls_server.token(), "--max-retries", "3")
+    assert result.exit_code == 3 and "could not be verified" in result.stderr and "--insecure" in result.stderr
+    assert tls_server.handshakes == 0  # refused at the TLS layer, not retried
+    result = run_cli("--api-url", tls_server.api_url, "--token", tls_server.token(), "--insecure", "--count", "1",
+                     "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json_lines(result.stdout)[0]["type"] == "connected"
+
+
+def test_ws_stats_over_https_verifies_unless_insecure(tls_server):
+    result = runner.invoke(app, ["ws-stats", "--api-url", tls_server.api_url])
+    assert result.exit_code == 3 and "could not be verified" in result.stderr
+    result = runner.invoke(app, ["ws-stats", "--api-url", tls_server.api_url, "--insecure", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["total_connections"] == 0
