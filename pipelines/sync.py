@@ -749,6 +749,7 @@ def _sync_api(store, request: SyncRequest, result: SyncResult, rejects: RejectsF
                 _progress(progress, result, "symbols", done, len(symbols), outcome.symbol)
                 submit_next()
     finally:
+        caller.stopped.set()  # workers still retrying (after an interrupt or a refused token) give up
         executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -380,3 +380,21 @@ def test_bad_requests_are_usage_errors(sqlite_store, clock):
         sync(sqlite_store, clock, source="akshare", symbols=("000001",), start="2025-10-02", end="2025-10-01")
     with pytest.raises(UsageError, match="--adjust"):
         sync(sqlite_store, clock, source="akshare", symbols=("000001",), adjust="xx")
+
+
+def test_interrupt_records_the_run_as_failed_and_releases_the_lock(sqlite_store, clock, eastmoney):
+    from pipelines.lock import store_lock
+    from pipelines.runs import statuses
+
+    def progress(p):
+        if p.done == 1:
+            raise KeyboardInterrupt
+
+    request = SyncRequest(source="akshare", symbols=("000001", "600000"), start="2025-10-20", end=END,
+                          rejects_path=None)
+    with pytest.raises(KeyboardInterrupt):
+        run_sync(sqlite_store, request, progress=progress, sleep=clock.sleep, clock=clock.clock)
+    status = statuses(sqlite_store)[0]
+    assert status["status"] == "failed" and "interrupted" in status["message"]
+    assert sqlite_store.count() == 5  # the first symbol, whole
+    store_lock(sqlite_store).acquire().release()  # free again
