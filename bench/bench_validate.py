@@ -143,12 +143,13 @@ def floor(path: Path) -> tuple[float, dict]:
 
 
 def main() -> None:
-    days = sessions_between("1990-12-19", "2025-10-23")[-(-N_LARGE // SYMBOLS):]
+    days_small, days_large = -(-N_SMALL // SYMBOLS), -(-N_LARGE // SYMBOLS)  # sessions per symbol
+    days = sessions_between("1990-12-19", "2025-10-23")[-days_large:]
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         small, large = tmp_path / "small.db", tmp_path / "large.db"
         started = time.perf_counter()
-        build(small, 0, N_SMALL, days[-(-N_SMALL // SYMBOLS):])
+        build(small, 0, N_SMALL, days[-days_small:])
         built_small = time.perf_counter() - started
         floor_s, floor_counts = floor(small)
         a_s, a_rss, a_json, a_code = run_validate(small, tmp_path)
