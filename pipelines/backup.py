@@ -29,8 +29,11 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from bson import ObjectId, json_util
 
 from pipelines.errors import TacnError, UsageError
 
@@ -71,36 +74,32 @@ def pause_point(name: str) -> None:
 
 
 # -- encoding ----------------------------------------------------------------------
-def _json_util():
-    from bson import json_util
-
-    return json_util
+_OPTIONS = json_util.RELAXED_JSON_OPTIONS.with_options(tz_aware=False)
 
 
-def _relaxed_options():
-    ju = _json_util()
-    return ju.RELAXED_JSON_OPTIONS.with_options(tz_aware=False)
-
-
-_OPTIONS = None
-
-
-def _options():
-    global _OPTIONS
-    if _OPTIONS is None:
-        _OPTIONS = _relaxed_options()
-    return _OPTIONS
+@lru_cache(maxsize=4096)  # a backup's documents share a handful of timestamps
+def _encode_datetime(value: datetime) -> dict:
+    if value.tzinfo is None:
+        if value.microsecond % 1000:
+            return {DATETIME_TAG: value.isoformat()}
+        if 1970 <= value.year <= 9999:  # relaxed form, as bson.json_util writes it
+            ms = f".{value.microsecond // 1000:03d}" if value.microsecond else ""
+            return {"$date": f"{value.strftime('%Y-%m-%dT%H:%M:%S')}{ms}Z"}
+    return json_util.default(value, json_options=_OPTIONS)
 
 
 def _default(value: Any) -> Any:
     """Extended JSON for what plain JSON cannot hold (called by json.dumps)."""
+    kind = type(value)
+    if kind is datetime:
+        return _encode_datetime(value)
+    if kind is ObjectId:
+        return {"$oid": str(value)}
     if isinstance(value, datetime):
-        if value.tzinfo is None and value.microsecond % 1000:
-            return {DATETIME_TAG: value.isoformat()}
-        return _json_util().default(value, json_options=_options())
+        return _encode_datetime(value)
     if isinstance(value, date):
         return {DATE_TAG: value.isoformat()}
-    return _json_util().default(value, json_options=_options())
+    return json_util.default(value, json_options=_OPTIONS)
 
 
 def _nonfinite_tagged(value: Any) -> Any:
@@ -113,13 +112,26 @@ def _nonfinite_tagged(value: Any) -> Any:
     return value
 
 
+def _make_encoder():
+    """One compact encoder for every line (json.dumps would build a new one per call)."""
+    encoder = json.JSONEncoder(default=_default, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:
+        return encoder.encode
+    # what JSONEncoder.iterencode(_one_shot=True) builds, made once; no circular check (documents are trees)
+    iterencode = c_make_encoder(None, _default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    return lambda doc: "".join(iterencode(doc, 0))
+
+
+_ENCODE = _make_encoder()
+
+
 def encode_document(doc: dict) -> str:
     """One line of relaxed Extended JSON (no newline)."""
     try:
-        return json.dumps(doc, default=_default, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        return _ENCODE(doc)
     except ValueError:  # NaN or ±Infinity somewhere: rare, so the slow walk only then
-        return json.dumps(_nonfinite_tagged(doc), default=_default, allow_nan=False, ensure_ascii=False,
-                          separators=(",", ":"))
+        return _ENCODE(_nonfinite_tagged(doc))
 
 
 def _object_pairs_hook(pairs: list[tuple[str, Any]]) -> Any:
@@ -130,10 +142,8 @@ def _object_pairs_hook(pairs: list[tuple[str, Any]]) -> Any:
         if key == DATETIME_TAG:
             return datetime.fromisoformat(value)
         if key == "$oid":
-            from bson import ObjectId
-
             return ObjectId(value)
-    return _json_util().object_pairs_hook(pairs, _options())
+    return json_util.object_pairs_hook(pairs, _OPTIONS)
 
 
 def decode_line(line: str) -> Any:
@@ -141,12 +151,20 @@ def decode_line(line: str) -> Any:
     return json.loads(line, object_pairs_hook=_object_pairs_hook)
 
 
+_OID_PREFIX = '{"_id":{"$oid":"'
+
+
+def id_of_line(line: str) -> Any:
+    """The ``_id`` of one backup line; lines tacn writes start with it, so ObjectIds skip the parse."""
+    if line.startswith(_OID_PREFIX) and line[len(_OID_PREFIX) + 24: len(_OID_PREFIX) + 27] == '"},':
+        return ObjectId(line[len(_OID_PREFIX): len(_OID_PREFIX) + 24])
+    return decode_id(json.loads(line)["_id"])
+
+
 def decode_id(value: Any) -> Any:
     """The ``_id`` of a line parsed as plain JSON (fast path for ObjectIds)."""
     if isinstance(value, dict):
         if len(value) == 1 and "$oid" in value:
-            from bson import ObjectId
-
             return ObjectId(value["$oid"])
         return decode_line(json.dumps(value))
     return value
@@ -291,7 +309,7 @@ def iter_backup_ids(backup: Backup, batch_size: int) -> Iterator[tuple[int, list
             if not line.strip():
                 continue
             lines += 1
-            ids.append(decode_id(json.loads(line)["_id"]))
+            ids.append(id_of_line(line))
             if len(ids) >= batch_size:
                 yield lines, ids
                 ids = []

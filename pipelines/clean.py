@@ -66,54 +66,82 @@ class CleanResult:
 
 
 class SelectionSummary:
-    """Counts, breakdowns, samples and per-pair facts, built one document at a time."""
+    """Counts, breakdowns, samples and per-pair facts of the selected documents.
+
+    ``add`` only tallies (pair, trade_date value) and the pair's timestamps, so it
+    stays cheap per document; ``fill`` judges each distinct value once.
+    """
 
     def __init__(self, now: datetime | None = None):
         self.now = now
         self.count = 0
-        self.by_source: Counter = Counter()
-        self.by_kind: Counter = Counter()
         self.samples: list[dict] = []
-        self.pairs: dict[tuple, PairLoss] = {}
+        self._tally: Counter = Counter()  # (pair key, type, trade_date value) -> records
+        self._odd: list[tuple[tuple, Any]] = []  # unhashable keys or values, judged one by one
+        self._stamps: dict[tuple, list[datetime]] = {}  # pair key -> [first, last] updated_at
 
     def add(self, doc: dict) -> None:
+        get = doc.get
+        value = get("trade_date")
+        key = (get("symbol"), get("data_source"), get("period"))
+        if self.count < SAMPLE_SIZE:
+            self.samples.append({"_id": str(get("_id")), "symbol": key[0], "data_source": key[1],
+                                 "period": key[2], "trade_date": value})
         self.count += 1
-        value = doc.get("trade_date")
-        kind = classify_stored_trade_date(value, now=self.now)
-        self.by_source[str(doc.get("data_source"))] += 1
-        self.by_kind[kind] += 1
-        if len(self.samples) < SAMPLE_SIZE:
-            self.samples.append({
-                "_id": str(doc.get("_id")), "symbol": doc.get("symbol"), "data_source": doc.get("data_source"),
-                "period": doc.get("period"), "trade_date": value, "kind": kind,
-            })
-        key = (doc.get("symbol"), doc.get("data_source"), doc.get("period"))
-        pair = self.pairs.get(key)
-        if pair is None:
-            pair = self.pairs[key] = PairLoss(*(_hashable(k) for k in key))
-        pair.records += 1
+        try:
+            self._tally[(key, value.__class__, value)] += 1
+        except TypeError:  # a dict or list somewhere: rare
+            key = tuple(_hashable(k) for k in key)
+            self._odd.append((key, value))
+        stamp = get("updated_at") or get("created_at")
+        if stamp.__class__ is not datetime or stamp.tzinfo is not None:
+            if not isinstance(stamp, datetime):
+                return
+            stamp = stamp.replace(tzinfo=None)
+        span = self._stamps.get(key)
+        if span is None:
+            self._stamps[key] = [stamp, stamp]
+        elif stamp < span[0]:
+            span[0] = stamp
+        elif stamp > span[1]:
+            span[1] = stamp
+
+    def _judge(self, value: Any) -> tuple[str, str | None]:
+        """(kind, the day the value names if any)."""
         try:  # "20251023" is digits too, but names its day
             day = normalize_trade_date(value, now=self.now)
         except InvalidTradeDate:
             day = None
-        if day is not None:
-            pair.recoverable_first = min(filter(None, (pair.recoverable_first, day)))
-            pair.recoverable_last = max(filter(None, (pair.recoverable_last, day)))
-        elif kind == KIND_DIGITS:
-            number = int(value)
-            pair.max_row_number = number if pair.max_row_number is None else max(pair.max_row_number, number)
-        stamp = doc.get("updated_at") or doc.get("created_at")
-        if isinstance(stamp, datetime):
-            stamp = stamp.replace(tzinfo=None)
-            pair.updated_first = stamp if pair.updated_first is None else min(pair.updated_first, stamp)
-            pair.updated_last = stamp if pair.updated_last is None else max(pair.updated_last, stamp)
+        return classify_stored_trade_date(value, now=self.now), day
 
     def fill(self, result: CleanResult) -> CleanResult:
+        by_source: Counter = Counter()
+        by_kind: Counter = Counter()
+        pairs: dict[tuple, PairLoss] = {}
+        entries = [(key, value, n) for (key, _, value), n in self._tally.items()]
+        entries += [(key, value, 1) for key, value in self._odd]
+        for key, value, n in entries:
+            kind, day = self._judge(value)
+            by_source[str(key[1])] += n
+            by_kind[kind] += n
+            pair = pairs.get(key)
+            if pair is None:
+                pair = pairs[key] = PairLoss(*(_hashable(k) for k in key))
+            pair.records += n
+            if day is not None:
+                pair.recoverable_first = min(filter(None, (pair.recoverable_first, day)))
+                pair.recoverable_last = max(filter(None, (pair.recoverable_last, day)))
+            elif kind == KIND_DIGITS:
+                pair.max_row_number = max(int(value), pair.max_row_number or 0)
+        for key, (first, last) in self._stamps.items():
+            pairs[key].updated_first, pairs[key].updated_last = first, last
+        for sample in self.samples:
+            sample["kind"] = self._judge(sample["trade_date"])[0]
         result.selected = self.count
-        result.by_data_source = dict(self.by_source.most_common())
-        result.by_kind = dict(self.by_kind.most_common())
+        result.by_data_source = dict(by_source.most_common())
+        result.by_kind = dict(by_kind.most_common())
         result.samples = self.samples
-        result.pairs = sorted(self.pairs.values(), key=lambda p: tuple(str(v) for v in (p.data_source, p.symbol, p.period)))
+        result.pairs = sorted(pairs.values(), key=lambda p: tuple(str(v) for v in (p.data_source, p.symbol, p.period)))
         result.symbols = sorted({str(p.symbol) for p in result.pairs})
         return result
 

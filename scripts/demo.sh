@@ -42,8 +42,8 @@ step "verify-fix finds the restored bad records again" 1 tacn verify-fix --store
 step "Repair, dry run: which (symbol, data_source) pairs lost records and the span to re-sync" 0 tacn repair --store "$DEMO_STORE"
 step "Clean again (offline demo: a real repair re-syncs from AKShare/Tushare)" 0 tacn clean-invalid-trade-date --store "$DEMO_STORE" --yes --backup-dir "$DEMO_BACKUPS"
 step "verify-fix passes" 0 tacn verify-fix --store "$DEMO_STORE"
-step "Migrations: status, then up (0001-0003; nothing left to remove)" 0 tacn migrate status --store "$DEMO_STORE"
-step "Apply the migrations" 0 tacn migrate up --store "$DEMO_STORE" --backup-dir "$DEMO_BACKUPS"
+step "Migrations: status (none applied yet)" 0 tacn migrate status --store "$DEMO_STORE"
+step "Apply migrations 0001-0003 in order (nothing left to remove; recorded in tacn_migrations)" 0 tacn migrate up --store "$DEMO_STORE" --backup-dir "$DEMO_BACKUPS"
 # --- config-check steps ---
 DEMO_ENV="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/examples/demo.env"
 step "Configuration check of the example .env: placeholders warn, exit 0" 0 tacn config-check --offline --env-file "$DEMO_ENV"

@@ -71,7 +71,8 @@ def _render(out: Output, result) -> None:
             out.line(f"{item['id']:04d} {item['name']}: {verb} {item['details']}", style="green")
     if result.action != "status" and not result.done and not result.failed:
         out.line("nothing to do")
-    rows = [[f"{m.id:04d}", m.name, "applied" if m.applied else "pending", m.applied_at,
+    rows = [[f"{m.id:04d}", m.name, "applied" if m.applied else "pending",
+             f"{m.applied_at:%Y-%m-%d %H:%M:%S}" if m.applied_at else None,
              {None: "-", True: "ok", False: "CHANGED since applied"}[m.checksum_matches]] for m in result.migrations]
     out.table(f"migrations: {result.store}", ["id", "name", "state", "applied_at (UTC)", "checksum"], rows,
               styles=["green" if m.applied else None for m in result.migrations])

@@ -1,0 +1,124 @@
+"""Clean benchmark: 1,000,000 records, 82,631 with trade_date "0"…"N" (the incident's count).
+
+(a) `tacn clean-invalid-trade-date --yes` (a real CLI run: selection, Extended
+    JSON backup fsynced, manifest, batched deletes by _id from the backup);
+(b) the floor: one bare `DELETE … WHERE <the same invalid-date predicate>` on a
+    copy of the same SQLite file, same connection settings, no backup.
+Target (a)/(b) <= 2.0. Then `tacn verify-fix` over the 1,000,000 (full rules and
+--dates-only): times printed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import peak_rss_mb, report, scaled, synthetic_documents  # noqa: E402
+
+from pipelines.stores.sqlite import INVALID_DATE_SQL, TABLE, SQLiteStore  # noqa: E402
+from validators.dates import latest_allowed_trade_date  # noqa: E402
+
+TOTAL = scaled(1_000_000)
+BAD = scaled(82_631)
+SYMBOLS = 1000
+ROUNDS = 2
+
+
+def seed(path: Path) -> None:
+    good = synthetic_documents(TOTAL - BAD, symbols=SYMBOLS)
+    symbols = sorted({d["symbol"] for d in good})
+    bad = []
+    for i in range(BAD):  # per symbol "0", "1", … as the broken sync wrote them
+        doc = dict(good[i])
+        doc["symbol"] = doc["code"] = symbols[i % len(symbols)]
+        doc["trade_date"] = str(i // len(symbols))
+        bad.append(doc)
+    with SQLiteStore(path) as store:
+        store.upsert(good + bad)
+        assert store.count() == TOTAL and store.count_invalid_trade_date() == BAD
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def bare_delete(path: Path) -> tuple[float, int]:
+    with SQLiteStore(path) as store:  # the store's own connection settings
+        start = time.perf_counter()
+        store.conn.execute("BEGIN IMMEDIATE")
+        cur = store.conn.execute(f"DELETE FROM {TABLE} WHERE {INVALID_DATE_SQL}",
+                                 {"latest": latest_allowed_trade_date().isoformat()})
+        store.conn.execute("COMMIT")
+        return time.perf_counter() - start, cur.rowcount
+
+
+# Runs the real `tacn` entry point and reports the child's own peak RSS: VmHWM of its memory
+# map (ru_maxrss would carry over the parent's size from before exec on Linux).
+_CHILD = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: sys.stderr.write('\\nTACN_PEAK_RSS_KIB ' + next(line.split()[1] for line in "
+    "open('/proc/self/status') if line.startswith('VmHWM')) + '\\n'))\n"
+    "sys.argv[0] = 'tacn'\n"
+    "from tacn_cli.app import main\n"
+    "main()\n"
+)
+
+
+def timed_cli(*args: str) -> tuple[float, int, str, float]:
+    """(seconds, exit code, stderr, peak RSS MiB) of one `tacn ARGS` process, start-up included."""
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    rss = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("TACN_PEAK_RSS_KIB")]
+    return elapsed, proc.returncode, proc.stderr, int(rss[-1]) / 1024 if rss else float("nan")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        template = tmp_path / "template.db"
+        start = time.perf_counter()
+        seed(template)
+        seed_s = time.perf_counter() - start
+        floors, cleans = [], []
+        for round_ in range(ROUNDS):  # alternate: the machine is shared and noisy; best of each counts
+            floor_db, clean_db = tmp_path / "floor.db", tmp_path / "clean.db"
+            shutil.copy(template, floor_db)
+            floor_s, floor_deleted = bare_delete(floor_db)
+            floors.append(floor_s)
+            shutil.copy(template, clean_db)
+            backups = tmp_path / f"backups-{round_}"
+            clean_s, clean_rc, clean_err, clean_rss = timed_cli(
+                "clean-invalid-trade-date", "--yes", "--store", f"sqlite:///{clean_db}",
+                "--backup-dir", str(backups), "--json")
+            assert clean_rc == 0, clean_err
+            cleans.append(clean_s)
+            with SQLiteStore(clean_db) as store:
+                left, invalid = store.count(), store.count_invalid_trade_date()
+            assert (floor_deleted, left, invalid) == (BAD, TOTAL - BAD, 0), (floor_deleted, left, invalid)
+        backup_mb = sum(p.stat().st_size for p in backups.iterdir()) / 2**20
+        shutil.copy(template, clean_db)  # verify-fix over the full 1,000,000, invalid ones included
+        verify_s, verify_rc, _, verify_rss = timed_cli("verify-fix", "--store", f"sqlite:///{clean_db}", "--json")
+        dates_s, dates_rc, _, _ = timed_cli("verify-fix", "--dates-only", "--store", f"sqlite:///{clean_db}",
+                                            "--json")
+    ratio = min(cleans) / min(floors)
+    rounds = lambda values: ", ".join(f"{v:.2f}" for v in values)  # noqa: E731
+    report(f"clean-invalid-trade-date, {TOTAL:,} records, {BAD:,} invalid (SQLite)", [
+        ("seed (upsert, not measured)", f"{seed_s:.1f} s"),
+        ("floor: bare DELETE of the predicate", f"{min(floors):.2f} s  (rounds: {rounds(floors)})"),
+        ("tacn clean --yes (backup + batches)",
+         f"{min(cleans):.2f} s  (rounds: {rounds(cleans)}; CLI start-up included), backup {backup_mb:.0f} MiB"),
+        ("ratio clean / floor (best of each)", f"{ratio:.2f}  (target <= 2.0) {'OK' if ratio <= 2.0 else 'OVER'}"),
+        ("tacn verify-fix (all error rules)", f"{verify_s:.2f} s  exit {verify_rc} (invalid present: 1)"),
+        ("tacn verify-fix --dates-only", f"{dates_s:.2f} s  exit {dates_rc}"),
+        ("peak RSS: bench / tacn clean / verify-fix",
+         f"{peak_rss_mb():.0f} MiB / {clean_rss:.0f} MiB / {verify_rss:.0f} MiB"),
+    ])
+
+
+if __name__ == "__main__":
+    main()
