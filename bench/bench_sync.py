@@ -2,7 +2,9 @@
 
 Floor, measured in the same run: the store's bare batch upsert of the same
 records already normalised (the documents the sync produces, built beforehand
-and not timed) into a fresh store. Target: sync / floor <= 1.5.
+and not timed) into a fresh store. Target: sync / floor <= 1.5. Each side runs
+twice into a fresh store and the best of two counts; CPU time is printed too
+(the machine is shared and noisy).
 The sync reads the file in chunks, so its peak RSS is printed before the floor
 builds its million documents in memory.
 """
@@ -64,6 +66,13 @@ def normalised_documents(path: Path) -> list[dict]:
     return docs
 
 
+def timed(fn) -> tuple[float, float, object]:
+    """(wall seconds, CPU seconds of this process, result): CPU time shows through a busy shared machine."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, out
+
+
 def main() -> None:
     from pipelines.stores.sqlite import SQLiteStore
     from pipelines.sync import SyncRequest, run_sync
@@ -73,29 +82,31 @@ def main() -> None:
         write_csv(csv, N)
         size_mb = csv.stat().st_size / 2**20
 
-        store = SQLiteStore(Path(tmp) / "sync.db")
-        start = time.perf_counter()
-        result = run_sync(store, SyncRequest(source=f"file:{csv}", rejects_path=Path(tmp) / "rejects.jsonl"))
-        sync_s = time.perf_counter() - start
-        start = time.perf_counter()
-        again = run_sync(store, SyncRequest(source=f"file:{csv}", rejects_path=None))
-        rerun_s = time.perf_counter() - start
-        store.close()
-        sync_rss = peak_rss_mb()
+        def sync_into(name: str, **kwargs):
+            with SQLiteStore(Path(tmp) / name) as store:
+                return timed(lambda: run_sync(store, SyncRequest(source=f"file:{csv}", **kwargs)))
 
+        # Each side twice, alternating, best of two: the machine is shared and noisy.
+        syncs = [sync_into(f"sync{i}.db", rejects_path=Path(tmp) / "rejects.jsonl") for i in range(2)]
+        rerun = sync_into("sync1.db", rejects_path=None)
+        sync_rss = peak_rss_mb()
         docs = normalised_documents(csv)
-        floor_store = SQLiteStore(Path(tmp) / "floor.db")
-        start = time.perf_counter()
-        floor = floor_store.upsert(docs)
-        floor_s = time.perf_counter() - start
-        floor_store.close()
-    ratio = sync_s / floor_s
+        floors = []
+        for i in range(2):
+            with SQLiteStore(Path(tmp) / f"floor{i}.db") as floor_store:
+                floors.append(timed(lambda s=floor_store: s.upsert(docs)))
+    sync_s, sync_cpu, result = min(syncs, key=lambda t: t[0])
+    floor_s, floor_cpu, floor = min(floors, key=lambda t: t[0])
+    ratio, cpu_ratio = sync_s / floor_s, sync_cpu / floor_cpu
     report(f"tacn sync from a CSV file into SQLite, {N:,} rows ({size_mb:.0f} MiB, AKShare layout)", [
-        ("floor: store.upsert of the normalised records", f"{floor_s:.2f} s  inserted={floor.inserted:,}"),
-        ("sync --source file:quotes.csv", f"{sync_s:.2f} s  inserted={result.inserted:,} rejected={result.rejected:,}"),
-        ("ratio sync / floor", f"{ratio:.2f}  (target <= {TARGET}) {'OK' if ratio <= TARGET else 'OVER'}"),
-        ("sync again (all unchanged)", f"{rerun_s:.2f} s  unchanged={again.unchanged:,}"),
-        ("peak RSS after the two syncs", f"{sync_rss:.0f} MiB"),
+        ("floor: store.upsert of the normalised records", f"{floor_s:.2f} s (cpu {floor_cpu:.2f} s)  "
+         f"inserted={floor.inserted:,}  [best of {', '.join(f'{t[0]:.1f}' for t in floors)}]"),
+        ("sync --source file:quotes.csv", f"{sync_s:.2f} s (cpu {sync_cpu:.2f} s)  inserted={result.inserted:,} "
+         f"rejected={result.rejected:,}  [best of {', '.join(f'{t[0]:.1f}' for t in syncs)}]"),
+        ("ratio sync / floor", f"{ratio:.2f}  (target <= {TARGET}) {'OK' if ratio <= TARGET else 'OVER'}"
+         f"; CPU-time ratio {cpu_ratio:.2f}"),
+        ("sync again (all unchanged)", f"{rerun[0]:.2f} s  unchanged={rerun[2].unchanged:,}"),
+        ("peak RSS after the syncs", f"{sync_rss:.0f} MiB"),
         ("peak RSS with the floor's documents in memory", f"{peak_rss_mb():.0f} MiB"),
     ])
 

@@ -398,3 +398,15 @@ def test_interrupt_records_the_run_as_failed_and_releases_the_lock(sqlite_store,
     assert status["status"] == "failed" and "interrupted" in status["message"]
     assert sqlite_store.count() == 5  # the first symbol, whole
     store_lock(sqlite_store).acquire().release()  # free again
+
+
+def test_same_sync_twice_changes_nothing_in_either_store(store, clock, tushare):
+    kwargs = dict(source="tushare", symbols=("000001", "600000"), start="2025-10-13", tushare_token=TOKEN,
+                  tushare_url=tushare.url)
+    first = sync(store, clock, **kwargs)
+    snapshot = {(d["symbol"], d["trade_date"]): (d["_id"], d["created_at"], d["close"]) for d in store.iter_documents()}
+    second = sync(store, clock, **kwargs)
+    assert first.inserted == 20 and (second.inserted, second.updated, second.unchanged) == (0, 0, 20)
+    assert {(d["symbol"], d["trade_date"]): (d["_id"], d["created_at"], d["close"])
+            for d in store.iter_documents()} == snapshot
+    assert store.count_invalid_trade_date() == 0 and store.count() == 20

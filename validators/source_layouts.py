@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from validators.dates import InvalidTradeDate, normalize_trade_date, valid_iso_mask
@@ -332,6 +333,15 @@ def convert_frame(
     return converted
 
 
+@lru_cache(maxsize=32)
+def _document_builder(names: tuple[str, ...]):
+    """``lambda a0, a1, …: {"symbol": a0, …}``: a dict display builds a million documents about
+    a third faster than ``dict(zip(names, row))``. The names are the contract's field names."""
+    args = ", ".join(f"a{i}" for i in range(len(names)))
+    body = ", ".join(f"{name!r}: a{i}" for i, name in enumerate(names))
+    return eval(f"lambda {args}: {{{body}}}")  # noqa: S307 - built from FIELD_NAMES only, never from data
+
+
 def documents(frame: pd.DataFrame, *, now: datetime | None = None) -> list[dict]:
     """Rows of a converted frame as documents: the app's field order, NaN → None, optional fields only when present."""
     from itertools import repeat
@@ -353,8 +363,7 @@ def documents(frame: pd.DataFrame, *, now: datetime | None = None) -> list[dict]
     sparse = [name for name in optional if frame[name].isna().any()]  # present on some rows only
     names = [*_BASE_FIELDS, *optional, "created_at", "updated_at", "version"]
     columns = [values(name) for name in names[: len(_BASE_FIELDS) + len(optional)]]
-    rows = zip(*columns, repeat(stamp), repeat(stamp), repeat(DOCUMENT_VERSION))
-    docs = [dict(zip(names, row)) for row in rows]  # noqa: B905 - the repeats are endless on purpose
+    docs = list(map(_document_builder(tuple(names)), *columns, repeat(stamp), repeat(stamp), repeat(DOCUMENT_VERSION)))
     for name in sparse:  # the app writes an optional field only when it has a value
         for doc in docs:
             if doc[name] is None:
