@@ -172,22 +172,26 @@ def clean_invalid_trade_date(
         for doc in store.iter_invalid_trade_date(flt):
             summary.add(doc)
         return summary.fill(result)
-    pause_point("before-backup")
-    backup = write_backup(
-        store.iter_invalid_trade_date(flt),
-        backup_dir,
-        label=label,
-        store=store.display_url,
-        selection={"predicate": PREDICATE, "filter": flt.describe()},
-        on_document=summary.add,
-    )
-    summary.fill(result)
-    result.backup, result.manifest = str(backup.data_path), str(backup.manifest_path)
-    if backup.count:
-        result.deleted, result.batches = delete_backed_up(store, backup, batch_size)
-    else:
-        backup.manifest["state"] = STATE_DELETED
-        backup.save_manifest()
+    from pipelines.lock import store_lock
+
+    # The sync lock: no tacn sync rewrites a record between its backup and its delete.
+    with store_lock(store, "sync", f"tacn {label} --yes"):
+        pause_point("before-backup")
+        backup = write_backup(
+            store.iter_invalid_trade_date(flt),
+            backup_dir,
+            label=label,
+            store=store.display_url,
+            selection={"predicate": PREDICATE, "filter": flt.describe()},
+            on_document=summary.add,
+        )
+        summary.fill(result)
+        result.backup, result.manifest = str(backup.data_path), str(backup.manifest_path)
+        if backup.count:
+            result.deleted, result.batches = delete_backed_up(store, backup, batch_size)
+        else:
+            backup.manifest["state"] = STATE_DELETED
+            backup.save_manifest()
     return result
 
 

@@ -315,3 +315,17 @@ def test_backup_dir_that_is_a_file_is_refused(tmp_path):
     assert result.exit_code == 2 and "is a file" in result.stderr
     with SQLiteStore(path) as opened:
         assert opened.count_invalid_trade_date() > 0
+
+
+def test_clean_yes_takes_the_sync_lock_and_refuses_while_a_sync_holds_it(store, tmp_path):
+    from pipelines.errors import LockHeld
+    from pipelines.lock import store_lock
+
+    seed(store)
+    before = content_hash(store)
+    with store_lock(store, "sync", "a running tacn sync"):
+        with pytest.raises(LockHeld):
+            clean_invalid_trade_date(store, apply=True, backup_dir=tmp_path / "bk")
+        assert clean_invalid_trade_date(store).selected > 0  # a dry run needs no lock
+    assert content_hash(store) == before and not (tmp_path / "bk").exists()
+    assert clean_invalid_trade_date(store, apply=True, backup_dir=tmp_path / "bk").deleted > 0
