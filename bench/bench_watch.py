@@ -149,8 +149,13 @@ def soak(server: DevWsServer, tmp: Path, env: dict) -> list[tuple[str, str]]:
         seq += 1
         next_send += 1 / SOAK_RATE
     rss_end = watcher.memory_info().rss
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=30)
+    # SIGTERM, not SIGINT: a job started with `&` by a non-interactive shell inherits SIGINT ignored
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
     written = set()
     for line in out_path.read_text().splitlines():
         written.add(int(json.loads(line)["data"]["id"][1:]))

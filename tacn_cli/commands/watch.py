@@ -73,7 +73,7 @@ def watch_command(
         config = WatchConfig(
             url=endpoint, token=resolved, token_origin=origin, minted=minted, types=wanted, count=count,
             timeout=timeout, max_retries=max_retries, heartbeat_timeout=heartbeat_timeout or None, task_id=task,
-            verbose=verbose, insecure=insecure, connect_timeout=float(env.get("TACN_CONNECT_TIMEOUT", "10")))
+            verbose=verbose, insecure=insecure, connect_timeout=float(env.get("TACN_CONNECT_TIMEOUT", "5")))
         out.info(f"watching {shown_url(endpoint)} (token {origin.split(' (')[0]})")
         render = _Renderer(out, json_)
         result = watch(config, render)
