@@ -120,8 +120,14 @@ class SelectionSummary:
         pairs: dict[tuple, PairLoss] = {}
         entries = [(key, value, n) for (key, _, value), n in self._tally.items()]
         entries += [(key, value, 1) for key, value in self._odd]
+        judged: dict[tuple, tuple[str, str | None]] = {}  # values repeat across pairs ("0", "1", …)
         for key, value, n in entries:
-            kind, day = self._judge(value)
+            try:
+                kind, day = judged[(value.__class__, value)]
+            except KeyError:
+                kind, day = judged[(value.__class__, value)] = self._judge(value)
+            except TypeError:  # unhashable
+                kind, day = self._judge(value)
             by_source[str(key[1])] += n
             by_kind[kind] += n
             pair = pairs.get(key)
