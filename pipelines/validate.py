@@ -171,7 +171,13 @@ def key_hashes(frame: pd.DataFrame) -> np.ndarray:
 
     from validators.rules import column
 
-    keys = pd.DataFrame({name: column(frame, name).astype(object) for name in KEY_FIELDS}, index=frame.index)
+    def hashable(values):
+        # str-dtype columns without missing values hash as their object form does, without the copy
+        if values.dtype != object and pd.api.types.is_string_dtype(values.dtype) and not values.hasnans:
+            return values
+        return values.astype(object)
+
+    keys = pd.DataFrame({name: hashable(column(frame, name)) for name in KEY_FIELDS}, index=frame.index)
     hashes = pd.util.hash_pandas_object(keys, index=False).to_numpy().copy()
     for position, name in enumerate(KEY_FIELDS):
         values = frame[name] if name in frame.columns else keys[name]

@@ -209,8 +209,18 @@ def _fullmatch(series: pd.Series, pattern: str) -> pd.Series:
 # -- the row-level checks: each returns True where the row FAILS ----------------
 
 
+def valid_dates(frame, ctx):
+    """valid_iso_mask of the frame's trade_date, computed once per frame (two rules and completeness use it)."""
+    memo = ctx.__dict__.get("_valid_dates")
+    if memo is not None and memo[0] is frame:
+        return memo[1]
+    mask = valid_iso_mask(column(frame, "trade_date"), now=ctx.now_utc)
+    ctx.__dict__["_valid_dates"] = (frame, mask)
+    return mask
+
+
 def _fails_trade_date(frame, ctx):
-    return ~valid_iso_mask(column(frame, "trade_date"), now=ctx.now_utc)
+    return ~valid_dates(frame, ctx)
 
 
 def _fails_symbol(frame, ctx):
@@ -297,7 +307,7 @@ def _fails_trading_day(frame, ctx):
     from validators.calendar import last_known_session, session_set
 
     dates = column(frame, "trade_date")
-    judged = valid_iso_mask(dates, now=ctx.now_utc)
+    judged = valid_dates(frame, ctx).copy()
     judged &= (dates.where(judged).astype("string") <= last_known_session()).fillna(False).astype(bool)
     return judged & ~dates.isin(session_set())
 
@@ -391,6 +401,7 @@ def failing_masks(
     for rule in select_rules(severity=severity, rules=rules, scope=ROW):
         mask = CHECKS[rule.name](frame, ctx)
         masks[rule.name] = mask.fillna(False).astype(bool) if mask.dtype != bool else mask
+    ctx.__dict__.pop("_valid_dates", None)  # do not keep the frame alive past this call
     return masks
 
 
