@@ -73,17 +73,33 @@ def timed(fn) -> tuple[float, float, object]:
     return time.perf_counter() - wall, time.process_time() - cpu, out
 
 
+# Runs the CLI and prints the process's own peak RSS (VmHWM is per address space, so it starts afresh
+# at exec; ru_maxrss would carry the parent's size over into a forked child).
+_CLI_WITH_PEAK = (
+    "import atexit, sys\n"
+    "def peak():\n"
+    "    line = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+    "    sys.stderr.write('PEAK ' + line.split()[1] + '\\n')\n"
+    "atexit.register(peak)\n"
+    "sys.argv = ['tacn', *sys.argv[1:]]\n"
+    "from tacn_cli.app import main\n"
+    "main()\n"
+)
+
+
 def cli_sync(csv: Path, tmp: Path) -> tuple[float, float]:
     """`tacn sync --source file:…` as operators run it, in its own process: (wall seconds, peak RSS MiB)."""
     import os
-    import resource
     import subprocess
 
     env = {**os.environ, "TACN_HOME": str(tmp / "home")}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "tacn_cli", "sync", "--source", f"file:{csv}", "--store",
-                    f"sqlite:///{tmp / 'cli.db'}", "--json"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    done = subprocess.run([sys.executable, "-c", _CLI_WITH_PEAK, "sync", "--source", f"file:{csv}", "--store",
+                           f"sqlite:///{tmp / 'cli.db'}", "--json"], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, check=True)
+    elapsed = time.perf_counter() - start
+    peak_kib = next(int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("PEAK "))
+    return elapsed, peak_kib / 1024
 
 
 def main() -> None:
