@@ -6,6 +6,7 @@ Everything printed passes :func:`tacn_cli.secrets.scrub`.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tacn_cli.secrets import scrub
+
+PIPED_WIDTH = 200
 
 
 def to_jsonable(value: Any) -> Any:
@@ -45,7 +48,10 @@ class Output:
         from rich.console import Console
 
         self.json_mode = json_mode
-        self.stdout = Console(highlight=False, soft_wrap=False)
+        # Piped or in cron, rich would assume 80 columns and truncate cells; tables only
+        # take the width they need, so allow a wide line instead.
+        width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH
+        self.stdout = Console(highlight=False, soft_wrap=False, width=width)
         self.stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
     @property
