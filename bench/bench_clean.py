@@ -10,6 +10,7 @@ Target (a)/(b) <= 2.0. Then `tacn verify-fix` over the 1,000,000 (full rules and
 
 from __future__ import annotations
 
+import resource
 import shutil
 import subprocess
 import sys
@@ -47,14 +48,20 @@ def seed(path: Path) -> None:
         store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def bare_delete(path: Path) -> tuple[float, int]:
+def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bare_delete(path: Path) -> tuple[float, int, float]:
+    """(wall seconds, rows deleted, CPU seconds) of one DELETE of the predicate."""
     with SQLiteStore(path) as store:  # the store's own connection settings
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         store.conn.execute("BEGIN IMMEDIATE")
         cur = store.conn.execute(f"DELETE FROM {TABLE} WHERE {INVALID_DATE_SQL}",
                                  {"latest": latest_allowed_trade_date().isoformat()})
         store.conn.execute("COMMIT")
-        return time.perf_counter() - start, cur.rowcount
+        return time.perf_counter() - start, cur.rowcount, cpu_seconds() - cpu
 
 
 # Runs the real `tacn` entry point and reports the child's own peak RSS: VmHWM of its memory
@@ -69,13 +76,14 @@ _CHILD = (
 )
 
 
-def timed_cli(*args: str) -> tuple[float, int, str, float]:
-    """(seconds, exit code, stderr, peak RSS MiB) of one `tacn ARGS` process, start-up included."""
-    start = time.perf_counter()
+def timed_cli(*args: str) -> tuple[float, int, str, float, float]:
+    """(seconds, exit code, stderr, peak RSS MiB, CPU seconds) of one `tacn ARGS` process, start-up included."""
+    start, cpu = time.perf_counter(), cpu_seconds(resource.RUSAGE_CHILDREN)
     proc = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     rss = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("TACN_PEAK_RSS_KIB")]
-    return elapsed, proc.returncode, proc.stderr, int(rss[-1]) / 1024 if rss else float("nan")
+    return (elapsed, proc.returncode, proc.stderr, int(rss[-1]) / 1024 if rss else float("nan"),
+            cpu_seconds(resource.RUSAGE_CHILDREN) - cpu)
 
 
 def main() -> None:
@@ -86,30 +94,34 @@ def main() -> None:
         seed(template)
         seed_s = time.perf_counter() - start
         floors, cleans, library = [], [], []
+        cpu: dict[str, list[float]] = {"floor": [], "cli": [], "library": []}
         for round_ in range(ROUNDS):  # alternate: the machine is shared and noisy; best of each counts
             floor_db, clean_db = tmp_path / "floor.db", tmp_path / "clean.db"
             shutil.copy(template, floor_db)
-            floor_s, floor_deleted = bare_delete(floor_db)
+            floor_s, floor_deleted, floor_cpu = bare_delete(floor_db)
             floors.append(floor_s)
+            cpu["floor"].append(floor_cpu)
             shutil.copy(template, clean_db)
             backups = tmp_path / f"backups-{round_}"
-            clean_s, clean_rc, clean_err, clean_rss = timed_cli(
+            clean_s, clean_rc, clean_err, clean_rss, clean_cpu = timed_cli(
                 "clean-invalid-trade-date", "--yes", "--store", f"sqlite:///{clean_db}",
                 "--backup-dir", str(backups), "--json")
             assert clean_rc == 0, clean_err
             cleans.append(clean_s)
+            cpu["cli"].append(clean_cpu)
             with SQLiteStore(clean_db) as store:
                 left, invalid = store.count(), store.count_invalid_trade_date()
             assert (floor_deleted, left, invalid) == (BAD, TOTAL - BAD, 0), (floor_deleted, left, invalid)
             shutil.copy(template, clean_db)
             with SQLiteStore(clean_db) as store:  # the same work as a library call: no interpreter start-up
-                start = time.perf_counter()
+                start, before = time.perf_counter(), cpu_seconds()
                 clean_invalid_trade_date(store, apply=True, backup_dir=tmp_path / f"lib-{round_}")
                 library.append(time.perf_counter() - start)
+                cpu["library"].append(cpu_seconds() - before)
         backup_mb = sum(p.stat().st_size for p in backups.iterdir()) / 2**20
         shutil.copy(template, clean_db)  # verify-fix over the full 1,000,000, invalid ones included
-        verify_s, verify_rc, _, verify_rss = timed_cli("verify-fix", "--store", f"sqlite:///{clean_db}", "--json")
-        dates_s, dates_rc, _, _ = timed_cli("verify-fix", "--dates-only", "--store", f"sqlite:///{clean_db}",
+        verify_s, verify_rc, _, verify_rss, _ = timed_cli("verify-fix", "--store", f"sqlite:///{clean_db}", "--json")
+        dates_s, dates_rc, _, _, _ = timed_cli("verify-fix", "--dates-only", "--store", f"sqlite:///{clean_db}",
                                             "--json")
     ratio = min(cleans) / min(floors)
     rounds = lambda values: ", ".join(f"{v:.2f}" for v in values)  # noqa: E731
@@ -121,6 +133,10 @@ def main() -> None:
         ("ratio clean / floor (best of each)", f"{ratio:.2f}  (target <= 2.0) {'OK' if ratio <= 2.0 else 'OVER'}"),
         ("same, as a library call (no start-up)",
          f"{min(library):.2f} s  (rounds: {rounds(library)}), ratio {min(library) / min(floors):.2f}"),
+        ("CPU seconds, best: floor / CLI / library",
+         f"{min(cpu['floor']):.2f} / {min(cpu['cli']):.2f} / {min(cpu['library']):.2f}  "
+         f"(ratios {min(cpu['cli']) / min(cpu['floor']):.2f} / {min(cpu['library']) / min(cpu['floor']):.2f}; "
+         "CPU time is steadier than wall time on a shared machine)"),
         ("tacn verify-fix (all error rules)", f"{verify_s:.2f} s  exit {verify_rc} (invalid present: 1)"),
         ("tacn verify-fix --dates-only", f"{dates_s:.2f} s  exit {dates_rc}"),
         ("peak RSS: bench / tacn clean / verify-fix",
