@@ -89,13 +89,20 @@ def document_key(doc: dict) -> tuple:
     return tuple(doc.get(name) for name in KEY_FIELDS)
 
 
+def can_recompute_change(close: float | None, pre_close: float | None) -> bool:
+    """The application recomputes only when both are truthy (present, not NaN, not zero)."""
+    return bool(close) and bool(pre_close) and close == close and pre_close == pre_close
+
+
 def recompute_change(close: float | None, pre_close: float | None) -> tuple[float | None, float | None]:
-    """change and pct_chg the way the application recomputes them (4 decimals)."""
-    if close is None or pre_close is None or close != close or pre_close != pre_close:
+    """change and pct_chg exactly as the application's _standardize_record computes them.
+
+    pct_chg is derived from the already rounded change, as the application does.
+    """
+    if not can_recompute_change(close, pre_close):
         return None, None
     change = round(close - pre_close, 4)
-    pct_chg = round((close - pre_close) / pre_close * 100, 4) if pre_close else None
-    return change, pct_chg
+    return change, round(change / pre_close * 100, 4)
 
 
 def _float_or_none(value) -> float | None:
@@ -127,12 +134,13 @@ def build_document(
     """A document in the application's exact shape. ``trade_date`` must already be normalised.
 
     ``change``/``pct_chg`` are the source's own values: used only when close or
-    pre_close is missing (AKShare has no pre_close), as the application does.
+    pre_close is missing or zero (AKShare has no pre_close), as the application does.
     """
     close_f, pre_close_f = _float_or_none(close), _float_or_none(pre_close)
     source_change, source_pct_chg = _float_or_none(change), _float_or_none(pct_chg)
-    change, pct_chg = recompute_change(close_f, pre_close_f)
-    if close_f is None or pre_close_f is None:
+    if can_recompute_change(close_f, pre_close_f):
+        change, pct_chg = recompute_change(close_f, pre_close_f)
+    else:
         change, pct_chg = source_change, source_pct_chg
     stamp = now or utc_now()
     doc = {

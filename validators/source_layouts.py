@@ -288,18 +288,16 @@ def convert_frame(
         numbers["volume"] = numbers["volume"] * TUSHARE_VOLUME_FACTOR
         numbers["amount"] = numbers["amount"] * TUSHARE_AMOUNT_FACTOR
 
-    # change / pct_chg: recomputed where close and pre_close exist, else the source's own
+    # change / pct_chg: recomputed where close and pre_close are present and non-zero
+    # (records.recompute_change: pct_chg from the rounded change), else the source's own
     close, pre_close = numbers["close"], numbers["pre_close"]
-    both = close.notna() & pre_close.notna()
+    both = close.notna() & pre_close.notna() & (close != 0) & (pre_close != 0)
     change = numbers["change"].copy()
     pct_chg = numbers["pct_chg"].copy()
     if both.any():
-        diff = (close[both] - pre_close[both]).to_numpy()
-        change[both] = _rounded4(diff)
-        base = pre_close[both].to_numpy()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pct = np.where(base != 0, diff / np.where(base != 0, base, 1.0) * 100, np.nan)
-        pct_chg[both] = _rounded4(pct)
+        rounded_change = np.array(_rounded4((close[both] - pre_close[both]).to_numpy()), dtype=float)
+        change[both] = rounded_change
+        pct_chg[both] = _rounded4(rounded_change / pre_close[both].to_numpy() * 100)
 
     def text_column(name: str, default: str | None) -> pd.Series:
         values = column(name) if layout == "document" else None
