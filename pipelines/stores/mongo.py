@@ -28,13 +28,13 @@ from validators.records import COLLECTION, DEFAULT_DATABASE, KEY_FIELDS, UNIQUE_
 
 UPSERT_BATCH = 500
 
-# (key pattern, name used when tacn has to create it). Existing indexes with the
-# same keys are accepted under any name, so the application's own are reused.
+# (key pattern, name, unique): the application's historical data service creates
+# these. Existing indexes with the same keys are accepted under any name.
 INDEXES: tuple[tuple[list[tuple[str, int]], str, bool], ...] = (
     ([(name, 1) for name in KEY_FIELDS], UNIQUE_INDEX_NAME, True),
-    ([("symbol", 1)], "symbol_1", False),
-    ([("trade_date", -1)], "trade_date_-1", False),
-    ([("symbol", 1), ("trade_date", 1)], "symbol_1_trade_date_1", False),
+    ([("symbol", 1)], "symbol_index", False),
+    ([("trade_date", -1)], "trade_date_index", False),
+    ([("symbol", 1), ("trade_date", -1)], "symbol_date_index", False),
 )
 
 
