@@ -277,6 +277,9 @@ def write_backup(
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
         raise BackupDamaged(f"cannot write backup {data_path}: {exc.strerror or exc}") from None
+    except BaseException:  # the store failed or Ctrl-C: no half file left behind (nothing was deleted)
+        tmp_path.unlink(missing_ok=True)
+        raise
     pause_point("backup-written")
     manifest = {
         "format": FORMAT,

@@ -329,3 +329,22 @@ def test_clean_yes_takes_the_sync_lock_and_refuses_while_a_sync_holds_it(store, 
         assert clean_invalid_trade_date(store).selected > 0  # a dry run needs no lock
     assert content_hash(store) == before and not (tmp_path / "bk").exists()
     assert clean_invalid_trade_date(store, apply=True, backup_dir=tmp_path / "bk").deleted > 0
+
+
+def test_a_store_failing_mid_backup_leaves_no_partial_file_and_deletes_nothing(tmp_path):
+    from pipelines.errors import StoreError
+    from pipelines.stores.sqlite import SQLiteStore
+
+    with SQLiteStore(tmp_path / "s.db") as opened:
+        seed(opened)
+        before = content_hash(opened)
+
+        def failing(flt=None, **kwargs):
+            yield from list(SQLiteStore.iter_invalid_trade_date(opened, flt))[:3]
+            raise StoreError("disk I/O error")
+
+        opened.iter_invalid_trade_date = failing
+        with pytest.raises(StoreError):
+            clean_invalid_trade_date(opened, apply=True, backup_dir=tmp_path / "bk")
+        assert list((tmp_path / "bk").iterdir()) == []
+        assert content_hash(opened) == before
