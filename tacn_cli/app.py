@@ -11,7 +11,6 @@ import pkgutil
 import typer
 
 from tacn_cli import __version__, exit_codes
-
 from tacn_cli import commands as _commands
 
 # Every module in tacn_cli/commands registers itself; ORDER (default 100) sorts the help listing.

@@ -278,3 +278,34 @@ def test_iter_missing_field_finds_absent_and_null(store):
     store.put_documents([absent, null, present])
     assert sorted(d["_id"] for d in store.iter_missing_field("period")) == sorted([absent["_id"], null["_id"]])
     assert [d for d in store.iter_missing_field("period") if d["_id"] == absent["_id"]] == [absent]
+
+
+def _sqlite_index_names(store) -> set[str]:
+    return {row[1] for row in store.conn.execute("PRAGMA index_list(stock_daily_quotes)")}
+
+
+def test_sqlite_bulk_load_rebuilds_its_indexes(tmp_path, monkeypatch):
+    from pipelines.stores import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "UPSERT_BATCH", 100)  # a "large" load without a large test
+    store = sqlite_store.SQLiteStore(tmp_path / "bulk.db")
+    docs = [doc(symbol=f"{i % 7:06d}", day=(date(2020, 1, 1) + timedelta(days=i // 7)).isoformat()) for i in range(1_000)]
+    dropped = []
+    real_drop = store._drop_secondary_indexes
+    monkeypatch.setattr(store, "_drop_secondary_indexes", lambda: (dropped.append(True), real_drop()))
+    assert store.upsert(docs, now=T0).inserted == 1_000
+    assert dropped == [True]
+    assert set(sqlite_store.SECONDARY_INDEXES) <= _sqlite_index_names(store)
+    assert store.upsert(docs, now=T1).unchanged == 1_000  # a full table: no second bulk load
+    assert dropped == [True]
+
+
+def test_sqlite_reopening_recreates_indexes_a_killed_load_left_missing(tmp_path):
+    from pipelines.stores import sqlite as sqlite_store
+
+    store = sqlite_store.SQLiteStore(tmp_path / "killed.db")
+    store._drop_secondary_indexes()
+    assert not set(sqlite_store.SECONDARY_INDEXES) & _sqlite_index_names(store)
+    store.close()
+    reopened = sqlite_store.SQLiteStore(tmp_path / "killed.db")
+    assert set(sqlite_store.SECONDARY_INDEXES) <= _sqlite_index_names(reopened)
