@@ -570,15 +570,30 @@ class SQLiteStore:
 
     def iter_frames(self, flt: RecordFilter | None = None, *, chunk_size: int = 100_000):
         """Chunks of documents as DataFrames (``_id`` as text); memory stays per chunk."""
+        import numpy as np
         import pandas as pd
 
         where, params = self._where(flt)
-        names = ["_id", *_COLUMNS]
         for rows in self._iter_rows(where, params, chunk_size):
-            frame = pd.DataFrame.from_records([row[1:-1] for row in rows], columns=names, coerce_float=False)
+            # Column by column: numeric columns go straight to float arrays (None -> NaN);
+            # a column holding anything else (bad data) keeps its values as objects.
+            columns = zip(*rows, strict=True)
+            next(columns)  # rid
+            data: dict[str, Any] = {"_id": pd.Series(next(columns), dtype="str")}
             for name in _COLUMNS:
-                if _KIND[name] == "datetime":
-                    frame[name] = pd.to_datetime(frame[name], format=_DATETIME_FMT, errors="coerce")
+                values = next(columns)
+                kind = _KIND[name]
+                if kind == "float":
+                    try:
+                        data[name] = np.array(values, dtype=float)
+                        continue
+                    except (TypeError, ValueError):
+                        pass
+                elif kind == "datetime":
+                    data[name] = pd.to_datetime(pd.Series(values, dtype=object), format=_DATETIME_FMT, errors="coerce")
+                    continue
+                data[name] = pd.Series(values)
+            frame = pd.DataFrame(data)
             escaped = [(i, row) for i, row in enumerate(rows) if row[-1] is not None]
             if escaped:
                 frame = frame.astype(object)
