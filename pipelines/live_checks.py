@@ -38,10 +38,9 @@ def skipped(service: str, why: str) -> LiveCheck:
 
 
 def _message(exc: BaseException) -> str:
-    text = str(exc)
-    for tail in (" (configured timeouts", ", Timeout:"):  # pymongo appends its whole topology description
-        text = text.split(tail, 1)[0]
-    return scrub(f"{type(exc).__name__}: {text}")[:300]
+    from pipelines.stores.mongo import brief_driver_message  # light: imports no driver
+
+    return scrub(f"{type(exc).__name__}: {brief_driver_message(str(exc))}")[:300]
 
 
 # -- MongoDB -------------------------------------------------------------------------

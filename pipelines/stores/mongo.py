@@ -92,10 +92,12 @@ class MongoStore:
             client.admin.command("ping")
         except _connection_errors() as exc:
             raise StoreUnavailable(
-                f"cannot reach MongoDB at {display}: {_scrub(str(exc), url)[:300]}"
+                f"cannot reach MongoDB at {display}: {_scrub(brief_driver_message(str(exc)), url)[:300]}"
             ) from None
         except pymongo.errors.OperationFailure as exc:
-            raise StoreUnavailable(f"MongoDB at {display} refused: {_scrub(str(exc), url)[:300]}") from None
+            raise StoreUnavailable(
+                f"MongoDB at {display} refused: {_scrub(brief_driver_message(str(exc)), url)[:300]}"
+            ) from None
         return cls(client, db_name, f"{display} (database {db_name})")
 
     # -- indexes ----------------------------------------------------------------
@@ -194,7 +196,7 @@ class MongoStore:
                 result.inserted += written.upserted_count
                 result.changed += written.modified_count
         except _connection_errors() as exc:
-            raise StoreUnavailable(f"lost MongoDB at {self.display_url}: {str(exc)[:300]}") from None
+            raise StoreUnavailable(f"lost MongoDB at {self.display_url}: {brief_driver_message(str(exc))[:300]}") from None
         except PyMongoError as exc:
             raise StoreError(f"MongoDB upsert failed: {str(exc)[:300]}") from None
         return result
@@ -372,6 +374,13 @@ class MongoStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def brief_driver_message(text: str) -> str:
+    """A pymongo error without the topology description it appends (often kilobytes)."""
+    for tail in (" (configured timeouts", ", Timeout:", ", Topology Description:"):
+        text = text.split(tail, 1)[0]
+    return text
 
 
 def _scrub(message: str, url: str) -> str:
