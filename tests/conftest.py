@@ -12,7 +12,8 @@ import uuid
 import pytest
 
 MONGO_URI = os.environ.get("TACN_TEST_MONGO_URI")
-STORE_KINDS = ["sqlite", "mongomock"] + (["mongodb"] if MONGO_URI else [])
+MONGO_KINDS = ["mongomock"] + (["mongodb"] if MONGO_URI else [])
+STORE_KINDS = ["sqlite", *MONGO_KINDS]
 
 
 def make_mongomock_store(database: str = "tradingagents"):
@@ -33,20 +34,50 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
+def open_test_store(kind: str, tmp_path):
+    """An empty store: a SQLite file, mongomock, or a throw-away database on TACN_TEST_MONGO_URI."""
+    if kind == "sqlite":
+        from pipelines.stores.sqlite import SQLiteStore
+
+        return SQLiteStore(tmp_path / "store.db")
+    if kind == "mongomock":
+        return make_mongomock_store()
+    from pipelines.stores.mongo import MongoStore
+
+    return MongoStore.from_url(MONGO_URI, database=f"tacn_test_{uuid.uuid4().hex[:8]}")
+
+
+def close_test_store(opened) -> None:
+    if opened.kind == "mongodb" and not opened.display_url.startswith("mongomock"):
+        opened.client.drop_database(opened.database_name)
+    opened.close()
+
+
 @pytest.fixture(params=STORE_KINDS)
 def store(request, tmp_path):
     """An empty store of each kind."""
-    if request.param == "sqlite":
-        from pipelines.stores.sqlite import SQLiteStore
-
-        opened = SQLiteStore(tmp_path / "store.db")
-    elif request.param == "mongomock":
-        opened = make_mongomock_store()
-    else:
-        from pipelines.stores.mongo import MongoStore
-
-        opened = MongoStore.from_url(MONGO_URI, database=f"tacn_test_{uuid.uuid4().hex[:8]}")
+    opened = open_test_store(request.param, tmp_path)
     yield opened
-    if request.param == "mongodb":
-        opened.client.drop_database(opened.database_name)
-    opened.close()
+    close_test_store(opened)
+
+
+@pytest.fixture(params=MONGO_KINDS)
+def mongo_store(request, tmp_path):
+    """An empty MongoDB store: mongomock, and a real server too when TACN_TEST_MONGO_URI is set."""
+    opened = open_test_store(request.param, tmp_path)
+    yield opened
+    close_test_store(opened)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Drop pandera's weakrefs to validated frames before interpreter shutdown.
+
+    Their callbacks would otherwise run after pandera's module globals are gone and
+    print "Exception ignored … AttributeError" after pytest's summary line.
+    """
+    import sys
+
+    registry = sys.modules.get("pandera.accessors._schema_registry")
+    if registry is not None:
+        registry._refs.clear()
+        registry._reg.clear()

@@ -14,7 +14,6 @@ from pipelines.errors import LockHeld, UsageError
 from pipelines.stores.sqlite import SQLiteStore
 from pipelines.sync import SyncRequest, read_symbols_file, run_sync
 from tacn_cli.app import app
-from tests.conftest import make_mongomock_store
 from tests.sync_fixtures import TushareFake, synthetic_quotes
 from validators.records import build_document
 from validators.source_layouts import AKSHARE_COLUMNS, convert_frame, documents
@@ -282,8 +281,8 @@ def test_cli_tushare_bad_token_exits_3_and_never_shows_it(tmp_path):
 # -- the run record in MongoDB ----------------------------------------------------------
 
 
-def test_run_record_in_the_apps_sync_status_shape_in_mongodb(tmp_path):
-    store = make_mongomock_store()
+def test_run_record_in_the_apps_sync_status_shape_in_mongodb(mongo_store, tmp_path):
+    store = mongo_store
     path = write_akshare_csv(tmp_path / "q.csv", akshare_rows("000001", "2025-10-01", "2025-10-24"))
     result = run_sync(store, SyncRequest(source=f"file:{path}"))
     status = store.db["sync_status"].find_one({"job": "tacn_sync_file"})
@@ -311,12 +310,12 @@ def test_sqlite_lock_held_refuses_a_second_run_and_names_the_holder(sqlite_store
     assert run_sync(sqlite_store, SyncRequest(source=f"file:{path}")).inserted == 5
 
 
-def test_mongodb_lock_expired_is_taken_over_live_one_is_not(tmp_path):
+def test_mongodb_lock_expired_is_taken_over_live_one_is_not(mongo_store, tmp_path):
     from datetime import timedelta
 
     from validators.records import utc_now
 
-    store = make_mongomock_store()
+    store = mongo_store
     path = write_akshare_csv(tmp_path / "q.csv", akshare_rows("000001", "2025-10-20", "2025-10-24"))
     store.db["tacn_locks"].insert_one({"_id": "sync", "name": "sync", "pid": 4242, "host": "cron-box",
                                        "started_at": "2025-10-23 09:00:00", "purpose": "tacn sync",

@@ -17,7 +17,6 @@ import responses
 from pipelines.errors import AuthRefused, ConfigError, UsageError
 from pipelines.stores.sqlite import SQLiteStore
 from pipelines.sync import MinInterval, RetryPolicy, SyncRequest, classify_error, run_sync
-from tests.conftest import make_mongomock_store
 from tests.sync_fixtures import EastmoneyFake, FakeClock, TushareFake, free_closed_port_url, synthetic_quotes
 
 END = "2025-10-24"
@@ -318,8 +317,8 @@ def test_tushare_hfq_multiplies_prices_by_adj_factor(sqlite_store, clock, tushar
 # -- --all ---------------------------------------------------------------------------
 
 
-def test_all_symbols_come_from_stock_basic_info_when_the_store_has_it(clock, tushare):
-    store = make_mongomock_store()
+def test_all_symbols_come_from_stock_basic_info_when_the_store_has_it(clock, tushare, mongo_store):
+    store = mongo_store
     store.db["stock_basic_info"].insert_many([{"code": "600000", "source": "tushare"}, {"code": "bad"}])
     result = sync(store, clock, source="tushare", all_symbols=True, start="2025-10-20", tushare_token=TOKEN,
                   tushare_url=tushare.url)

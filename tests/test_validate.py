@@ -28,7 +28,7 @@ from pipelines.validate import (
     validate_store,
 )
 from tacn_cli.app import app
-from tests.conftest import make_mongomock_store
+from tests.conftest import STORE_KINDS, close_test_store, open_test_store
 from validators.calendar import sessions_between
 from validators.records import build_document
 from validators.rules import RULES, catalogue_markdown, failing_masks
@@ -142,13 +142,13 @@ def test_same_verdict_in_sqlite_mongomock_and_files(tmp_path):
     docs.append(dict(docs[0], trade_date="0"))
     docs.append(dict(docs[1], trade_date="20251023"))
     verdicts = {}
-    for kind in ("sqlite", "mongomock"):
-        store = SQLiteStore(tmp_path / "v.db") if kind == "sqlite" else make_mongomock_store()
+    for kind in STORE_KINDS:
+        store = SQLiteStore(tmp_path / "v.db") if kind == "sqlite" else open_test_store(kind, tmp_path)
         store.upsert(docs, now=STAMP)
         # the store stamped updated_at; files get exactly what the store holds
         exported = [{k: v for k, v in d.items() if k != "_id"} for d in store.iter_documents()]
         verdicts[kind] = validate_store(store, options(chunk_size=7))
-        store.close()
+        close_test_store(store)
     for suffix in (".csv", ".parquet", ".jsonl"):
         path = write_file(tmp_path / f"v{suffix}", exported)
         verdicts[suffix] = validate_file(path, options(chunk_size=7))
