@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -556,46 +557,48 @@ def _sync_file(store, request, source, result, rejects, progress, now) -> None:
     fill_symbol = request.symbols[0] if request.symbols and len(request.symbols) == 1 else None
     seen_symbols: set[str] = set()
     done = 0
-    for raw in iter_frames(source):
-        done += len(raw)
-        result.rows_fetched += len(raw)
-        unparseable = {}
-        if UNPARSEABLE in raw.columns:
-            bad = raw[UNPARSEABLE].notna()
-            unparseable = {label: [raw.at[label, UNPARSEABLE]] for label in raw.index[bad.to_numpy()]}
-            raw = raw.drop(columns=[UNPARSEABLE])
-            if not set(raw.columns) - {UNPARSEABLE}:
-                rejects.write(raw, unparseable)
-                result.rejected += len(unparseable)
-                continue
-        try:
-            converted = convert_frame(raw, source.layout, period=request.period, symbol=fill_symbol, now=now)
-        except LayoutError as exc:
-            raise UsageError(f"{source.path}: {exc}") from None
-        for label, why in unparseable.items():
-            converted.problems[label] = why
-        frame = converted.frame
-        keep = np.ones(len(frame), dtype=bool)
-        if wanted is not None:
-            keep &= frame["symbol"].isin(wanted).to_numpy(dtype=bool)
-        dates = frame["trade_date"]
-        if request.start:
-            keep &= ~(dates < request.start).fillna(False).to_numpy(dtype=bool)
-        if request.end:
-            keep &= ~(dates > request.end).fillna(False).to_numpy(dtype=bool)
-        if not keep.all():
-            result.skipped += int((~keep).sum())
-            converted.frame = frame = frame[keep]
-            converted.problems = {k: v for k, v in converted.problems.items() if k in frame.index}
-        ok, reasons = gate(converted, now=now)
-        result.rejected += rejects.write(raw, reasons)
-        good = frame[ok]
-        if len(good):
-            seen_symbols.update(good["symbol"].unique().tolist())
-            result.last_trade_date = _later(result.last_trade_date, good["trade_date"].max())
-            if not request.dry_run:
-                _add_write(result, None, store.upsert(documents(good, now=now), now=now))
-        _progress(progress, result, "rows", done, None, str(source.path.name))
+    # A large file into a small store: rebuild the secondary indexes once, at the end.
+    with nullcontext() if request.dry_run else store.bulk_load():
+        for raw in iter_frames(source):
+            done += len(raw)
+            result.rows_fetched += len(raw)
+            unparseable = {}
+            if UNPARSEABLE in raw.columns:
+                bad = raw[UNPARSEABLE].notna()
+                unparseable = {label: [raw.at[label, UNPARSEABLE]] for label in raw.index[bad.to_numpy()]}
+                raw = raw.drop(columns=[UNPARSEABLE])
+                if not set(raw.columns) - {UNPARSEABLE}:
+                    rejects.write(raw, unparseable)
+                    result.rejected += len(unparseable)
+                    continue
+            try:
+                converted = convert_frame(raw, source.layout, period=request.period, symbol=fill_symbol, now=now)
+            except LayoutError as exc:
+                raise UsageError(f"{source.path}: {exc}") from None
+            for label, why in unparseable.items():
+                converted.problems[label] = why
+            frame = converted.frame
+            keep = np.ones(len(frame), dtype=bool)
+            if wanted is not None:
+                keep &= frame["symbol"].isin(wanted).to_numpy(dtype=bool)
+            dates = frame["trade_date"]
+            if request.start:
+                keep &= ~(dates < request.start).fillna(False).to_numpy(dtype=bool)
+            if request.end:
+                keep &= ~(dates > request.end).fillna(False).to_numpy(dtype=bool)
+            if not keep.all():
+                result.skipped += int((~keep).sum())
+                converted.frame = frame = frame[keep]
+                converted.problems = {k: v for k, v in converted.problems.items() if k in frame.index}
+            ok, reasons = gate(converted, now=now)
+            result.rejected += rejects.write(raw, reasons)
+            good = frame[ok]
+            if len(good):
+                seen_symbols.update(good["symbol"].unique().tolist())
+                result.last_trade_date = _later(result.last_trade_date, good["trade_date"].max())
+                if not request.dry_run:
+                    _add_write(result, None, store.upsert(documents(good, now=now), now=now))
+            _progress(progress, result, "rows", done, None, str(source.path.name))
     result.symbols_total = result.symbols_ok = len(seen_symbols)
     if result.rows_fetched == 0:
         result.warnings.append(f"{source.path} holds no rows")

@@ -309,3 +309,14 @@ def test_sqlite_reopening_recreates_indexes_a_killed_load_left_missing(tmp_path)
     store.close()
     reopened = sqlite_store.SQLiteStore(tmp_path / "killed.db")
     assert set(sqlite_store.SECONDARY_INDEXES) <= _sqlite_index_names(reopened)
+
+
+def test_bulk_load_wraps_many_upserts(store):
+    with store.bulk_load():
+        store.upsert([doc(day="2025-10-20")], now=T0)
+        store.upsert([doc(day="2025-10-21"), doc(day="2025-10-20", close=1.0)], now=T1)
+    assert store.count() == 2 and store.latest_valid_trade_dates("akshare") == {"000001": "2025-10-21"}
+    if store.kind == "sqlite":
+        from pipelines.stores.sqlite import SECONDARY_INDEXES
+
+        assert set(SECONDARY_INDEXES) <= _sqlite_index_names(store)

@@ -9,6 +9,7 @@ written at all, so a second identical sync changes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -200,6 +201,10 @@ class MongoStore:
         except PyMongoError as exc:
             raise StoreError(f"MongoDB upsert failed: {str(exc)[:300]}") from None
         return result
+
+    def bulk_load(self):
+        """Nothing to prepare: MongoDB keeps its indexes during large loads."""
+        return nullcontext()
 
     def delete_by_ids(self, ids: Iterable[Any]) -> int:
         ids = list(ids)

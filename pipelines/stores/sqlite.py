@@ -15,6 +15,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from functools import lru_cache
 from operator import itemgetter
@@ -273,6 +274,7 @@ class SQLiteStore:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
+        self._bulk_loading = False
         self.display_url = f"sqlite:///{self.path}"
         if self.path.exists() and self.path.is_dir():
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: it is a directory")
@@ -430,7 +432,7 @@ class SQLiteStore:
                 stamped.setdefault("created_at", stamp)
                 batch.append(stamped)
                 if len(batch) >= UPSERT_BATCH:
-                    if not bulk_load and self._max_rid() < UPSERT_BATCH:
+                    if not bulk_load and not self._bulk_loading and self._max_rid() < UPSERT_BATCH:
                         # A load bigger than the table: rebuild the secondary indexes afterwards.
                         bulk_load = True
                         self._drop_secondary_indexes()
@@ -441,6 +443,21 @@ class SQLiteStore:
             if bulk_load:
                 self._create_secondary_indexes()
         return result
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Around many upserts into a small table (a big file sync): secondary indexes are
+        dropped for the duration and rebuilt once at the end, as one large upsert does."""
+        if self._bulk_loading or self._max_rid() >= UPSERT_BATCH:
+            yield
+            return
+        self._bulk_loading = True
+        self._drop_secondary_indexes()
+        try:
+            yield
+        finally:
+            self._bulk_loading = False
+            self._create_secondary_indexes()
 
     def _max_rid(self) -> int:
         return self.conn.execute(f"SELECT ifnull(max(rid), 0) FROM {TABLE}").fetchone()[0]
