@@ -38,14 +38,6 @@ THRESHOLDS = ("error", "warning")
 _RANK = {"warning": 1, "error": 2}
 DEFAULT_CHUNK_SIZE = 100_000
 DEFAULT_MAX_SAMPLES = 5
-FILE_FORMATS = {
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",  # mongoexport writes one document per line by default
-}
 _TEXT_FIELDS = ("symbol", "code", "full_symbol", "market", "trade_date", "period", "data_source")
 _TIMESTAMP_FIELDS = ("created_at", "updated_at")
 
@@ -244,10 +236,13 @@ class Completeness:
 
 
 def file_format(path: Path) -> str:
-    fmt = FILE_FORMATS.get(path.suffix.lower())
+    """csv, parquet or jsonl, by the suffixes file sources use (.json: mongoexport's one document per line)."""
+    from pipelines.sources.files import SUFFIXES
+
+    fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         raise UsageError(
-            f"cannot tell the format of {path.name}: expected one of {', '.join(sorted(FILE_FORMATS))}"
+            f"cannot tell the format of {path.name}: expected one of {', '.join(sorted(SUFFIXES))}"
         )
     return fmt
 
