@@ -62,7 +62,7 @@ class FileLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_info(fd)
+            holder = _read_holder(fd)
             os.close(fd)
             who = holder.describe() if holder else "another process"
             raise LockHeld(
@@ -96,6 +96,22 @@ class FileLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+HOLDER_INFO_WAIT_S = 1.0
+
+
+def _read_holder(fd: int) -> LockInfo | None:
+    """The holder's details. A holder writes them right after taking the flock, so a
+    run that arrives in between waits (briefly) for them rather than naming nobody."""
+    import time
+
+    deadline = time.monotonic() + HOLDER_INFO_WAIT_S
+    holder = _read_info(fd)
+    while holder is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+        holder = _read_info(fd)
+    return holder
 
 
 def _read_info(fd: int) -> LockInfo | None:
