@@ -35,7 +35,7 @@ from typing import Any
 
 from bson import ObjectId, json_util
 
-from pipelines.errors import TacnError, UsageError
+from pipelines.errors import SourceError, TacnError, UsageError
 
 FORMAT = "tacn-backup/1"
 DATA_SUFFIX = ".jsonl"
@@ -351,9 +351,9 @@ def open_backup(path: Path | str) -> VerifiedBackup:
     """Resolve BACKUP (data file or manifest), verify it, and return it. Raises BackupDamaged."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise UsageError(f"backup {path} does not exist")
+        raise SourceError(f"backup {path} does not exist")
     if path.is_dir():
-        raise UsageError(f"backup {path} is a directory: give the .jsonl or .manifest.json file")
+        raise SourceError(f"backup {path} is a directory: give the .jsonl or .manifest.json file")
     manifest_path: Path | None = None
     manifest: dict | None = None
     if path.name.endswith(MANIFEST_SUFFIX):

@@ -219,9 +219,9 @@ def test_restore_refuses_a_plain_file_with_a_bad_line_before_writing(cleaned_sql
     assert hash_of(url) == before
 
 
-def test_restore_of_a_missing_file_is_a_usage_error(tmp_path):
+def test_restore_of_a_missing_file_cannot_run(tmp_path):
     result = runner.invoke(app, ["restore", str(tmp_path / "nope.jsonl")])
-    assert result.exit_code == 2 and "does not exist" in result.stderr
+    assert result.exit_code == 3 and "does not exist" in result.stderr
 
 
 def test_restore_reports_conflicts_with_exit_1(cleaned_sqlite):

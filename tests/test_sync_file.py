@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.errors import LockHeld, UsageError
+from pipelines.errors import LockHeld, SourceError, UsageError
 from pipelines.stores.sqlite import SQLiteStore
 from pipelines.sync import SyncRequest, read_symbols_file, run_sync
 from tacn_cli.app import app
@@ -208,7 +208,7 @@ def test_unreadable_files_are_usage_errors(sqlite_store, tmp_path, text, message
     path.write_text(text, encoding="utf-8")
     with pytest.raises(UsageError, match=message):
         run_sync(sqlite_store, SyncRequest(source=f"file:{path}"))
-    with pytest.raises(UsageError, match="does not exist"):
+    with pytest.raises(SourceError, match="does not exist"):  # a source that cannot be read: exit 3
         run_sync(sqlite_store, SyncRequest(source=f"file:{tmp_path / 'missing.csv'}"))
     (tmp_path / "q.xlsx").write_bytes(b"PK\x03\x04")
     with pytest.raises(UsageError, match="extension"):
@@ -253,11 +253,16 @@ def test_cli_file_sync_json_and_exit_codes(tmp_path):
     (["--source", "akshare", "--symbols", "000001", "--all"], "one of"),
     (["--source", "bogus", "--symbols", "000001"], "--source"),
     (["--symbols", "000001"], "--source is required"),
-    (["--source", "file:nope.csv"], "does not exist"),
 ])
 def test_cli_usage_errors_exit_2(args, message, tmp_path):
     result = run(*args, "--store", f"sqlite:///{tmp_path / 'u.db'}")
     assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name, message", [("nope.csv", "does not exist"), (".", "is a directory")])
+def test_cli_unreadable_file_source_exits_3(name, message, tmp_path):
+    result = run("--source", f"file:{tmp_path / name}", "--store", f"sqlite:///{tmp_path / 'u.db'}")
+    assert result.exit_code == 3 and message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_cli_tushare_without_token_exits_3(tmp_path):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipelines.errors import UsageError
+from pipelines.errors import SourceError, UsageError
 from validators.source_layouts import LAYOUTS, TEXT_COLUMNS, detect_layout, missing_columns
 
 if TYPE_CHECKING:
@@ -49,12 +49,16 @@ def file_type_of(path: Path, forced: str | None = None) -> str:
 
 
 def open_file_source(path: str | Path, *, file_type: str | None = None, layout: str | None = None) -> FileSource:
-    """Check the file is there and readable, and work out its type and layout (UsageError otherwise)."""
+    """Check the file is there and readable, and work out its type and layout.
+
+    A missing or unreadable file is a source that cannot be read (SourceError, exit 3);
+    a file whose type or layout cannot be told is a usage error (pass --file-type/--format).
+    """
     path = Path(path).expanduser()
     if not path.exists():
-        raise UsageError(f"file {path} does not exist")
+        raise SourceError(f"file {path} does not exist")
     if path.is_dir():
-        raise UsageError(f"{path} is a directory, not a file")
+        raise SourceError(f"{path} is a directory, not a file")
     kind = file_type_of(path, file_type)
     columns = _columns(path, kind)
     if layout is not None and layout not in LAYOUTS:
@@ -95,9 +99,9 @@ def _columns(path: Path, kind: str) -> list[str]:
     except UsageError:
         raise
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UsageError(f"cannot read {path} as {kind}: {str(exc)[:200]}") from None
+        raise SourceError(f"cannot read {path} as {kind}: {str(exc)[:200]}") from None
     except Exception as exc:  # noqa: BLE001 - pyarrow and pandas raise many kinds for a bad file
-        raise UsageError(f"cannot read {path} as {kind}: {type(exc).__name__}: {str(exc)[:200]}") from None
+        raise SourceError(f"cannot read {path} as {kind}: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 def _parse_line(line: str):
@@ -123,7 +127,7 @@ def iter_frames(source: FileSource, *, chunk_rows: int = CHUNK_ROWS) -> Iterator
     except UsageError:
         raise
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UsageError(f"cannot read {source.path}: {str(exc)[:200]}") from None
+        raise SourceError(f"cannot read {source.path}: {str(exc)[:200]}") from None
 
 
 def _csv_frames(source: FileSource, chunk_rows: int) -> Iterator[pd.DataFrame]:
