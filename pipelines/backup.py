@@ -22,26 +22,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import secrets
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from functools import lru_cache
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bson import ObjectId, json_util
+from bson import ObjectId
 
 from pipelines.errors import SourceError, TacnError, UsageError
+from pipelines.extjson import decode_line, encode_document
 
 FORMAT = "tacn-backup/1"
 DATA_SUFFIX = ".jsonl"
 MANIFEST_SUFFIX = ".manifest.json"
-DATE_TAG = "$tacnDate"
-DATETIME_TAG = "$tacnDatetime"
 ENCODING_NOTE = (
     "MongoDB Extended JSON v2 (relaxed), one document per line; tacn tags: "
     '{"$tacnDate": "YYYY-MM-DD"} for a bare date, {"$tacnDatetime": "ISO"} for sub-millisecond datetimes'
@@ -71,84 +68,6 @@ def pause_point(name: str) -> None:
         Path(ready).write_text(name)
     while True:  # blocked until killed
         time.sleep(3600)
-
-
-# -- encoding ----------------------------------------------------------------------
-_OPTIONS = json_util.RELAXED_JSON_OPTIONS.with_options(tz_aware=False)
-
-
-@lru_cache(maxsize=4096)  # a backup's documents share a handful of timestamps
-def _encode_datetime(value: datetime) -> dict:
-    if value.tzinfo is None:
-        if value.microsecond % 1000:
-            return {DATETIME_TAG: value.isoformat()}
-        if 1970 <= value.year <= 9999:  # relaxed form, as bson.json_util writes it
-            ms = f".{value.microsecond // 1000:03d}" if value.microsecond else ""
-            return {"$date": f"{value.strftime('%Y-%m-%dT%H:%M:%S')}{ms}Z"}
-    return json_util.default(value, json_options=_OPTIONS)
-
-
-def _default(value: Any) -> Any:
-    """Extended JSON for what plain JSON cannot hold (called by json.dumps)."""
-    kind = type(value)
-    if kind is datetime:
-        return _encode_datetime(value)
-    if kind is ObjectId:
-        return {"$oid": str(value)}
-    if isinstance(value, datetime):
-        return _encode_datetime(value)
-    if isinstance(value, date):
-        return {DATE_TAG: value.isoformat()}
-    return json_util.default(value, json_options=_OPTIONS)
-
-
-def _nonfinite_tagged(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"$numberDouble": "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
-    if isinstance(value, dict):
-        return {k: _nonfinite_tagged(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_nonfinite_tagged(v) for v in value]
-    return value
-
-
-def _make_encoder():
-    """One compact encoder for every line (json.dumps would build a new one per call)."""
-    encoder = json.JSONEncoder(default=_default, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-    if c_make_encoder is None:
-        return encoder.encode
-    # what JSONEncoder.iterencode(_one_shot=True) builds, made once; no circular check (documents are trees)
-    iterencode = c_make_encoder(None, _default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
-    return lambda doc: "".join(iterencode(doc, 0))
-
-
-_ENCODE = _make_encoder()
-
-
-def encode_document(doc: dict) -> str:
-    """One line of relaxed Extended JSON (no newline)."""
-    try:
-        return _ENCODE(doc)
-    except ValueError:  # NaN or ±Infinity somewhere: rare, so the slow walk only then
-        return _ENCODE(_nonfinite_tagged(doc))
-
-
-def _object_pairs_hook(pairs: list[tuple[str, Any]]) -> Any:
-    if len(pairs) == 1:
-        key, value = pairs[0]
-        if key == DATE_TAG:
-            return date.fromisoformat(value)
-        if key == DATETIME_TAG:
-            return datetime.fromisoformat(value)
-        if key == "$oid":
-            return ObjectId(value)
-    return json_util.object_pairs_hook(pairs, _OPTIONS)
-
-
-def decode_line(line: str) -> Any:
-    """A document from one line of (relaxed or canonical) Extended JSON, tacn tags included."""
-    return json.loads(line, object_pairs_hook=_object_pairs_hook)
 
 
 _OID_PREFIX = '{"_id":{"$oid":"'

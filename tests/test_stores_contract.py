@@ -320,3 +320,17 @@ def test_bulk_load_wraps_many_upserts(store):
         from pipelines.stores.sqlite import SECONDARY_INDEXES
 
         assert set(SECONDARY_INDEXES) <= _sqlite_index_names(store)
+
+
+def test_sqlite_escaped_values_keep_microseconds_and_bare_dates(tmp_path):
+    """BSON itself keeps milliseconds, so only the embedded store is asked for microseconds."""
+    from bson import ObjectId
+
+    from pipelines.stores.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "escaped.db")
+    original = {**doc(), "_id": ObjectId(), "created_at": "text, not a datetime",
+                "unknown": {"at": datetime(2025, 10, 23, 9, 0, 0, 123456), "day": date(2025, 10, 23)}}
+    store.put_documents([original])
+    (back,) = list(store.iter_documents())
+    assert back == original

@@ -16,7 +16,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import datetime
 from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
@@ -64,42 +64,17 @@ VALID_DATE_SQL = (
 INVALID_DATE_SQL = f"NOT {VALID_DATE_SQL}"
 
 
-def _json_util():
-    from bson import json_util  # ships with pymongo; only needed for escaped values
-
-    return json_util
-
-
-_DATE_TAG = "$tacnDate"  # Extended JSON has no bare date; only this store can hold one
-
-
-def _tag_dates(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _tag_dates(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_tag_dates(v) for v in value]
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return {_DATE_TAG: value.isoformat()}
-    return value
-
-
-def _untag_dates(value: Any) -> Any:
-    if isinstance(value, dict):
-        if len(value) == 1 and _DATE_TAG in value:
-            return date.fromisoformat(value[_DATE_TAG])
-        return {k: _untag_dates(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_untag_dates(v) for v in value]
-    return value
-
-
 def _dumps(value: Any) -> str:
-    ju = _json_util()
-    return ju.dumps(_tag_dates(value), json_options=ju.CANONICAL_JSON_OPTIONS)
+    """Values SQLite cannot hold as they are, as tacn's Extended JSON (the backups' codec)."""
+    from pipelines.extjson import encode_document  # bson: only needed for escaped values
+
+    return encode_document(value)
 
 
 def _loads(text: str) -> Any:
-    return _untag_dates(_json_util().loads(text))
+    from pipelines.extjson import decode_line
+
+    return decode_line(text)
 
 
 def _new_object_id_hexes(count: int) -> list[str]:

@@ -1,0 +1,99 @@
+"""MongoDB Extended JSON v2 (relaxed) with two tacn tags, for every value tacn serialises.
+
+Relaxed mode is what ``mongoexport`` writes and ``mongoimport`` reads. Two values
+Extended JSON cannot carry exactly get a tag that :func:`decode_line` reads back:
+a bare ``datetime.date`` (only the SQLite store can hold one) as
+``{"$tacnDate": "YYYY-MM-DD"}``, and a naive datetime with sub-millisecond digits
+(Extended JSON keeps milliseconds) as ``{"$tacnDatetime": "ISO"}``. NaN and
+±Infinity become ``$numberDouble``. Used by backups and by the SQLite store's
+``extra`` column, so both keep documents exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+
+from bson import ObjectId, json_util
+
+DATE_TAG = "$tacnDate"
+DATETIME_TAG = "$tacnDatetime"
+
+_OPTIONS = json_util.RELAXED_JSON_OPTIONS.with_options(tz_aware=False)
+
+
+@lru_cache(maxsize=4096)  # a backup's documents share a handful of timestamps
+def _encode_datetime(value: datetime) -> dict:
+    if value.tzinfo is None:
+        if value.microsecond % 1000:
+            return {DATETIME_TAG: value.isoformat()}
+        if 1970 <= value.year <= 9999:  # relaxed form, as bson.json_util writes it
+            ms = f".{value.microsecond // 1000:03d}" if value.microsecond else ""
+            return {"$date": f"{value.strftime('%Y-%m-%dT%H:%M:%S')}{ms}Z"}
+    return json_util.default(value, json_options=_OPTIONS)
+
+
+def _default(value: Any) -> Any:
+    """Extended JSON for what plain JSON cannot hold (called by json.dumps)."""
+    kind = type(value)
+    if kind is datetime:
+        return _encode_datetime(value)
+    if kind is ObjectId:
+        return {"$oid": str(value)}
+    if isinstance(value, datetime):
+        return _encode_datetime(value)
+    if isinstance(value, date):
+        return {DATE_TAG: value.isoformat()}
+    return json_util.default(value, json_options=_OPTIONS)
+
+
+def _nonfinite_tagged(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$numberDouble": "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
+    if isinstance(value, dict):
+        return {k: _nonfinite_tagged(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nonfinite_tagged(v) for v in value]
+    return value
+
+
+def _make_encoder():
+    """One compact encoder for every line (json.dumps would build a new one per call)."""
+    encoder = json.JSONEncoder(default=_default, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:
+        return encoder.encode
+    # what JSONEncoder.iterencode(_one_shot=True) builds, made once; no circular check (documents are trees)
+    iterencode = c_make_encoder(None, _default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    return lambda doc: "".join(iterencode(doc, 0))
+
+
+_ENCODE = _make_encoder()
+
+
+def encode_document(doc: Any) -> str:
+    """One line of relaxed Extended JSON (no newline): a document or any other value."""
+    try:
+        return _ENCODE(doc)
+    except ValueError:  # NaN or ±Infinity somewhere: rare, so the slow walk only then
+        return _ENCODE(_nonfinite_tagged(doc))
+
+
+def _object_pairs_hook(pairs: list[tuple[str, Any]]) -> Any:
+    if len(pairs) == 1:
+        key, value = pairs[0]
+        if key == DATE_TAG:
+            return date.fromisoformat(value)
+        if key == DATETIME_TAG:
+            return datetime.fromisoformat(value)
+        if key == "$oid":
+            return ObjectId(value)
+    return json_util.object_pairs_hook(pairs, _OPTIONS)
+
+
+def decode_line(line: str) -> Any:
+    """A document from one line of (relaxed or canonical) Extended JSON, tacn tags included."""
+    return json.loads(line, object_pairs_hook=_object_pairs_hook)
