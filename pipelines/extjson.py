@@ -95,5 +95,14 @@ def _object_pairs_hook(pairs: list[tuple[str, Any]]) -> Any:
 
 
 def decode_line(line: str) -> Any:
-    """A document from one line of (relaxed or canonical) Extended JSON, tacn tags included."""
-    return json.loads(line, object_pairs_hook=_object_pairs_hook)
+    """A document from one line of (relaxed or canonical) Extended JSON, tacn tags included.
+
+    Any malformed line raises ValueError, bson's own errors (a bad ``$oid``) included,
+    so every reader reports it as a bad line rather than an unexpected error.
+    """
+    from bson.errors import BSONError
+
+    try:
+        return json.loads(line, object_pairs_hook=_object_pairs_hook)
+    except BSONError as exc:
+        raise ValueError(f"invalid Extended JSON: {exc}") from None

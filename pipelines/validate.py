@@ -289,7 +289,9 @@ def _read_parquet(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
 
 def _read_jsonl(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
     import pandas as pd
-    from bson import ObjectId, json_util
+    from bson import ObjectId
+
+    from pipelines.extjson import decode_line
 
     docs: list[dict] = []
     with path.open("r", encoding="utf-8") as handle:
@@ -301,7 +303,7 @@ def _read_jsonl(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
                     f"{path} is a JSON array (mongoexport --jsonArray): export one document per line instead"
                 )
             try:
-                doc = json_util.loads(line)
+                doc = decode_line(line)  # mongoexport output or a tacn backup
             except (ValueError, TypeError) as exc:
                 raise TargetUnreadable(f"{path} line {number} is not JSON: {exc}") from None
             if not isinstance(doc, dict):

@@ -108,10 +108,10 @@ def _parse_line(line: str):
     text = line.strip()
     if not text:
         return None
-    if '"$' in text:  # Extended JSON ({"$date": …}, {"$oid": …}, {"$numberDouble": …}) as mongoexport writes it
-        from bson import json_util
+    if '"$' in text:  # Extended JSON ({"$date": …}, {"$oid": …}, …) as mongoexport or a tacn backup writes it
+        from pipelines.extjson import decode_line
 
-        return json_util.loads(text)
+        return decode_line(text)
     return json.loads(text)
 
 
