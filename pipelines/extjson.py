@@ -17,7 +17,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-from bson import ObjectId, json_util
+from bson import Code, Int64, ObjectId, json_util
 
 DATE_TAG = "$tacnDate"
 DATETIME_TAG = "$tacnDatetime"
@@ -50,14 +50,29 @@ def _default(value: Any) -> Any:
     return json_util.default(value, json_options=_OPTIONS)
 
 
-def _nonfinite_tagged(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
+def _tagged(value: Any) -> Any:
+    """The value with what the C encoder would write as a plain number or string tagged:
+    ``Int64`` (an int subclass) as ``$numberLong``, ``Code`` (a str subclass) as ``$code``,
+    NaN and ±Infinity as ``$numberDouble``."""
+    kind = type(value)
+    if kind is float:
+        if math.isfinite(value):
+            return value
         return {"$numberDouble": "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
+    if kind is Int64:
+        return {"$numberLong": str(int(value))}
+    if kind is Code:
+        return json_util.default(value, json_options=_OPTIONS)
     if isinstance(value, dict):
-        return {k: _nonfinite_tagged(v) for k, v in value.items()}
+        return {k: _tagged(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_nonfinite_tagged(v) for v in value]
+        return [_tagged(v) for v in value]
     return value
+
+
+# Values of these types are written exactly by the C encoder (or by _default); any other
+# type in a document (Int64, Code, nested containers) sends it through _tagged first.
+_DIRECT_TYPES = frozenset((str, int, float, bool, type(None), datetime, date, ObjectId))
 
 
 def _make_encoder():
@@ -75,11 +90,18 @@ _ENCODE = _make_encoder()
 
 
 def encode_document(doc: Any) -> str:
-    """One line of relaxed Extended JSON (no newline): a document or any other value."""
+    """One line of relaxed Extended JSON (no newline): a document or any other value.
+
+    Every value keeps its BSON type: ``Int64`` is written as ``$numberLong`` (relaxed
+    mode would write a bare number, read back as a plain int), so what is read back
+    equals what was written, type included.
+    """
+    if type(doc) is not dict or not _DIRECT_TYPES.issuperset(map(type, doc.values())):
+        return _ENCODE(_tagged(doc))
     try:
         return _ENCODE(doc)
     except ValueError:  # NaN or ±Infinity somewhere: rare, so the slow walk only then
-        return _ENCODE(_nonfinite_tagged(doc))
+        return _ENCODE(_tagged(doc))
 
 
 def _object_pairs_hook(pairs: list[tuple[str, Any]]) -> Any:

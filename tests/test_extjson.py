@@ -40,3 +40,64 @@ def test_commands_report_a_bad_object_id_as_a_bad_line(tmp_path, args, code):
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == code, result.stderr
     assert "unexpected" not in result.stderr and "line 1" in result.stderr
+
+
+# -- every type the codec carries comes back as the same value of the same type -------------
+def _bson_values():
+    from datetime import timedelta
+
+    from bson import Binary, Code, Decimal128, Int64, MaxKey, MinKey, Regex, Timestamp
+    from hypothesis import strategies as st
+
+    # years 1..9999: before 1970 and after 2038; whole milliseconds ($date) and finer ($tacnDatetime)
+    naive = st.datetimes().map(lambda d: d.replace(fold=0))  # fold is not data: BSON has no place for it
+    millis = naive.map(lambda d: d - timedelta(microseconds=d.microsecond % 1000))
+    scalars = st.one_of(
+        st.none(), st.booleans(), st.text(max_size=8),
+        st.integers(min_value=-(2**31), max_value=2**31 - 1),
+        st.integers(min_value=-(2**63), max_value=2**63 - 1).map(Int64),
+        st.floats(),  # NaN, ±Infinity and -0.0 included
+        st.decimals(min_value=-(10**20), max_value=10**20, places=4).map(lambda d: Decimal128(str(d))),
+        st.binary(max_size=16),
+        st.tuples(st.binary(max_size=16), st.sampled_from([1, 2, 3, 5, 6, 7, 128])).map(lambda t: Binary(*t)),
+        millis,
+        naive,
+        st.builds(ObjectId),
+        st.builds(Regex, st.text(alphabet="ab.*", max_size=5), st.sampled_from(["", "i", "ms"])),
+        st.builds(Timestamp, st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
+        st.sampled_from([MinKey(), MaxKey()]),
+        st.tuples(st.text(max_size=8)).map(lambda t: Code(t[0])),
+    )
+    return st.recursive(scalars, lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(alphabet="abcxyz", min_size=1, max_size=4), inner, max_size=3)),
+        max_leaves=8)
+
+
+def exactly(value):
+    """The value with every type made visible, so that 5 and Int64(5) or "x" and Code("x") differ."""
+    if isinstance(value, dict):
+        return ("dict", [(k, exactly(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return ("list", [exactly(v) for v in value])
+    return (type(value).__name__, repr(value))
+
+
+def test_every_extended_json_type_round_trips_with_its_type():
+    from bson import Code, Int64
+
+    doc = {"long": Int64(5), "big": Int64(2**40), "code": Code("x"), "nested": [{"n": Int64(-1)}], "nan": Int64(0)}
+    back = decode_line(encode_document(doc))
+    assert exactly(back) == exactly(doc)
+    assert '"long":{"$numberLong":"5"}' in encode_document(doc)
+
+
+def test_extended_json_round_trip_property():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.dictionaries(st.text(alphabet="abcxyz", min_size=1, max_size=4), _bson_values(), max_size=5))
+    def check(doc):
+        assert exactly(decode_line(encode_document(doc))) == exactly(doc)
+
+    check()
