@@ -25,9 +25,13 @@ def _collisions(store, docs: list[dict]) -> list[dict]:
     triples: dict[tuple, list] = {}
     for d in docs:
         triples.setdefault((d.get("symbol"), d.get("trade_date"), d.get("data_source")), []).append(d["_id"])
-    symbols = tuple(sorted({t[0] for t in triples if isinstance(t[0], str)}))
+    symbols = {t[0] for t in triples}
     if symbols:
-        for existing in store.iter_documents(RecordFilter(period="daily", symbols=symbols)):
+        # By symbol when every one is a text; a null or odd symbol is a key too (null = missing,
+        # as in the unique index), and no filter names it: then every daily record is looked at.
+        by_symbol = all(isinstance(s, str) for s in symbols)
+        flt = RecordFilter(period="daily", symbols=tuple(sorted(symbols)) if by_symbol else None)
+        for existing in store.iter_documents(flt):
             ids = triples.get((existing.get("symbol"), existing.get("trade_date"), existing.get("data_source")))
             if ids is not None:
                 ids.append(existing["_id"])

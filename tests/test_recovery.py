@@ -85,3 +85,115 @@ def test_clean_then_restore_round_trip_property(kind):
             assert snapshot(store) == before
 
     check()
+
+
+# -- a null or missing key field is one value, as in MongoDB's unique index ----------------------
+def keyed(close=11.0, trade_date="absent", **extra) -> dict:
+    d = {**quote(close=close), **extra}
+    if trade_date == "absent":
+        del d["trade_date"]
+    else:
+        d["trade_date"] = trade_date
+    return d
+
+
+NULL_FORMS = [("null", None), ("absent", "absent")]
+
+
+@pytest.mark.parametrize("first", NULL_FORMS, ids=lambda f: f[0])
+@pytest.mark.parametrize("second", NULL_FORMS, ids=lambda f: f[0])
+def test_upsert_treats_null_and_missing_key_fields_as_one_key(store, first, second):
+    store.upsert([keyed(1.0, first[1])], now=T0)
+    result = store.upsert([keyed(2.0, second[1])], now=T0)
+    assert (result.inserted, result.changed) == (0, 1)
+    (back,) = list(store.iter_documents())
+    assert back["close"] == 2.0
+    assert ("trade_date" in back) == (second[1] is None)  # the second document as written
+
+
+@pytest.mark.parametrize("first", NULL_FORMS, ids=lambda f: f[0])
+@pytest.mark.parametrize("second", NULL_FORMS, ids=lambda f: f[0])
+def test_put_documents_reports_a_null_key_twin_as_a_clash(store, first, second):
+    a = {**keyed(1.0, first[1]), "_id": ObjectId()}
+    b = {**keyed(2.0, second[1]), "_id": ObjectId()}
+    other = {**keyed(3.0, None), "symbol": "600000", "_id": ObjectId()}  # another key: not a clash
+    result = store.put_documents([a, b, other])
+    assert result.inserted == 2
+    assert result.conflicts == [{"_id": str(b["_id"]), "reason": "another document has the same key"}]
+    assert sorted(d["close"] for d in store.iter_documents()) == [1.0, 3.0]
+
+
+def test_put_documents_into_an_empty_store_still_refuses_key_twins(store):
+    """No write created the application's indexes yet (MongoDB): the key is still checked."""
+    twins = [{**quote(close=float(i)), "_id": ObjectId()} for i in range(2)]
+    result = store.put_documents(twins)
+    assert result.inserted == 1 and [c["_id"] for c in result.conflicts] == [str(twins[1]["_id"])]
+
+
+def test_find_duplicate_keys_counts_null_and_missing_as_one_value(store):
+    from validators.records import KEY_FIELDS, UNIQUE_INDEX_NAME
+
+    store.upsert([quote(symbol="999999")], now=T0)  # the indexes exist, then the unique one goes
+    store.drop_index(UNIQUE_INDEX_NAME)
+    a, b = {**keyed(1.0, None), "_id": ObjectId()}, {**keyed(2.0, "absent"), "_id": ObjectId()}
+    store.put_documents([a, b])
+    (group,) = store.find_duplicate_keys(KEY_FIELDS)
+    assert group["count"] == 2 and sorted(group["ids"]) == sorted([a["_id"], b["_id"]])
+    assert group["key"]["trade_date"] is None
+    from validators.records import UNIQUE_INDEX_NAME as name
+
+    with pytest.raises(Exception, match="duplicate|unique|E11000"):
+        store.create_unique_index(name, KEY_FIELDS)
+
+
+def test_escaped_key_values_stay_distinct_from_null_and_from_each_other(tmp_path):
+    """SQLite: a trade_date it escapes (a bare date, an Int64) is neither null nor equal to its text."""
+    from datetime import date
+
+    from pipelines.stores.sqlite import SQLiteStore
+
+    with SQLiteStore(tmp_path / "s.db") as store:
+        docs = [{**keyed(float(i), value), "_id": ObjectId()} for i, value in
+                enumerate([None, date(2025, 10, 23), "2025-10-23", Int64(20251023), 20251023, {"d": 1}, [1]])]
+        result = store.put_documents(docs)
+        assert result.conflicts == [] and store.count() == len(docs)
+        assert store.put_documents([{**keyed(9.0, date(2025, 10, 23)), "_id": ObjectId()}]).conflicts
+
+
+def test_restore_cli_exits_1_when_a_backup_holds_null_key_twins(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.extjson import encode_document
+    from tacn_cli.app import app
+
+    backup = tmp_path / "export.jsonl"
+    twins = [{**keyed(1.0, None), "_id": ObjectId()}, {**keyed(2.0, "absent"), "_id": ObjectId()}]
+    backup.write_text("".join(encode_document(d) + "\n" for d in twins), encoding="utf-8")
+    result = CliRunner().invoke(app, ["restore", str(backup), "--store", f"sqlite:///{tmp_path / 'r.db'}"])
+    assert result.exit_code == 1, result.stderr
+    assert str(twins[1]["_id"]) in result.stdout
+
+
+def test_migration_0002_refuses_null_key_twins_on_both_stores(store, tmp_path):
+    from migrations.runner import MigrationContext, migrate_up
+    from validators.records import UNIQUE_INDEX_NAME
+
+    store.upsert([quote(symbol="999999")], now=T0)
+    store.drop_index(UNIQUE_INDEX_NAME)  # the maintenance script dropped it; twins crept in
+    a, b = {**keyed(1.0, None), "_id": ObjectId()}, {**keyed(2.0, "absent"), "_id": ObjectId()}
+    assert store.put_documents([a, b]).inserted == 2
+    result = migrate_up(store, MigrationContext(backup_dir=tmp_path / "bk"))
+    assert result.failed["id"] == 2 and result.failed["exit_code"] == 1
+    assert str(a["_id"]) in result.failed["error"] and str(b["_id"]) in result.failed["error"]
+    assert store.count() == 3
+
+
+def test_migration_0001_sees_a_collision_on_a_null_symbol(store, tmp_path):
+    from migrations.runner import MigrationContext, migrate_up
+
+    daily = {**quote(), "symbol": None, "_id": ObjectId()}
+    lacking = {**quote(close=1.0), "symbol": None, "_id": ObjectId()}
+    del lacking["period"]
+    assert store.put_documents([daily, lacking]).inserted == 2
+    result = migrate_up(store, MigrationContext(backup_dir=tmp_path / "bk"), to=1)
+    assert result.failed["id"] == 1 and str(lacking["_id"]) in result.failed["error"]

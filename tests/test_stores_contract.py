@@ -257,6 +257,7 @@ def test_find_duplicate_keys_lists_what_a_unique_index_would_reject(store):
 
     from validators.records import UNIQUE_INDEX_NAME
 
+    store.upsert([doc(symbol="999999")], now=T0)  # the indexes exist (a restore into a new collection makes them)
     store.drop_index(UNIQUE_INDEX_NAME)
     a, b, c = ObjectId(), ObjectId(), ObjectId()
     store.put_documents([{**doc(), "_id": a}, {**doc(close=1.0), "_id": b}, {**doc(symbol="600000"), "_id": c}])

@@ -55,6 +55,11 @@ def _doc_key(doc: dict) -> tuple:
     return tuple(doc.get(name) for name in KEY_FIELDS)
 
 
+def _key_filter(doc: dict) -> dict:
+    """The query for the documents with ``doc``'s key (null matches a missing field, as in the index)."""
+    return dict(zip(KEY_FIELDS, _doc_key(doc), strict=True))
+
+
 def _hashable_key(doc: dict) -> tuple:
     return tuple(repr(v) for v in _doc_key(doc))
 
@@ -176,7 +181,7 @@ class MongoStore:
             existing = {
                 _hashable_key(doc): doc
                 for doc in self.collection.find(
-                    {"$or": [dict(zip(KEY_FIELDS, _doc_key(d), strict=True)) for d in latest.values()]}
+                    {"$or": [_key_filter(d) for d in latest.values()]}
                 )
             }
             ops = []
@@ -186,7 +191,7 @@ class MongoStore:
                 old = existing.get(key)
                 if old is None:
                     new.setdefault("created_at", stamp)
-                    ops.append(ReplaceOne(dict(zip(KEY_FIELDS, _doc_key(doc), strict=True)), new, upsert=True))
+                    ops.append(ReplaceOne(_key_filter(doc), new, upsert=True))
                 elif comparable(old) == comparable(new):
                     result.unchanged += 1
                 else:
@@ -217,6 +222,10 @@ class MongoStore:
         from pymongo.errors import DuplicateKeyError
 
         result = PutResult()
+        if set(self.collection.index_information()) <= {"_id_"}:
+            # A new collection (restore into an empty database): the application's indexes
+            # first, as a first sync would create them, so a key twin is a clash here too.
+            self.ensure_indexes()
         for doc in docs:
             if "_id" not in doc:
                 raise UsageError("a document to restore has no _id")

@@ -32,7 +32,7 @@ from pipelines.stores.base import (
     same_document,
 )
 from validators.dates import FIRST_TRADE_DATE_ISO, latest_allowed_trade_date
-from validators.records import COLLECTION, FIELDS, KEY_FIELDS, utc_now
+from validators.records import COLLECTION, FIELDS, KEY_FIELDS, UNIQUE_INDEX_NAME, utc_now
 
 TABLE = COLLECTION
 AUX_TABLE = "tacn_aux"
@@ -62,6 +62,32 @@ VALID_DATE_SQL = (
     f" AND trade_date >= '{FIRST_TRADE_DATE_ISO}' AND trade_date <= :latest, 0)"
 )
 INVALID_DATE_SQL = f"NOT {VALID_DATE_SQL}"
+
+# MongoDB's unique index treats a null and a missing field as one value (null); SQLite's
+# treats NULLs as distinct. So every unique index on fields gets a companion, a partial
+# unique index over the rows where one of its columns is NULL, on the value MongoDB compares:
+# null or absent -> X'' (an empty BLOB), a value escaped to ``extra`` -> its Extended JSON as
+# a BLOB. No column ever holds a BLOB (bytes are escaped), so these never equal a column's
+# text or number. Rows without a NULL key column stay under the plain index alone (cheap).
+NULL_COMPANION_SUFFIX = "__nulls"
+
+
+def _null_aware_sql(name: str) -> str:
+    return (f"(CASE WHEN \"{name}\" IS NOT NULL THEN \"{name}\" "
+            f"ELSE CAST(ifnull(nullif(extra -> '$.{name}', 'null'), '') AS BLOB) END)")
+
+
+def _null_companion(fields: tuple[str, ...]) -> tuple[str, str]:
+    """(the expressions, the WHERE) of the companion of a unique index on ``fields``."""
+    return (", ".join(_null_aware_sql(f) for f in fields),
+            " OR ".join(f'"{f}" IS NULL' for f in fields))
+
+
+def _decode_null_aware(value: Any) -> Any:
+    """A key value as :func:`_null_aware_sql` gives it back: a BLOB is null or an escaped value."""
+    if isinstance(value, bytes):
+        return _loads(value.decode("utf-8")) if value else None
+    return value
 
 
 def _dumps(value: Any) -> str:
@@ -286,7 +312,7 @@ class SQLiteStore:
                 {columns},
                 extra TEXT
             );
-            CREATE UNIQUE INDEX IF NOT EXISTS symbol_date_source_period_unique ON {TABLE} ({key});
+            CREATE UNIQUE INDEX IF NOT EXISTS {UNIQUE_INDEX_NAME} ON {TABLE} ({key});
             {"; ".join(SECONDARY_INDEXES.values())};
             CREATE TABLE IF NOT EXISTS {AUX_TABLE} (
                 collection TEXT NOT NULL,
@@ -296,6 +322,19 @@ class SQLiteStore:
             );
             """
         )
+        try:
+            self._create_null_companion(UNIQUE_INDEX_NAME, KEY_FIELDS)
+        except sqlite3.IntegrityError:
+            pass  # records written before tacn knew share a null key: find_duplicate_keys lists them
+
+    def _create_null_companion(self, name: str, fields: Iterable[str]) -> None:
+        expressions, where = _null_companion(tuple(fields))
+        self.conn.execute(
+            f'CREATE UNIQUE INDEX IF NOT EXISTS "{name}{NULL_COMPANION_SUFFIX}" ON {TABLE} ({expressions}) WHERE {where}'
+        )
+
+    def _has_index(self, name: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone() is not None
 
     # -- helpers ----------------------------------------------------------------
     def _where(self, flt: RecordFilter | None, extra_sql: str | None = None) -> tuple[str, dict]:
@@ -353,10 +392,14 @@ class SQLiteStore:
         compared.append("extra")
         updates = ", ".join(f'"{c}" = excluded."{c}"' for c in compared) + ", updated_at = excluded.updated_at"
         same = " AND ".join(f'{TABLE}."{c}" IS excluded."{c}"' for c in compared)
+        on_conflict = f"DO UPDATE SET {updates} WHERE NOT ({same})"
         sql = (
             f"INSERT INTO {TABLE} ({', '.join(chr(34) + c + chr(34) for c in columns)}) VALUES ({placeholders}) "
-            f"ON CONFLICT ({', '.join(KEY_FIELDS)}) DO UPDATE SET {updates} WHERE NOT ({same})"
+            f"ON CONFLICT ({', '.join(KEY_FIELDS)}) {on_conflict}"
         )
+        if self._has_index(UNIQUE_INDEX_NAME + NULL_COMPANION_SUFFIX):  # a null key field: MongoDB's key
+            expressions, where = _null_companion(KEY_FIELDS)
+            sql += f" ON CONFLICT ({expressions}) WHERE {where} {on_conflict}"
         result = UpsertResult()
         batch: list[dict] = []
 
@@ -652,36 +695,46 @@ class SQLiteStore:
         """Indexes on the quotes table: name, fields (in order), unique."""
         out = []
         for _, name, unique, *_ in self.conn.execute(f"PRAGMA index_list({TABLE})").fetchall():
+            if name.endswith(NULL_COMPANION_SUFFIX):  # part of the unique index it accompanies
+                continue
             fields = [row[2] for row in self.conn.execute(f'PRAGMA index_info("{name}")').fetchall()]
             out.append({"name": name, "fields": fields, "unique": bool(unique)})
         return sorted(out, key=lambda i: i["name"])
 
     def create_unique_index(self, name: str, fields: Iterable[str]) -> None:
+        """A unique index as MongoDB's would be: with its companion for null key fields."""
+        fields = tuple(fields)
         columns = ", ".join(self._column(f) for f in fields)
         try:
+            self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute(f'CREATE UNIQUE INDEX IF NOT EXISTS "{name}" ON {TABLE} ({columns})')
+            self._create_null_companion(name, fields)
+            self.conn.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
+            self.conn.execute("ROLLBACK")
             raise StoreError(f"cannot create unique index {name}: duplicates exist ({exc})") from None
 
     def drop_index(self, name: str) -> None:
         self.conn.execute(f'DROP INDEX IF EXISTS "{name}"')
+        self.conn.execute(f'DROP INDEX IF EXISTS "{name}{NULL_COMPANION_SUFFIX}"')
 
     def find_duplicate_keys(self, fields: Iterable[str], *, limit: int = 20) -> list[dict]:
         """Groups of records sharing ``fields`` that a unique index on them would reject.
 
-        SQLite's unique indexes treat NULLs as distinct, so keys with a NULL never collide.
+        As in MongoDB, a null and a missing field are one value (null): such keys collide too.
         """
         fields = list(fields)
-        columns = ", ".join(self._column(f) for f in fields)
-        not_null = " AND ".join(f"{self._column(f)} IS NOT NULL" for f in fields)
+        for f in fields:
+            self._column(f)
+        keys = ", ".join(_null_aware_sql(f) for f in fields)
         rows = self.conn.execute(
-            f"SELECT {columns}, count(*), group_concat(_id, ' ') FROM {TABLE} WHERE {not_null} "
-            f"GROUP BY {columns} HAVING count(*) > 1 ORDER BY {columns} LIMIT ?",
+            f"SELECT {keys}, count(*), group_concat(_id, ' ') FROM {TABLE} "
+            f"GROUP BY {keys} HAVING count(*) > 1 ORDER BY {keys} LIMIT ?",
             (limit,),
         ).fetchall()
         return [
-            {"key": dict(zip(fields, row[: len(fields)], strict=True)), "count": row[len(fields)],
-             "ids": [_decode_id(text) for text in row[-1].split(" ")]}
+            {"key": {f: _decode_null_aware(v) for f, v in zip(fields, row[: len(fields)], strict=True)},
+             "count": row[len(fields)], "ids": [_decode_id(text) for text in row[-1].split(" ")]}
             for row in rows
         ]
 
