@@ -1,14 +1,15 @@
 """0001: set ``period: "daily"`` on documents that lack it (older deployments).
 
 up backs the documents up first (the same backup machinery as clean), refuses
-when a backfilled key would collide with an existing daily record, then
-replaces each document by ``_id`` with ``period`` added. down puts the backed-up
-documents back as they were (``period`` absent or null again).
+when a backfilled key would collide with an existing daily record, records the
+backup, then replaces each document by ``_id`` with ``period`` added. down puts
+the documents of every recorded backup back as they were (``period`` absent or
+null again), the oldest last: an interrupted run's backup holds the originals.
 """
 
 from __future__ import annotations
 
-from pipelines.backup import open_backup, write_backup
+from pipelines.backup import open_backup, pause_point, write_backup
 from pipelines.stores.base import RecordFilter
 
 ID = 1
@@ -60,27 +61,31 @@ def up(store, ctx) -> dict:
         )
     backup = write_backup(docs, ctx.backup_dir, label="m0001-backfill-period", store=store.display_url,
                           selection={"predicate": "period missing or null", "filter": {}})
-    updated = 0
-    batch: list[dict] = []
-    for doc in open_backup(backup.manifest_path).documents():  # the documents as backed up
-        batch.append({**doc, FIELD: "daily"})
-        if len(batch) >= BATCH:
-            updated += store.replace_documents(batch)
-            batch = []
-    updated += store.replace_documents(batch) if batch else 0
+    ctx.record_backup(str(backup.manifest_path))  # before the first change
+    updated = _replace_from(store, backup.manifest_path, lambda doc: {**doc, FIELD: "daily"})
     return {"updated": updated, "backup": str(backup.manifest_path)}
 
 
-def down(store, ctx, record: dict) -> dict:
-    details = record.get("details") or {}
-    if not details.get("backup"):
-        return {"reverted": 0}
-    reverted = 0
+def _replace_from(store, backup_path, change) -> int:
+    """Replace the documents of a backup, by ``_id``, with ``change(doc)``, in batches."""
+    replaced = 0
     batch: list[dict] = []
-    for doc in open_backup(details["backup"]).documents():
-        batch.append(doc)
+    for doc in open_backup(backup_path).documents():  # the documents as backed up
+        batch.append(change(doc))
         if len(batch) >= BATCH:
-            reverted += store.replace_documents(batch)
+            replaced += store.replace_documents(batch)
             batch = []
-    reverted += store.replace_documents(batch) if batch else 0
+            pause_point("migration-batch-written")
+    if batch:
+        replaced += store.replace_documents(batch)
+        pause_point("migration-batch-written")
+    return replaced
+
+
+def down(store, ctx, record: dict) -> dict:
+    from migrations.runner import recorded_backups
+
+    reverted = 0
+    for backup in reversed(recorded_backups(record)):  # newest first: the oldest, the originals, win
+        reverted += _replace_from(store, backup, lambda doc: doc)
     return {"reverted": reverted}

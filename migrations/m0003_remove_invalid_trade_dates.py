@@ -1,7 +1,8 @@
 """0003: remove records with an invalid trade_date, through clean's backup machinery.
 
 up is ``tacn clean-invalid-trade-date --yes`` over the whole store (backup,
-then batched deletes); the backup's manifest is recorded. down restores from it.
+then batched deletes); the backup's manifest is recorded before the first delete.
+down restores every backup recorded, those of interrupted runs included.
 """
 
 from __future__ import annotations
@@ -21,20 +22,22 @@ def plan(store, ctx) -> str:
 
 def up(store, ctx) -> dict:
     result = clean_invalid_trade_date(store, apply=True, backup_dir=ctx.backup_dir,
-                                      label="m0003-remove-invalid-trade-dates")
+                                      label="m0003-remove-invalid-trade-dates", lock=ctx.lock,
+                                      on_backup=lambda backup: ctx.record_backup(str(backup.manifest_path)))
     return {"deleted": result.deleted, "backup": result.manifest}
 
 
 def down(store, ctx, record: dict) -> dict:
-    from migrations.runner import MigrationRefused
+    from migrations.runner import MigrationRefused, recorded_backups
 
-    details = record.get("details") or {}
-    if not details.get("backup"):
-        return {"restored": 0}
-    result = restore_backup(store, details["backup"])
-    if result.conflicts:
-        raise MigrationRefused(
-            f"{len(result.conflicts):,} record(s) of {details['backup']} could not be put back (another record "
-            f"holds their _id or key); {result.inserted:,} were; 0003 stays applied"
-        )
-    return {"restored": result.inserted, "already_present": result.already_present}
+    restored = already_present = 0
+    for backup in reversed(recorded_backups(record)):
+        result = restore_backup(store, backup)
+        if result.conflicts:
+            raise MigrationRefused(
+                f"{len(result.conflicts):,} record(s) of {backup} could not be put back (another record "
+                f"holds their _id or key); {result.inserted:,} were; 0003 stays applied"
+            )
+        restored += result.inserted
+        already_present += result.already_present
+    return {"restored": restored, "already_present": already_present}

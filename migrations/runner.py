@@ -7,11 +7,20 @@ A migration is a module ``migrations/mNNNN_name.py`` defining ``ID`` (int),
 - ``up(store, ctx) -> dict``: apply; the dict (e.g. a backup path) is recorded;
 - ``down(store, ctx, record) -> dict``: revert, given the record ``up`` left.
 
-Each applied migration is a document ``{id, name, applied_at, checksum, details}``
-in the store's ``tacn_migrations`` collection (the ``tacn_aux`` table in SQLite);
-``checksum`` is the SHA-256 of the migration's source, so a migration edited
-after it was applied shows in ``status``. A migration that fails (or refuses, as
-0002 does when duplicates exist) stops the run; those before it stay applied.
+Each migration that ran is a document ``{id, name, state, applied_at, checksum,
+details, backups}`` in the store's ``tacn_migrations`` collection (the ``tacn_aux``
+table in SQLite); ``checksum`` is the SHA-256 of the migration's source, so a
+migration edited after it was applied shows in ``status``. A migration that fails
+(or refuses, as 0002 does when duplicates exist) stops the run; those before it
+stay applied.
+
+Nothing is lost to a kill: the record is written (``state: running``) before
+``up`` starts, and every backup ``up`` writes is added to its ``backups`` *before*
+``up`` changes anything (``ctx.record_backup``). A run killed mid-way leaves the
+record ``running`` (shown as ``interrupted``); the next ``up`` runs the migration
+again and keeps the earlier backups in the record, and ``down`` puts back every
+recorded backup, newest first so the oldest (the state before the first run) wins.
+Runs hold the store lock, so a ``running`` record seen by a run is an interrupted one.
 """
 
 from __future__ import annotations
@@ -19,16 +28,21 @@ from __future__ import annotations
 import hashlib
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from pipelines.errors import TacnError, UsageError
 from pipelines.stores.base import QuoteStore
 from validators.records import utc_now
 
 RECORDS = "tacn_migrations"
+STATE_RUNNING = "running"  # written before up starts; still there after a kill
+STATE_FAILED = "failed"  # up raised after it had recorded a backup: down can put it back
+STATE_APPLIED = "applied"
 
 
 class MigrationRefused(TacnError):
@@ -41,6 +55,10 @@ class MigrationRefused(TacnError):
 class MigrationContext:
     backup_dir: Path
     now: datetime = field(default_factory=utc_now)
+    # Set by the runner around each up: a migration calls it with every backup it writes,
+    # after the backup is complete and before the first change it makes.
+    record_backup: Callable[[str], None] = field(default=lambda path: None, repr=False)
+    lock: Any = field(default=None, repr=False)  # the store lock the runner holds (clean must not take it again)
 
 
 @dataclass(frozen=True)
@@ -60,6 +78,8 @@ class MigrationStatus:
     applied_at: datetime | None = None
     checksum_matches: bool | None = None  # None when not applied
     details: dict | None = None
+    state: str = "pending"  # pending, applied, interrupted (killed mid-way) or failed
+    backups: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -93,19 +113,46 @@ def _key(migration_id: int) -> str:
     return f"{migration_id:04d}"
 
 
-def applied_records(store: QuoteStore) -> dict[int, dict]:
+def all_records(store: QuoteStore) -> dict[int, dict]:
+    """Every migration record, applied or left by an interrupted or failed run."""
     return {int(doc["id"]): doc for doc in store.aux_find(RECORDS)}
+
+
+def is_applied(record: dict) -> bool:
+    return record.get("state", STATE_APPLIED) == STATE_APPLIED  # records before states existed: applied
+
+
+def applied_records(store: QuoteStore) -> dict[int, dict]:
+    return {i: doc for i, doc in all_records(store).items() if is_applied(doc)}
+
+
+def recorded_backups(record: dict) -> list[str]:
+    """Every backup a migration's runs wrote (older records name only the last, in details)."""
+    backups = list(record.get("backups") or [])
+    last = (record.get("details") or {}).get("backup")
+    if last and last not in backups:
+        backups.append(last)
+    return backups
+
+
+def _state_shown(record: dict | None) -> str:
+    if record is None:
+        return "pending"
+    return {STATE_RUNNING: "interrupted"}.get(record.get("state", STATE_APPLIED), record.get("state", STATE_APPLIED))
 
 
 def status(store: QuoteStore, migrations: list[Migration] | None = None) -> MigrateResult:
     migrations = migrations if migrations is not None else discover()
-    records = applied_records(store)
+    records = all_records(store)
     result = MigrateResult(store.display_url, "status")
     for m in migrations:
         rec = records.get(m.id)
+        applied = rec is not None and is_applied(rec)
         result.migrations.append(
-            MigrationStatus(m.id, m.name, rec is not None, rec.get("applied_at") if rec else None,
-                            (rec.get("checksum") == m.checksum) if rec else None, rec.get("details") if rec else None)
+            MigrationStatus(m.id, m.name, applied, rec.get("applied_at") if applied else None,
+                            (rec.get("checksum") == m.checksum) if applied else None,
+                            rec.get("details") if rec else None, _state_shown(rec),
+                            recorded_backups(rec) if rec else [])
         )
     return result
 
@@ -120,45 +167,94 @@ def migrate_up(store: QuoteStore, ctx: MigrationContext, *, to: int | None = Non
     """Apply the pending migrations with ID <= ``to`` (all when None), in order."""
     migrations = migrations if migrations is not None else discover()
     _check_target(to, migrations)
-    records = applied_records(store)
     result = MigrateResult(store.display_url, "up", dry_run)
-    for m in migrations:
-        if m.id in records or (to is not None and m.id > to):
-            continue
-        try:
-            if dry_run:
-                result.done.append({"id": m.id, "name": m.name, "plan": m.module.plan(store, ctx)})
+    with _run_lock(store, "up", dry_run) as lock:
+        records = all_records(store)
+        for m in migrations:
+            if (m.id in records and is_applied(records[m.id])) or (to is not None and m.id > to):
                 continue
-            details = m.module.up(store, ctx) or {}
-        except TacnError as exc:
-            result.failed = {"id": m.id, "name": m.name, "error": str(exc), "exit_code": exc.exit_code}
-            break
-        store.aux_upsert(RECORDS, _key(m.id), {"id": m.id, "name": m.name, "applied_at": utc_now(),
-                                                "checksum": m.checksum, "details": details})
-        result.done.append({"id": m.id, "name": m.name, "details": details})
+            if dry_run:
+                try:
+                    result.done.append({"id": m.id, "name": m.name, "plan": m.module.plan(store, ctx)})
+                except TacnError as exc:
+                    result.failed = {"id": m.id, "name": m.name, "error": str(exc), "exit_code": exc.exit_code}
+                    break
+                continue
+            record = _start_record(store, m, records.get(m.id))
+            ctx.record_backup = lambda path, record=record: _add_backup(store, record, path)
+            ctx.lock = lock
+            try:
+                details = m.module.up(store, ctx) or {}
+            except TacnError as exc:
+                _end_failed_record(store, record, str(exc))
+                result.failed = {"id": m.id, "name": m.name, "error": str(exc), "exit_code": exc.exit_code}
+                break
+            finally:
+                ctx.record_backup = lambda path: None
+            record.update(state=STATE_APPLIED, applied_at=utc_now(), checksum=m.checksum, details=details)
+            store.aux_upsert(RECORDS, _key(m.id), record)
+            result.done.append({"id": m.id, "name": m.name, "details": details})
     result.migrations = status(store, migrations).migrations
     return result
 
 
+def _run_lock(store: QuoteStore, action: str, dry_run: bool):
+    """The store lock (the one sync and clean take): no run changes records under a migration."""
+    from contextlib import nullcontext
+
+    from pipelines.lock import store_lock
+
+    return nullcontext(None) if dry_run else store_lock(store, "sync", f"tacn migrate {action}")
+
+
+def _start_record(store: QuoteStore, m: Migration, previous: dict | None) -> dict:
+    """The record of a run about to start, kept backups of an interrupted one included; saved now."""
+    record = {"id": m.id, "name": m.name, "state": STATE_RUNNING, "started_at": utc_now(),
+              "backups": recorded_backups(previous) if previous else []}
+    store.aux_upsert(RECORDS, _key(m.id), record)
+    return record
+
+
+def _add_backup(store: QuoteStore, record: dict, path: str) -> None:
+    if path not in record["backups"]:
+        record["backups"].append(str(path))
+        store.aux_upsert(RECORDS, _key(record["id"]), record)
+
+
+def _end_failed_record(store: QuoteStore, record: dict, error: str) -> None:
+    """A refusal that wrote no backup changed nothing: no record. Otherwise down can put it back."""
+    if record["backups"]:
+        record.update(state=STATE_FAILED, error=error)
+        store.aux_upsert(RECORDS, _key(record["id"]), record)
+    else:
+        store.aux_delete(RECORDS, _key(record["id"]))
+
+
 def migrate_down(store: QuoteStore, ctx: MigrationContext, *, to: int | None = None, dry_run: bool = False,
                  migrations: list[Migration] | None = None) -> MigrateResult:
-    """Revert applied migrations with ID > ``to``, newest first (only the newest when ``to`` is None)."""
+    """Revert applied migrations with ID > ``to``, newest first (only the newest when ``to`` is None).
+
+    A migration whose up was interrupted or failed after writing a backup counts as applied
+    here: its down puts back what the partial run changed, from every recorded backup.
+    """
     migrations = migrations if migrations is not None else discover()
     _check_target(to, migrations)
-    records = applied_records(store)
-    applied = [m for m in reversed(migrations) if m.id in records]
-    targets = applied[:1] if to is None else [m for m in applied if m.id > to]
     result = MigrateResult(store.display_url, "down", dry_run)
-    for m in targets:
-        if dry_run:
-            result.done.append({"id": m.id, "name": m.name, "plan": f"revert: {m.module.DOWN_DESCRIPTION}"})
-            continue
-        try:
-            details = m.module.down(store, ctx, records[m.id]) or {}
-        except TacnError as exc:
-            result.failed = {"id": m.id, "name": m.name, "error": str(exc), "exit_code": exc.exit_code}
-            break
-        store.aux_delete(RECORDS, _key(m.id))
-        result.done.append({"id": m.id, "name": m.name, "details": details})
+    with _run_lock(store, "down", dry_run) as lock:
+        ctx.lock = lock
+        records = all_records(store)
+        applied = [m for m in reversed(migrations) if m.id in records]
+        targets = applied[:1] if to is None else [m for m in applied if m.id > to]
+        for m in targets:
+            if dry_run:
+                result.done.append({"id": m.id, "name": m.name, "plan": f"revert: {m.module.DOWN_DESCRIPTION}"})
+                continue
+            try:
+                details = m.module.down(store, ctx, records[m.id]) or {}
+            except TacnError as exc:
+                result.failed = {"id": m.id, "name": m.name, "error": str(exc), "exit_code": exc.exit_code}
+                break
+            store.aux_delete(RECORDS, _key(m.id))
+            result.done.append({"id": m.id, "name": m.name, "details": details})
     result.migrations = status(store, migrations).migrations
     return result

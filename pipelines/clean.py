@@ -11,6 +11,8 @@ manifest after each batch.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -165,8 +167,14 @@ def clean_invalid_trade_date(
     batch_size: int = DEFAULT_BATCH_SIZE,
     label: str = "clean-invalid-trade-date",
     now: datetime | None = None,
+    on_backup: Callable[[Backup], None] | None = None,
+    lock: Any = None,
 ) -> CleanResult:
-    """Dry run (default) or back up + delete every record with an invalid trade_date matching ``flt``."""
+    """Dry run (default) or back up + delete every record with an invalid trade_date matching ``flt``.
+
+    ``on_backup(backup)`` runs once the backup is complete, before the first delete (migrations
+    record it). ``lock``: the store lock, when the caller already holds it (a migration run).
+    """
     flt = flt or RecordFilter()
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
@@ -181,7 +189,7 @@ def clean_invalid_trade_date(
     from pipelines.lock import store_lock
 
     # The sync lock: no tacn sync rewrites a record between its backup and its delete.
-    with store_lock(store, "sync", f"tacn {label} --yes"):
+    with nullcontext() if lock is not None else store_lock(store, "sync", f"tacn {label} --yes"):
         pause_point("before-backup")
         backup = write_backup(
             store.iter_invalid_trade_date(flt),
@@ -193,6 +201,8 @@ def clean_invalid_trade_date(
         )
         summary.fill(result)
         result.backup, result.manifest = str(backup.data_path), str(backup.manifest_path)
+        if on_backup is not None:
+            on_backup(backup)
         if backup.count:
             result.deleted, result.batches = delete_backed_up(store, backup, batch_size)
         else:

@@ -7,6 +7,8 @@ from datetime import date, datetime, timedelta
 
 from validators.records import build_document
 
+PAUSE_READY_TIMEOUT_S = 60
+
 T0 = datetime(2025, 10, 23, 9, 0, 0)
 GOOD_DAYS = [(date(2025, 9, 1) + timedelta(days=i)).isoformat() for i in range(10)]
 SYMBOLS = ("000001", "600000", "300750")
@@ -57,3 +59,38 @@ def content_hash(store) -> str:
     """Every document, _id and all values exactly (repr keeps types), order-independent."""
     rows = sorted(repr(sorted(doc.items())) for doc in store.iter_documents())
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def run_tacn_until(args: list[str], point: str, ready) -> None:
+    """Run ``tacn ARGS`` in a subprocess until it reaches pause point ``point``, then SIGKILL it.
+
+    TACN_TEST_PAUSE_AT makes the process create ``ready`` at that point and block; we wait
+    for the file (not for time), then kill.
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import pytest
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "TACN_TEST_PAUSE_AT": point, "TACN_TEST_PAUSE_FILE": str(ready), "PYTHONPATH": str(root)}
+    proc = subprocess.Popen([sys.executable, "-m", "tacn_cli", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + PAUSE_READY_TIMEOUT_S
+    try:
+        while not Path(ready).exists():  # the condition we wait on: the process reached the point
+            if proc.poll() is not None:
+                pytest.fail(f"tacn {args[0]} exited {proc.returncode} before {point}: "
+                            f"{proc.stderr.read().decode()[-500:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"tacn {args[0]} did not reach {point} within {PAUSE_READY_TIMEOUT_S} s")
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL

@@ -7,12 +7,7 @@ lost and that restore + clean again ends where one uninterrupted clean ends.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +16,7 @@ from pipelines.backup import BackupDamaged, open_backup
 from pipelines.clean import clean_invalid_trade_date
 from pipelines.restore import restore_backup
 from pipelines.stores.sqlite import SQLiteStore
-from tests.clean_fixtures import T0, content_hash, good_documents, quote
+from tests.clean_fixtures import T0, content_hash, good_documents, quote, run_tacn_until
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD_RECORDS = 1_300  # more than the 1,000 lines after which "backup-writing" pauses
@@ -53,25 +48,8 @@ def template(tmp_path_factory) -> tuple[Path, str, str, dict]:
 
 
 def run_until(point: str, store_path: Path, backup_dir: Path, ready: Path) -> None:
-    env = {**os.environ, "TACN_TEST_PAUSE_AT": point, "TACN_TEST_PAUSE_FILE": str(ready), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tacn_cli", "clean-invalid-trade-date", "--yes", "--store", f"sqlite:///{store_path}",
-         "--backup-dir", str(backup_dir), "--batch-size", str(BATCH)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    try:
-        while not ready.exists():  # the condition we wait on: the process reached the point
-            if proc.poll() is not None:
-                pytest.fail(f"clean exited {proc.returncode} before {point}: {proc.stderr.read().decode()[-500:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"clean did not reach {point} within {READY_TIMEOUT_S} s")
-            time.sleep(0.02)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    run_tacn_until(["clean-invalid-trade-date", "--yes", "--store", f"sqlite:///{store_path}",
+                    "--backup-dir", str(backup_dir), "--batch-size", str(BATCH)], point, ready)
 
 
 def complete_backups(directory: Path) -> list:

@@ -34,7 +34,8 @@ def migrate_command(
 
     0001 backfills period=daily; 0002 replaces the legacy 3-field unique index with the 4-field one
     (refuses and lists duplicates when they exist); 0003 removes invalid trade_dates with a backup
-    (its down restores it). A failed or refusing migration stops the run (exit 1 when it refused
+    (its down restores it). Every backup a migration writes is recorded before it changes anything,
+    so down also reverts a run that was killed part-way. A failed or refusing migration stops the run (exit 1 when it refused
     because of the data, 3 when it could not run); those before it stay applied.
     """
     from tacn_cli.settings import load_env
@@ -62,6 +63,9 @@ def migrate_command(
     raise typer.Exit(exit_codes.OK)
 
 
+INCOMPLETE = ("interrupted", "failed")
+
+
 def _render(out: Output, result) -> None:
     for item in result.done:
         if "plan" in item:
@@ -71,11 +75,14 @@ def _render(out: Output, result) -> None:
             out.line(f"{item['id']:04d} {item['name']}: {verb} {item['details']}", style="green")
     if result.action != "status" and not result.done and not result.failed:
         out.line("nothing to do")
-    rows = [[f"{m.id:04d}", m.name, "applied" if m.applied else "pending",
+    rows = [[f"{m.id:04d}", m.name, m.state + (f" ({len(m.backups)} backup(s) kept)" if m.state in INCOMPLETE else ""),
              f"{m.applied_at:%Y-%m-%d %H:%M:%S}" if m.applied_at else None,
              {None: "-", True: "ok", False: "CHANGED since applied"}[m.checksum_matches]] for m in result.migrations]
     out.table(f"migrations: {result.store}", ["id", "name", "state", "applied_at (UTC)", "checksum"], rows,
-              styles=["green" if m.applied else None for m in result.migrations])
+              styles=["green" if m.applied else "red" if m.state in INCOMPLETE else None for m in result.migrations])
+    if any(m.state in INCOMPLETE for m in result.migrations):
+        out.warn("a migration run was interrupted or failed part-way: `tacn migrate up` runs it again, "
+                 "`tacn migrate down` puts back what it changed (every recorded backup)")
 
 
 ORDER = 35
