@@ -59,13 +59,21 @@ class BackupDamaged(TacnError):
 def pause_point(name: str) -> None:
     """Crash tests: with TACN_TEST_PAUSE_AT=name, announce readiness by a file and block.
 
-    The test waits for TACN_TEST_PAUSE_FILE to appear, then SIGKILLs the process.
+    The test waits for TACN_TEST_PAUSE_FILE to appear, then SIGKILLs the process; or, with
+    TACN_TEST_RESUME_FILE set, does something to the world and creates that file to let the
+    run go on (at most a minute of waiting).
     """
     if os.environ.get("TACN_TEST_PAUSE_AT") != name:
         return
     ready = os.environ.get("TACN_TEST_PAUSE_FILE")
     if ready:
         Path(ready).write_text(name)
+    resume = os.environ.get("TACN_TEST_RESUME_FILE")
+    if resume:
+        deadline = time.monotonic() + 60
+        while not Path(resume).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return
     while True:  # blocked until killed
         time.sleep(3600)
 

@@ -1,6 +1,7 @@
 """One run at a time per store.
 
-- SQLite: an ``fcntl.flock`` on a lock file beside the database (``<db>.lock``).
+- SQLite: an ``fcntl.flock`` on a lock file beside the database's *real* path
+  (``<realpath of db>.lock``), so a run through a symlink meets the same lock.
   The kernel releases it when the holder dies, however it dies (SIGKILL
   included), so a stale lock is simply free. The holder writes who it is (pid,
   host, started_at) into the file for the message the next run shows.
@@ -9,6 +10,12 @@
 
 A run that finds the lock held raises :class:`~pipelines.errors.LockHeld`
 (exit 3), naming the holder and since when.
+
+A lock can be lost under a run: its file deleted (a second run would then lock a
+new file and start) or its document removed. The holder keeps the file open and,
+before every write batch (``store.write_guard``, set while the lock is held),
+checks that the path still names the inode it locked, or that the document is
+still its own; if not it raises :class:`LockLost` (exit 3) and writes nothing more.
 """
 
 from __future__ import annotations
@@ -46,6 +53,10 @@ class LockInfo:
         return f"pid {self.pid} on {self.host}{what} since {self.started_at} UTC"
 
 
+class LockLost(LockHeld):
+    """The lock was removed or replaced while this run held it: the run stops before its next write."""
+
+
 class FileLock:
     """An exclusive, non-blocking flock on ``path``; holder details written into the file."""
 
@@ -79,6 +90,23 @@ class FileLock:
         self._fd = fd
         return self
 
+    def verify(self) -> None:
+        """Raise LockLost unless the lock file's path still names the file this run locked."""
+        if self._fd is None:
+            return
+        held = os.fstat(self._fd)
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            current = None
+        if current is None or (current.st_dev, current.st_ino) != (held.st_dev, held.st_ino):
+            what = "removed" if current is None else "replaced by another file"
+            raise LockLost(
+                f"the lock file {self.path} was {what} during this run, so another run could start "
+                "unnoticed; this run stopped before its next write (what it wrote before is complete). "
+                "Check that no other run is writing, then run again."
+            )
+
     def release(self) -> None:
         import fcntl
 
@@ -99,6 +127,7 @@ class FileLock:
 
 
 HOLDER_INFO_WAIT_S = 1.0
+VERIFY_INTERVAL_S = 1.0  # MongoDB: at most one lock check per second of writes
 
 
 def _read_holder(fd: int) -> LockInfo | None:
@@ -138,6 +167,8 @@ class MongoLock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._held = False
+        self._lost = False
+        self._verified_at = 0.0
 
     def _document(self) -> dict:
         return {"_id": self.name, **self.info.__dict__, "expires_at": self.clock() + self.ttl}
@@ -171,11 +202,29 @@ class MongoLock:
             self._thread.start()
         return self
 
+    def _mine(self) -> dict:
+        return {"_id": self.name, "pid": self.info.pid, "host": self.info.host, "started_at": self.info.started_at}
+
     def renew(self) -> None:
-        self.collection.update_one(
-            {"_id": self.name, "pid": self.info.pid, "host": self.info.host, "started_at": self.info.started_at},
-            {"$set": {"expires_at": self.clock() + self.ttl}},
-        )
+        if self.collection.update_one(self._mine(), {"$set": {"expires_at": self.clock() + self.ttl}}).matched_count == 0:
+            self._lost = True
+
+    def verify(self) -> None:
+        """Raise LockLost when the lock document is no longer this run's (checked at most once a second)."""
+        import time
+
+        if not self._held:
+            return
+        now = time.monotonic()
+        if not self._lost and now - self._verified_at < VERIFY_INTERVAL_S:
+            return
+        if self._lost or self.collection.find_one(self._mine(), {"_id": 1}) is None:
+            self._lost = True
+            raise LockLost(
+                f"the lock document {self.name!r} in {LOCK_COLLECTION} was removed or taken over during this run, "
+                "so another run could start unnoticed; this run stopped before its next write."
+            )
+        self._verified_at = now
 
     def _renew_loop(self) -> None:
         interval = max(self.ttl.total_seconds() / 3, 1.0)
@@ -191,9 +240,7 @@ class MongoLock:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.collection.delete_one(
-            {"_id": self.name, "pid": self.info.pid, "host": self.info.host, "started_at": self.info.started_at}
-        )
+        self.collection.delete_one(self._mine())
         self._held = False
 
     def __enter__(self) -> MongoLock:
@@ -211,9 +258,45 @@ def _info_from_doc(doc: dict) -> LockInfo:
                     str(started), str(doc.get("purpose", "")))
 
 
-def store_lock(store: Any, name: str = "sync", purpose: str = ""):
+class GuardedLock:
+    """A lock that, while held, makes ``store`` check it before every write batch."""
+
+    def __init__(self, lock: FileLock | MongoLock, store: Any):
+        self.lock = lock
+        self.store = store
+        self._previous_guard = None
+
+    def __getattr__(self, name: str) -> Any:  # info, previous, path, …
+        return getattr(self.lock, name)
+
+    def acquire(self) -> GuardedLock:
+        self.lock.acquire()
+        self._previous_guard = getattr(self.store, "write_guard", None)
+        self.store.write_guard = self.lock.verify
+        return self
+
+    def verify(self) -> None:
+        self.lock.verify()
+
+    def release(self) -> None:
+        self.store.write_guard = self._previous_guard
+        self.lock.release()
+
+    def __enter__(self) -> GuardedLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def lock_path_for(db_path: Path | str, name: str = "sync") -> Path:
+    """The lock file of an SQLite database: beside its real path (symlinks resolved)."""
+    real = os.path.realpath(db_path)
+    return Path(f"{real}.lock") if name == "sync" else Path(f"{real}.{name}.lock")
+
+
+def store_lock(store: Any, name: str = "sync", purpose: str = "") -> GuardedLock:
     """The lock for ``store``: a lock file beside an SQLite database, a lock document in MongoDB."""
     if store.kind == "sqlite":
-        return FileLock(Path(f"{store.path}.lock") if name == "sync" else Path(f"{store.path}.{name}.lock"),
-                        name, purpose)
-    return MongoLock(store.db, name, purpose)
+        return GuardedLock(FileLock(lock_path_for(store.path, name), name, purpose), store)
+    return GuardedLock(MongoLock(store.db, name, purpose), store)

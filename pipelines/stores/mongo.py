@@ -8,7 +8,7 @@ written at all, so a second identical sync changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
@@ -66,6 +66,12 @@ def _hashable_key(doc: dict) -> tuple:
 
 class MongoStore:
     kind = "mongodb"
+    # Set by the store lock while held (pipelines.lock): called before every write batch.
+    write_guard: Callable[[], None] | None = None
+
+    def _check_guard(self) -> None:
+        if self.write_guard is not None:
+            self.write_guard()
 
     def __init__(self, client: Any, database: str, display_url: str):
         self.client = client
@@ -170,6 +176,7 @@ class MongoStore:
         from pymongo import ReplaceOne
         from pymongo.errors import PyMongoError
 
+        self._check_guard()
         result = UpsertResult()
         latest: dict[tuple, dict] = {}
         for doc in batch:  # the last of duplicate keys in a batch wins
@@ -215,6 +222,7 @@ class MongoStore:
         ids = list(ids)
         deleted = 0
         for start in range(0, len(ids), 1000):
+            self._check_guard()
             deleted += self.collection.delete_many({"_id": {"$in": ids[start : start + 1000]}}).deleted_count
         return deleted
 
@@ -222,6 +230,7 @@ class MongoStore:
         from pymongo.errors import DuplicateKeyError
 
         result = PutResult()
+        self._check_guard()
         if set(self.collection.index_information()) <= {"_id_"}:
             # A new collection (restore into an empty database): the application's indexes
             # first, as a first sync would create them, so a key twin is a clash here too.
@@ -245,6 +254,7 @@ class MongoStore:
 
     def replace_documents(self, docs: Iterable[dict]) -> int:
         replaced = 0
+        self._check_guard()
         for doc in docs:
             replaced += self.collection.replace_one({"_id": doc["_id"]}, doc).modified_count
         return replaced

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
@@ -272,6 +272,12 @@ def sqlite_path_from_url(url: str) -> Path:
 
 class SQLiteStore:
     kind = "sqlite"
+    # Set by the store lock while held (pipelines.lock): called before every write batch.
+    write_guard: Callable[[], None] | None = None
+
+    def _check_guard(self) -> None:
+        if self.write_guard is not None:
+            self.write_guard()
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
@@ -406,6 +412,7 @@ class SQLiteStore:
         plain_insert = f"INSERT INTO {TABLE} ({', '.join(chr(34) + c + chr(34) for c in columns)}) VALUES ({placeholders})"
 
         def flush() -> None:
+            self._check_guard()
             rows = [
                 _encode_row(doc, id_text)
                 for doc, id_text in zip(batch, _new_object_id_hexes(len(batch)), strict=True)
@@ -517,6 +524,7 @@ class SQLiteStore:
     def delete_by_ids(self, ids: Iterable[Any]) -> int:
         encoded = [_encode_id(i) for i in ids]
         deleted = 0
+        self._check_guard()
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             for start in range(0, len(encoded), 500):
@@ -535,6 +543,7 @@ class SQLiteStore:
     def put_documents(self, docs: Iterable[dict]) -> PutResult:
         """Put documents back exactly, ``_id`` included; present ones are left alone."""
         result = PutResult()
+        self._check_guard()
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             for doc in docs:
@@ -575,6 +584,7 @@ class SQLiteStore:
         """Replace documents by ``_id`` with the given full documents (migrations)."""
         replaced = 0
         columns = ", ".join(f'"{c}" = ?' for c in _COLUMNS)
+        self._check_guard()
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             for doc in docs:
