@@ -24,17 +24,19 @@ import hashlib
 import json
 import os
 import secrets
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from bson import ObjectId
 
 from pipelines.errors import SourceError, TacnError, UsageError
 from pipelines.extjson import decode_line, encode_document
+from pipelines.streams import connect_timeout, is_stream, iter_lines, open_input, read_bounded
 
 FORMAT = "tacn-backup/1"
 DATA_SUFFIX = ".jsonl"
@@ -43,6 +45,11 @@ ENCODING_NOTE = (
     "MongoDB Extended JSON v2 (relaxed), one document per line; tacn tags: "
     '{"$tacnDate": "YYYY-MM-DD"} for a bare date, {"$tacnDatetime": "ISO"} for sub-millisecond datetimes'
 )
+
+# Per-line limit when reading a backup (not a whole-file limit: backups can be gigabytes).
+# A document is at most 16 MiB of BSON; its Extended JSON can be a few times that.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+MAX_MANIFEST_BYTES = 1024 * 1024
 
 # States a manifest goes through: complete (backup written, nothing deleted yet),
 # deleting (batches in progress), deleted (every backed-up record removed).
@@ -234,8 +241,8 @@ def iter_backup_ids(backup: Backup, batch_size: int) -> Iterator[tuple[int, list
     """(lines read so far, _ids) batches, taken from the backup file itself."""
     ids: list[Any] = []
     lines = 0
-    with open(backup.data_path, encoding="utf-8") as fh:
-        for line in fh:
+    with open(backup.data_path, "rb") as fh:
+        for _, line in _text_lines(fh, backup.data_path):
             if not line.strip():
                 continue
             lines += 1
@@ -247,6 +254,15 @@ def iter_backup_ids(backup: Backup, batch_size: int) -> Iterator[tuple[int, list
         yield lines, ids
 
 
+def _text_lines(fh: BinaryIO, path: Path) -> Iterator[tuple[int, str]]:
+    """(number, line) of a backup read as bytes: each line bounded, then decoded (UTF-8)."""
+    for number, raw in iter_lines(fh, what=f"backup {path}", limit=MAX_LINE_BYTES, error=BackupDamaged):
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BackupDamaged(f"backup {path}: line {number} is not UTF-8 text; refusing to restore") from None
+
+
 # -- reading and verifying -----------------------------------------------------------
 @dataclass
 class VerifiedBackup:
@@ -256,12 +272,20 @@ class VerifiedBackup:
     manifest_path: Path | None
     manifest: dict | None
     count: int
+    spool: BinaryIO | None = None  # a stream (pipe, FIFO) can be read once: its lines, kept while checked
 
     def documents(self) -> Iterator[dict]:
-        with open(self.data_path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if line.strip():
-                    yield _parse_document(line, number, self.data_path)
+        if self.spool is not None:
+            self.spool.seek(0)
+            yield from self._documents(self.spool)
+            return
+        with open(self.data_path, "rb") as fh:
+            yield from self._documents(fh)
+
+    def _documents(self, fh: BinaryIO) -> Iterator[dict]:
+        for number, line in _text_lines(fh, self.data_path):
+            if line.strip():
+                yield _parse_document(line, number, self.data_path)
 
 
 def _parse_document(line: str, number: int, path: Path) -> dict:
@@ -295,20 +319,22 @@ def open_backup(path: Path | str) -> VerifiedBackup:
         _verify_checksum(data_path, manifest)
         return VerifiedBackup(data_path, manifest_path, manifest, int(manifest["count"]))
     count = 0  # no manifest: every line must parse before anything is put back
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if line.strip():
-                    _parse_document(line, number, path)
-                    count += 1
-    except UnicodeDecodeError:
-        raise BackupDamaged(f"{path} is not UTF-8 text; refusing to restore") from None
-    return VerifiedBackup(path, None, None, count)
+    spool = tempfile.TemporaryFile() if is_stream(path) else None  # noqa: SIM115 - lives with the result
+    with open_input(path, what="backup", timeout_s=connect_timeout(), error=SourceError) as fh:
+        for number, line in _text_lines(fh, path):
+            if line.strip():
+                _parse_document(line, number, path)
+                count += 1
+            if spool is not None:
+                spool.write(line.encode("utf-8"))
+    return VerifiedBackup(path, None, None, count, spool)
 
 
 def _read_manifest(path: Path) -> dict:
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        with open_input(path, what="backup manifest", timeout_s=connect_timeout(), error=BackupDamaged) as fh:
+            text = read_bounded(fh, what=f"backup manifest {path}", limit=MAX_MANIFEST_BYTES, error=BackupDamaged)
+        manifest = json.loads(text.decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise BackupDamaged(f"backup manifest {path} is unreadable: {str(exc)[:120]}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -325,8 +351,8 @@ def _verify_checksum(data_path: Path, manifest: dict) -> None:
     digest = hashlib.sha256()
     size = 0
     lines = 0
-    with open(data_path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
+    with open_input(data_path, what="backup", timeout_s=connect_timeout(), error=BackupDamaged) as fh:
+        while (chunk := fh.read(1 << 20)) and size <= manifest["bytes"]:  # /dev/zero ends here too
             digest.update(chunk)
             size += len(chunk)
             lines += chunk.count(b"\n")

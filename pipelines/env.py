@@ -13,9 +13,11 @@ from urllib.parse import quote_plus
 
 from pipelines.errors import ConfigError
 from pipelines.secrets import register_secret
+from pipelines.streams import connect_timeout, open_input, read_bounded
 
 DEFAULT_ENV_FILE = Path(".env")
 SECRET_NAMES = ("PASSWORD", "TOKEN", "SECRET", "API_KEY", "APIKEY")
+MAX_ENV_FILE_BYTES = 1024 * 1024  # a .env is a few kilobytes; /dev/zero is not one
 
 
 @dataclass
@@ -43,15 +45,25 @@ def register_secrets(values: dict[str, str | None]) -> None:
             register_secret(value)
 
 
-def read_env_file(path: Path | str) -> dict[str, str]:
-    """The variables a ``.env`` file sets (python-dotenv syntax). Unreadable → ConfigError."""
+def read_env_file(path: Path | str, *, timeout_s: float | None = None) -> dict[str, str]:
+    """The variables a ``.env`` file sets (python-dotenv syntax). Unreadable → ConfigError.
+
+    The file may be a stream (``--env-file <(vault …)``, a FIFO): it is read once, at most
+    MAX_ENV_FILE_BYTES, and a FIFO nobody writes to within ``timeout_s`` (default
+    TACN_CONNECT_TIMEOUT) is a ConfigError rather than a hang.
+    """
+    import io
+
+    from dotenv import dotenv_values
+
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"env file {path} is a directory")
-    from dotenv import dotenv_values
-
+    timeout_s = connect_timeout() if timeout_s is None else timeout_s
     try:
-        values = dotenv_values(path)
+        with open_input(path, what="env file", timeout_s=timeout_s, error=ConfigError) as fh:
+            data = read_bounded(fh, what=f"env file {path}", limit=MAX_ENV_FILE_BYTES, error=ConfigError)
+        values = dotenv_values(stream=io.StringIO(data.decode("utf-8")))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read env file {path}: {type(exc).__name__}: {exc}") from None
     file_values = {name: value for name, value in values.items() if value is not None}
