@@ -332,6 +332,8 @@ class SQLiteStore:
             self._create_null_companion(UNIQUE_INDEX_NAME, KEY_FIELDS)
         except sqlite3.IntegrityError:
             pass  # records written before tacn knew share a null key: find_duplicate_keys lists them
+        except sqlite3.OperationalError:
+            pass  # a read-only store (or busy): created by the next run that can write
 
     def _create_null_companion(self, name: str, fields: Iterable[str]) -> None:
         expressions, where = _null_companion(tuple(fields))
