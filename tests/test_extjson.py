@@ -76,7 +76,7 @@ def _bson_values():
 def exactly(value):
     """The value with every type made visible, so that 5 and Int64(5) or "x" and Code("x") differ."""
     if isinstance(value, dict):
-        return ("dict", [(k, exactly(v)) for k, v in value.items()])
+        return ("dict", sorted((k, exactly(v)) for k, v in value.items()))  # SQLite keeps no key order
     if isinstance(value, list):
         return ("list", [exactly(v) for v in value])
     return (type(value).__name__, repr(value))
