@@ -157,10 +157,13 @@ def test_escaped_key_values_stay_distinct_from_null_and_from_each_other(tmp_path
 
     with SQLiteStore(tmp_path / "s.db") as store:
         docs = [{**keyed(float(i), value), "_id": ObjectId()} for i, value in
-                enumerate([None, date(2025, 10, 23), "2025-10-23", Int64(20251023), 20251023, {"d": 1}, [1]])]
+                enumerate([None, date(2025, 10, 23), "2025-10-23", Int64(20251023), {"d": 1}, [1]])]
         result = store.put_documents(docs)
         assert result.conflicts == [] and store.count() == len(docs)
         assert store.put_documents([{**keyed(9.0, date(2025, 10, 23)), "_id": ObjectId()}]).conflicts
+        # numbers compare as numbers, as in MongoDB: 20251023 and 20251023.0 are Int64(20251023)'s twins
+        for twin in (20251023, 20251023.0):
+            assert store.put_documents([{**keyed(9.0, twin), "_id": ObjectId()}]).conflicts
 
 
 def test_restore_cli_exits_1_when_a_backup_holds_null_key_twins(tmp_path):
@@ -200,3 +203,40 @@ def test_migration_0001_sees_a_collision_on_a_null_symbol(store, tmp_path):
     assert store.put_documents([daily, lacking]).inserted == 2
     result = migrate_up(store, MigrationContext(backup_dir=tmp_path / "bk"), to=1)
     assert result.failed["id"] == 1 and str(lacking["_id"]) in result.failed["error"]
+
+
+# -- SQLite and MongoDB agree on which documents share a key, whatever the key values are ----------
+ABSENT = "<absent>"
+KEY_VALUES = st.sampled_from(["a", "b", "", None, ABSENT, 1, Int64(1), 1.0, 2, {"d": 1}])
+
+
+def _with_key(symbol, trade_date, close: float) -> dict:
+    d = {**quote(close=close), "_id": ObjectId()}
+    for name, value in (("symbol", symbol), ("trade_date", trade_date)):
+        if isinstance(value, str) and value == ABSENT:
+            del d[name]
+        else:
+            d[name] = value
+    return d
+
+
+def test_sqlite_and_mongodb_agree_on_key_clashes_property():
+    """Differential: the same documents put and upserted into both stores give the same outcome."""
+    from pipelines.stores.sqlite import SQLiteStore
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(st.tuples(KEY_VALUES, KEY_VALUES), min_size=2, max_size=5))
+    def check(keys):
+        docs = [_with_key(s, t, float(i)) for i, (s, t) in enumerate(keys)]
+        outcomes = []
+        with tempfile.TemporaryDirectory() as directory:
+            for store in (SQLiteStore(Path(directory) / "s.db"), make_mongomock_store()):
+                with store:
+                    put = store.put_documents([dict(d) for d in docs])
+                    clashes = sorted(c["_id"] for c in put.conflicts)
+                    store.upsert([{k: v for k, v in d.items() if k != "_id"} for d in docs], now=T0)
+                    outcomes.append((put.inserted, clashes, store.count(),
+                                     sorted(d["close"] for d in store.iter_documents())))
+        assert outcomes[0] == outcomes[1], ("sqlite", outcomes[0], "mongodb", outcomes[1])
+
+    check()

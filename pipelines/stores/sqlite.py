@@ -221,6 +221,13 @@ def _encode_row_escaping(doc: dict, id_text: str) -> tuple:
         elif type(value) in _PLAIN_TYPES and value == value and (value is not None or name in _ALWAYS):
             values.append(value)
             continue
+        elif type(value).__name__ == "Int64" and type(value).__module__ == "bson.int64":
+            # The number in the column, as MongoDB compares it (Int64(1) == 1 == 1.0 in its
+            # indexes and queries); the type in extra, which wins on read.
+            values.append(int(value))
+            extra = extra or {}
+            extra[name] = value
+            continue
         values.append(None)
         extra = extra or {}
         extra[name] = value
