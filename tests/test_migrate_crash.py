@@ -10,9 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from migrations.runner import RECORDS, MigrationContext, migrate_down, migrate_up, status
 from pipelines.stores.sqlite import SQLiteStore
+from tacn_cli.app import app
 from tests.clean_fixtures import content_hash, run_tacn_until
 from tests.test_migrate import LEGACY_FIELDS, seed_old_deployment, unique_index_fields
 
@@ -38,6 +40,8 @@ def killed(tmp_path, request):
 @pytest.mark.parametrize("killed", POINTS, indirect=True, ids=[p for p, _ in POINTS])
 def test_rerun_after_a_kill_then_down_gives_back_every_record(killed, tmp_path):
     store_path, before, interrupted = killed
+    shown = CliRunner().invoke(app, ["migrate", "status", "--store", f"sqlite:///{store_path}"])
+    assert shown.exit_code == 0 and "interrupted" in shown.stdout and "migrate down" in shown.stderr
     ctx = MigrationContext(backup_dir=tmp_path / "bk")
     with SQLiteStore(store_path) as opened:
         shown = {m.id: m for m in status(opened).migrations}

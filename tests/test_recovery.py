@@ -86,6 +86,9 @@ def test_clean_then_restore_round_trip_property(kind):
             restored = restore_backup(store, cleaned.manifest)
             assert restored.conflicts == [] and restored.inserted == len(cases)
             assert snapshot(store) == before
+            # byte for byte: backing the restored records up again writes the very same file
+            again = clean_invalid_trade_date(store, apply=True, backup_dir=Path(directory) / "bk2")
+            assert Path(again.backup).read_bytes() == Path(cleaned.backup).read_bytes()
 
     check()
 
