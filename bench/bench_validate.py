@@ -118,7 +118,7 @@ def floor(path: Path) -> tuple[float, dict]:
     import pandas as pd
 
     from validators.calendar import session_set
-    from validators.dates import ISO_DATE_PATTERN, latest_allowed_trade_date
+    from validators.dates import ISO_DATE_SHAPE, latest_allowed_trade_date
 
     start = time.perf_counter()
     conn = sqlite3.connect(path)
@@ -127,7 +127,7 @@ def floor(path: Path) -> tuple[float, dict]:
     conn.close()
     latest = latest_allowed_trade_date().isoformat()
     td = df["trade_date"]
-    date_ok = td.str.fullmatch(ISO_DATE_PATTERN[1:-1]).fillna(False) & (td >= "1990-12-19") & (td <= latest)
+    date_ok = td.str.fullmatch(ISO_DATE_SHAPE).fillna(False) & (td >= "1990-12-19") & (td <= latest)
     prices = df[["open", "high", "low", "close", "pre_close"]]
     code = df["code"]
     suffix = np.select([code.str.startswith("6"), code.str.startswith(("4", "8", "92"))], [".SH", ".BJ"], ".SZ")

@@ -22,23 +22,37 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 FIRST_TRADE_DATE = date(1990, 12, 19)
 FIRST_TRADE_DATE_ISO = FIRST_TRADE_DATE.isoformat()
 
-# The ISO shape with real month lengths and leap days. Leap years are written
-# out for 1900-2099 (every fourth year; 1900 is excluded), which covers the
-# allowed range, so a store can evaluate this regex without date functions.
-ISO_DATE_PATTERN = (
-    r"^(?:\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])"
-    r"|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
-    r"|02-(?:0[1-9]|1\d|2[0-8]))"
-    r"|(?:19(?:0[48]|[2468][048]|[13579][26])|20(?:[02468][048]|[13579][26]))-02-29)$"
+# The ISO shape with real month lengths and leap days, unanchored. Leap years are
+# written out for 1900-2099 (every fourth year; 1900 is excluded), which covers the
+# allowed range, so a store can evaluate it without date functions.
+#
+# One text for three regex dialects (Python ``re`` for the scalar test, pandas and
+# mongomock; PCRE in MongoDB; RE2 in FerretDB and pyarrow), so it only uses
+# constructs that mean the same in all three: explicit ``[0-9]`` (``\d`` is Unicode
+# in Python, ASCII in PCRE and RE2) and no ``$`` (Python and PCRE let it match before
+# a final newline, RE2 does not). Each evaluator anchors the end its own exact way:
+# ``re.fullmatch`` in Python and pandas, a length test in SQL and in MongoDB.
+ISO_DATE_SHAPE = (
+    r"(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    r"|(?:19(?:0[48]|[2468][048]|[13579][26])|20(?:[02468][048]|[13579][26]))-02-29)"
 )
-ISO_DATE_RE = re.compile(ISO_DATE_PATTERN)
+ISO_DATE_LENGTH = 10  # characters (and bytes: the shape is ASCII) of a valid trade_date
+ISO_DATE_RE = re.compile(ISO_DATE_SHAPE)  # use with .fullmatch, never .match
+# MongoDB: the shape from the start, and nothing after the tenth character ("(?s)" so
+# that "." also covers a newline, in all three dialects).
+MONGO_ISO_DATE_START = "^" + ISO_DATE_SHAPE
+MONGO_LONGER_THAN_A_DATE = f"(?s)^.{{{ISO_DATE_LENGTH + 1}}}"
 
+# Only ASCII digits are digits: Python's \d and int() also take "２０２５" and "٢٠٢٥".
 _ACCEPTED_TEXT = (
-    re.compile(r"^(\d{4})-(\d{2})-(\d{2})$"),
-    re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
-    re.compile(r"^(\d{4})/(\d{2})/(\d{2})$"),
+    re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})"),
+    re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})"),
+    re.compile(r"([0-9]{4})/([0-9]{2})/([0-9]{2})"),
 )
-_DIGITS_RE = re.compile(r"^\d+$")
+_DIGITS_RE = re.compile(r"[0-9]+")
+ASCII_BLANKS = " \t\r\n\f\v"
 
 
 class InvalidTradeDate(ValueError):
@@ -107,9 +121,9 @@ def normalize_trade_date(value: object, *, now: datetime | None = None) -> str:
     if isinstance(value, date):
         return _check_range(value, value, now)
     if isinstance(value, str):
-        text = value.strip()
+        text = value.strip(ASCII_BLANKS)
         for pattern in _ACCEPTED_TEXT:
-            match = pattern.match(text)
+            match = pattern.fullmatch(text)
             if match:
                 year, month, day = (int(part) for part in match.groups())
                 try:
@@ -119,7 +133,7 @@ def normalize_trade_date(value: object, *, now: datetime | None = None) -> str:
                 return _check_range(value, parsed, now)
         if not text:
             raise InvalidTradeDate(value, "empty")
-        if _DIGITS_RE.match(text):
+        if _DIGITS_RE.fullmatch(text):
             raise InvalidTradeDate(value, "digits that are not YYYYMMDD (a row number?)")
         raise InvalidTradeDate(value, "not one of YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD")
     numpy = sys.modules.get("numpy")
@@ -130,7 +144,7 @@ def normalize_trade_date(value: object, *, now: datetime | None = None) -> str:
 
 def is_valid_iso_trade_date(value: object, *, now: datetime | None = None) -> bool:
     """True when ``value`` is already stored correctly: an ISO string, real, in range."""
-    if not isinstance(value, str) or not ISO_DATE_RE.match(value):
+    if not isinstance(value, str) or not ISO_DATE_RE.fullmatch(value):
         return False
     return FIRST_TRADE_DATE_ISO <= value <= latest_allowed_trade_date(now).isoformat()
 
@@ -155,9 +169,9 @@ def classify_stored_trade_date(value: object, *, now: datetime | None = None) ->
         return KIND_MISSING
     if is_valid_iso_trade_date(value, now=now):
         return KIND_VALID
-    if _ACCEPTED_TEXT[0].match(value):
-        return KIND_IMPOSSIBLE if not ISO_DATE_RE.match(value) else KIND_OUT_OF_RANGE
-    if _DIGITS_RE.match(value):
+    if _ACCEPTED_TEXT[0].fullmatch(value):
+        return KIND_IMPOSSIBLE if not ISO_DATE_RE.fullmatch(value) else KIND_OUT_OF_RANGE
+    if _DIGITS_RE.fullmatch(value):
         return KIND_DIGITS
     return KIND_OTHER_FORMAT
 
@@ -171,6 +185,6 @@ def valid_iso_mask(series, *, now: datetime | None = None):
         pd.api.types.is_string_dtype(series.dtype), index=series.index
     )
     text = series.where(is_text).astype("string")
-    shaped = text.str.fullmatch(ISO_DATE_PATTERN[1:-1]).fillna(False).astype(bool)
+    shaped = text.str.fullmatch(ISO_DATE_SHAPE).fillna(False).astype(bool)
     in_range = (text >= FIRST_TRADE_DATE_ISO).fillna(False) & (text <= latest).fillna(False)
     return is_text & shaped & in_range.astype(bool)

@@ -31,7 +31,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from validators.dates import InvalidTradeDate, normalize_trade_date, valid_iso_mask
+from validators.dates import ASCII_BLANKS, InvalidTradeDate, normalize_trade_date, valid_iso_mask
 from validators.records import (
     DOCUMENT_VERSION,
     FIELD_NAMES,
@@ -140,14 +140,14 @@ def normalize_trade_dates(series: pd.Series, *, now: datetime | None = None) -> 
         else:
             text_rows = series.map(type).eq(str)
             text = series.where(text_rows).astype("string")
-        text = text.str.strip()
+        text = text.str.strip(ASCII_BLANKS)  # as the scalar normaliser: ASCII blanks only
         compact = text.str.len().eq(8).fillna(False)  # YYYYMMDD
         slashed = text.str.contains("/", regex=False).fillna(False)  # YYYY/MM/DD
         candidates = text.copy()
         if compact.any():
-            candidates[compact] = text[compact].str.replace(r"^(\d{4})(\d{2})(\d{2})$", r"\1-\2-\3", regex=True)
+            candidates[compact] = text[compact].str.replace(r"^([0-9]{4})([0-9]{2})([0-9]{2})$", r"\1-\2-\3", regex=True)
         if slashed.any():
-            candidates[slashed] = text[slashed].str.replace(r"^(\d{4})/(\d{2})/(\d{2})$", r"\1-\2-\3", regex=True)
+            candidates[slashed] = text[slashed].str.replace(r"^([0-9]{4})/([0-9]{2})/([0-9]{2})$", r"\1-\2-\3", regex=True)
     ok = valid_iso_mask(candidates, now=now) & text_rows
     iso = candidates.where(ok)
     reasons: dict[Any, str] = {}

@@ -24,7 +24,12 @@ from pipelines.stores.base import (
     mask_url,
     same_document,
 )
-from validators.dates import FIRST_TRADE_DATE_ISO, ISO_DATE_PATTERN, latest_allowed_trade_date
+from validators.dates import (
+    FIRST_TRADE_DATE_ISO,
+    MONGO_ISO_DATE_START,
+    MONGO_LONGER_THAN_A_DATE,
+    latest_allowed_trade_date,
+)
 from validators.records import COLLECTION, DEFAULT_DATABASE, KEY_FIELDS, UNIQUE_INDEX_NAME, utc_now
 
 UPSERT_BATCH = 500
@@ -40,9 +45,36 @@ INDEXES: tuple[tuple[list[tuple[str, int]], str, bool], ...] = (
 
 
 def valid_date_query(latest: str | None = None) -> dict:
-    """A MongoDB condition on trade_date that only valid ISO dates satisfy."""
+    """A MongoDB condition on trade_date that only valid ISO dates satisfy (validators.dates' rule).
+
+    The same in Python ``re`` (mongomock), PCRE (MongoDB) and RE2 (FerretDB): the shape
+    from the start with ``[0-9]``, and the end anchored by "no eleventh character"
+    rather than by ``$``, whose meaning before a final newline differs between them.
+    """
     latest = latest or latest_allowed_trade_date().isoformat()
-    return {"$type": "string", "$regex": ISO_DATE_PATTERN, "$gte": FIRST_TRADE_DATE_ISO, "$lte": latest}
+    return {
+        "$type": "string",
+        "$regex": MONGO_ISO_DATE_START,
+        "$not": _longer_than_a_date(),
+        "$gte": FIRST_TRADE_DATE_ISO,
+        "$lte": latest,
+    }
+
+
+def _longer_than_a_date():
+    # A regex object under $not: the form every MongoDB version, FerretDB and mongomock take.
+    from bson.regex import Regex
+
+    return Regex(MONGO_LONGER_THAN_A_DATE)
+
+
+def invalid_date_query(latest: str | None = None) -> dict:
+    """The documents whose trade_date is not valid (missing included), as a top-level condition.
+
+    ``$nor`` rather than ``{"trade_date": {"$not": …}}``: the valid condition holds a
+    ``$not`` itself, and a ``$not`` inside a ``$not`` is not accepted everywhere.
+    """
+    return {"$nor": [{"trade_date": valid_date_query(latest)}]}
 
 
 def _connection_errors():
@@ -155,7 +187,7 @@ class MongoStore:
         return query
 
     def _invalid_filter(self, flt: RecordFilter | None) -> dict:
-        return self._filter(flt, {"trade_date": {"$not": valid_date_query()}})
+        return self._filter(flt, invalid_date_query())
 
     # -- writes -----------------------------------------------------------------
     def upsert(self, docs: Iterable[dict], *, now: datetime | None = None) -> UpsertResult:
@@ -311,7 +343,7 @@ class MongoStore:
             symbols = len(self.collection.distinct("symbol", flt))
             first = self.collection.find_one({**flt, "trade_date": valid}, sort=[("trade_date", 1)])
             last = self.collection.find_one({**flt, "trade_date": valid}, sort=[("trade_date", -1)])
-            invalid = self.collection.count_documents({**flt, "trade_date": {"$not": valid}})
+            invalid = self.collection.count_documents({"$and": [flt, invalid_date_query()]})
             groups[(str(ds), str(period))] = GroupStats(
                 ds,
                 period,

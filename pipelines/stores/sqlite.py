@@ -31,7 +31,7 @@ from pipelines.stores.base import (
     UpsertResult,
     same_document,
 )
-from validators.dates import FIRST_TRADE_DATE_ISO, latest_allowed_trade_date
+from validators.dates import FIRST_TRADE_DATE_ISO, ISO_DATE_LENGTH, latest_allowed_trade_date
 from validators.records import COLLECTION, FIELDS, KEY_FIELDS, UNIQUE_INDEX_NAME, utc_now
 
 TABLE = COLLECTION
@@ -53,10 +53,13 @@ _PLAIN_TYPES = (str, int, float, type(None))
 _DATETIME_FMT = "%Y-%m-%d %H:%M:%S.%f"  # what _datetime_text writes
 _ABSENT = "$absent"
 
-# A trade_date that is a text, shaped YYYY-MM-DD, a real calendar date (julianday
+# validators.dates' definition in SQL: a text of exactly ten bytes (GLOB and date()
+# read a text only up to an embedded NUL, so the byte length anchors the end), shaped
+# YYYY-MM-DD in ASCII digits (GLOB's [0-9] is ASCII), a real calendar date (julianday
 # normalises 2024-02-30 to 2024-03-01, so the round trip differs) and in range.
 VALID_DATE_SQL = (
     "ifnull(typeof(trade_date) = 'text'"
+    f" AND length(CAST(trade_date AS BLOB)) = {ISO_DATE_LENGTH}"
     " AND trade_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'"
     " AND date(julianday(trade_date)) = trade_date"
     f" AND trade_date >= '{FIRST_TRADE_DATE_ISO}' AND trade_date <= :latest, 0)"
