@@ -20,8 +20,6 @@ from pipelines.secrets import mask_value, register_secret, scrub
 from validators import config_rules as rules
 from validators.records import DEFAULT_DATABASE
 
-DEFAULT_TIMEOUT_S = 5.0
-
 PRECEDENCE = {
     "data-source keys (TUSHARE_TOKEN, FINNHUB_API_KEY)": " > ".join(rules.DATA_SOURCE_KEY_ORDER),
     "LLM keys (DEEPSEEK_API_KEY, DASHSCOPE_API_KEY, SILICONFLOW_API_KEY)": " > ".join(rules.LLM_KEY_ORDER),
@@ -175,16 +173,10 @@ def _merged(environ: dict[str, str], file_values: dict[str, str]) -> Env:
 def _timeout(timeout_s: float | None, settings: Env) -> float:
     if timeout_s is not None:
         return timeout_s
-    text = settings.get("TACN_CONNECT_TIMEOUT")
-    if text is None:
-        return DEFAULT_TIMEOUT_S
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 600:
-        raise UsageError(f"TACN_CONNECT_TIMEOUT must be seconds between 0 and 600, got {text!r}")
-    return value
+        return rules.parse_connect_timeout(settings.get("TACN_CONNECT_TIMEOUT"))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _database_names(settings: Env, store_url: str | None) -> tuple[str, str]:

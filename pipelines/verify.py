@@ -34,6 +34,8 @@ class VerifyResult:
     invalid_trade_date_since: int | None
     invalid_trade_date_total: int
     other_rules_checked: bool
+    records_checked: int = 0  # records the selection holds (0: the check judged nothing)
+    min_records: int = 0  # fewer records checked than this fails the check
     failing_other_rules_since: int | None = None  # records failing at least one other error-level rule
     failing_other_rules_total: int = 0
     rules: list[RuleCount] = field(default_factory=list)
@@ -41,8 +43,12 @@ class VerifyResult:
     newest: list[dict] = field(default_factory=list)
 
     @property
+    def too_few_records(self) -> bool:
+        return self.records_checked < self.min_records
+
+    @property
     def ok(self) -> bool:
-        return self.invalid_trade_date_total == 0 and self.failing_other_rules_total == 0
+        return self.invalid_trade_date_total == 0 and self.failing_other_rules_total == 0 and not self.too_few_records
 
 
 def verify_fix(
@@ -52,6 +58,7 @@ def verify_fix(
     data_source: str | None = None,
     symbol: str | None = None,
     check_rules: bool = True,
+    min_records: int = 0,
     now: datetime | None = None,
 ) -> VerifyResult:
     """Counts of invalid records since ``since`` (naive UTC) and in the whole store, plus ``symbol``'s newest."""
@@ -64,6 +71,8 @@ def verify_fix(
         invalid_trade_date_since=store.count_invalid_trade_date(recent) if recent else None,
         invalid_trade_date_total=store.count_invalid_trade_date(whole),
         other_rules_checked=check_rules,
+        records_checked=store.count(whole),
+        min_records=min_records,
     )
     if check_rules:
         _count_other_rules(store, whole, since, result, now)

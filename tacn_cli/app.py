@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 
 import typer
+from typer.core import TyperGroup
 
 from tacn_cli import __version__, exit_codes
 from tacn_cli import commands as _commands
@@ -19,8 +21,45 @@ COMMAND_MODULES = sorted(
     key=lambda module: (getattr(module, "ORDER", 100), module.__name__),
 )
 
+# Commands whose --json output is a stream (one message per line, appended to logs):
+# their errors, usage errors included, stay on stderr only.
+STREAMING_COMMANDS = frozenset({"watch"})
+
+
+def _wants_json_error(argv: list[str]) -> bool:
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    return "--json" in argv and command not in STREAMING_COMMANDS
+
+
+class _TacnGroup(TyperGroup):
+    """With --json, a usage error typer reports (bad option, bad value) also prints one JSON error object on
+    stdout, as the commands' own exit 2/3 do (tacn_cli.render.Output.fail)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        if not (standalone_mode and _wants_json_error(argv)):
+            return super().main(args=argv, prog_name=prog_name, complete_var=complete_var,
+                                standalone_mode=standalone_mode, **extra)
+        from tacn_cli.render import error_object
+
+        try:
+            code = super().main(args=argv, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
+                                **extra)
+        except typer.TyperException as exc:  # typer's (vendored click's) usage errors
+            show = getattr(exc, "show", None)
+            show() if show else typer.echo(f"Error: {exc.format_message()}", err=True)
+            kind = "usage_error" if exc.exit_code == exit_codes.USAGE else "error"
+            sys.stdout.write(error_object(kind, exc.format_message(), exc.exit_code) + "\n")
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else exit_codes.OK)
+
+
 app = typer.Typer(
     name="tacn",
+    cls=_TacnGroup,
     help="Data-quality CLI and ETL toolkit for TradingAgents-CN operators.\n\n"
     "Exit codes: 0 success, 1 problems found, 2 usage error, 3 could not run, 130 interrupted.",
     no_args_is_help=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta
 from typing import Annotated
@@ -75,7 +76,10 @@ def parse_since(value: str | None, *, now: datetime | None = None) -> datetime |
     now = now or utc_now()
     match = _DURATION_RE.match(value.strip().lower())
     if match:
-        return now - timedelta(**{_UNITS[match[2]]: int(match[1])})
+        try:
+            return now - timedelta(**{_UNITS[match[2]]: int(match[1])})
+        except OverflowError:
+            raise typer.BadParameter(f"--since: {value!r} reaches before year 1") from None
     from dateutil import parser as date_parser
 
     try:
@@ -87,6 +91,25 @@ def parse_since(value: str | None, *, now: datetime | None = None) -> datetime |
 
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
+
+
+MinRecordsOption = Annotated[
+    int,
+    typer.Option("--min-records", min=0, help="Fail (exit 1) when fewer records than this were checked: a gate "
+                 "over an empty or misspelt selection then cannot pass. Default 0: an empty check passes, and says so."),
+]
+
+
+def records_gate(checked: int, min_records: int) -> dict:
+    """How many records a gate checked, against --min-records: the JSON fields and the verdict's note."""
+    too_few = checked < min_records
+    if too_few:
+        note = f"only {checked:,} records checked, --min-records {min_records:,}"
+    elif checked == 0:
+        note = "0 records checked: nothing was judged (--min-records 1 makes this a failure)"
+    else:
+        note = ""
+    return {"records_checked": checked, "min_records": min_records, "too_few_records": too_few, "note": note}
 
 
 ApiUrlOption = Annotated[
@@ -107,4 +130,14 @@ def parse_duration(value: str | None, name: str) -> float | None:
     match = _DURATION_RE.match(text if not text.isdigit() else text + "s")
     if not match or int(match[1]) <= 0:
         raise typer.BadParameter(f"{name}: expected a positive duration like 90s, 30m, 1h or 7d, got {value!r}")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])}).total_seconds()
+    try:
+        return timedelta(**{_UNITS[match[2]]: int(match[1])}).total_seconds()
+    except OverflowError:
+        raise typer.BadParameter(f"{name}: {value!r} is too long a duration") from None
+
+
+def finite(value: float | None) -> float | None:
+    """Callback of float options: typer's min/max let NaN through (every comparison with it is false)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"expected a finite number, got {value}")
+    return value

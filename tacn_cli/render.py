@@ -41,13 +41,24 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
-class Output:
-    """One per command run: knows whether to speak JSON and where diagnostics go."""
+def error_object(kind: str, message: str, exit_code: int) -> str:
+    """The one JSON object a one-shot command prints on stdout with --json when it ends with an error."""
+    payload = {"error": {"kind": kind, "message": scrub(message), "exit_code": exit_code}}
+    return json.dumps(payload, ensure_ascii=False)
 
-    def __init__(self, json_mode: bool = False):
+
+class Output:
+    """One per command run: knows whether to speak JSON and where diagnostics go.
+
+    ``streaming`` (watch --json: one message per line, appended to logs) keeps errors on
+    stderr only; a one-shot command with --json also prints an error object on stdout.
+    """
+
+    def __init__(self, json_mode: bool = False, *, streaming: bool = False):
         from rich.console import Console
 
         self.json_mode = json_mode
+        self.streaming = streaming
         # Piped or in cron, rich would assume 80 columns and truncate cells; tables only
         # take the width they need, so allow a wide line instead.
         width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH
@@ -67,6 +78,13 @@ class Output:
 
     def error(self, message: str) -> None:
         self.stderr.print(f"[red]error:[/red] {_escape(scrub(message))}")
+
+    def fail(self, kind: str, message: str, exit_code: int) -> None:
+        """The error that ends the command: one line on stderr, and with --json one object on stdout."""
+        self.error(message)
+        if self.json_mode and not self.streaming:
+            sys.stdout.write(error_object(kind, message, exit_code) + "\n")
+            sys.stdout.flush()
 
     # results: stdout
     def json(self, payload: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import traceback
 from collections.abc import Iterator
@@ -34,29 +35,43 @@ def handle_errors(out: Output) -> Iterator[None]:
     except (typer.Exit, typer.TyperException, click.exceptions.ClickException, click.exceptions.Abort):
         raise
     except TacnError as exc:
-        out.error(str(exc))
+        out.fail(error_kind(exc), str(exc), exc.exit_code)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        out.error("interrupted")
+        out.fail("interrupted", "interrupted", exit_codes.INTERRUPTED)
         raise typer.Exit(exit_codes.INTERRUPTED) from None
     except BrokenPipeError:  # stdout closed by `| head`: not an error of ours
         raise typer.Exit(exit_codes.OK) from None
     except Exception as exc:  # noqa: BLE001 - last line of defence: a message, not a traceback
         if os.environ.get("TACN_DEBUG"):
             out.stderr.print(scrub(traceback.format_exc()), markup=False)
-        out.error(f"unexpected {type(exc).__name__}: {exc} (set TACN_DEBUG=1 to see the traceback)")
+        out.fail("unexpected", f"unexpected {type(exc).__name__}: {exc} (set TACN_DEBUG=1 to see the traceback)",
+                 exit_codes.CANNOT_RUN)
         raise typer.Exit(exit_codes.CANNOT_RUN) from None
 
 
-def open_store_for(out: Output, store: str | None, database: str | None = None, *, env=None):
-    """Resolve and open the store a command uses, saying which on stderr (password masked)."""
+def error_kind(exc: BaseException) -> str:
+    """The JSON error kind of a typed error: its class name in snake case (StoreUnavailable -> store_unavailable)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+
+
+def open_store_for(out: Output, store: str | None, database: str | None = None, *, env=None, mode: str = "read"):
+    """Resolve and open the store a command uses, saying which on stderr (password masked).
+
+    ``mode``: "read" (the default: never creates, read-only connection), "write" (an existing
+    store), "create" (sync, restore, demo: creates a missing store and says so).
+    """
     from pipelines.stores import mask_url, open_store
-    from tacn_cli.settings import load_env, resolve_store
+    from tacn_cli.settings import connect_timeout_s, load_env, resolve_store
 
     env = env or load_env()
     choice = resolve_store(store, env, database=database)
+    timeout_s = connect_timeout_s(env)
     out.info(f"store: {mask_url(choice.url)} (from {choice.origin})")
     if choice.note:
         out.warn(choice.note)
-    timeout_ms = int(float(env.get("TACN_CONNECT_TIMEOUT", "5")) * 1000)
-    return open_store(choice.url, database=choice.database, timeout_ms=timeout_ms)
+    opened = open_store(choice.url, database=choice.database, timeout_ms=int(timeout_s * 1000), mode=mode)
+    if getattr(opened, "created", False):
+        what = f"SQLite file {opened.path}" if opened.kind == "sqlite" else f"collection in {opened.database_name!r}"
+        out.info(f"store: created a new {what}")
+    return opened

@@ -38,8 +38,24 @@ class StoreChoice:
     note: str | None = None
 
 
+def connect_timeout_s(env: Env) -> float:
+    """TACN_CONNECT_TIMEOUT (environment or .env) in seconds; a bad value is a usage error (exit 2)."""
+    from pipelines.errors import UsageError
+    from validators.config_rules import parse_connect_timeout
+
+    try:
+        return parse_connect_timeout(env.get("TACN_CONNECT_TIMEOUT"))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def resolve_store(option: str | None, env: Env, *, database: str | None = None) -> StoreChoice:
     """Which store a command uses: --store, TACN_STORE, the app's MONGODB_*, else the SQLite default."""
+    if option is not None and not option.strip():
+        from pipelines.errors import UsageError
+
+        # An empty --store is a mistake (an unset variable in a script), never "use the default".
+        raise UsageError("--store is empty: give sqlite:///PATH or mongodb://…, or leave --store out for the default")
     if option:
         return StoreChoice(option, "--store", database)
     if env.get("TACN_STORE"):

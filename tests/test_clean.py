@@ -227,11 +227,11 @@ def test_restore_of_a_missing_file_cannot_run(tmp_path):
 def test_restore_reports_conflicts_with_exit_1(cleaned_sqlite):
     from bson import ObjectId
 
-    from pipelines.stores import open_store
+    from pipelines.stores import WRITE, open_store
 
     url, result, _, _ = cleaned_sqlite
     first = decode_line(open(result.backup).readline())
-    with open_store(url) as opened:  # someone wrote a different record under the same key meanwhile
+    with open_store(url, mode=WRITE) as opened:  # someone wrote a different record under the same key meanwhile
         opened.put_documents([{**first, "_id": ObjectId(), "close": 1.0}])
     restored = runner.invoke(app, ["restore", result.manifest, "--store", url, "--json"])
     assert restored.exit_code == 1

@@ -370,8 +370,9 @@ def test_password_never_shown_when_mongodb_is_unreachable(monkeypatch):
     monkeypatch.setenv("TACN_CONNECT_TIMEOUT", "0.3")
     result = runner.invoke(app, ["validate", "--store", "mongodb://ops:hunter2secret@127.0.0.1:9/db", "--json"])
     assert result.exit_code == 3
-    assert result.stdout == ""
-    assert "hunter2secret" not in result.stderr and "***" in result.stderr
+    error = json.loads(result.stdout)["error"]  # --json: one error object on stdout
+    assert error["kind"] == "store_unavailable" and error["exit_code"] == 3
+    assert "hunter2secret" not in result.stdout + result.stderr and "***" in result.stderr
 
 
 def test_mongoexport_extended_json(tmp_path):

@@ -7,6 +7,7 @@ Pure functions on strings: no I/O, nothing of ours imported.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from validators.records import DEFAULT_DATABASE
@@ -137,6 +138,25 @@ def bool_problem(value: str | None) -> str | None:
 
 def is_true(value: str | None) -> bool:
     return clean_value(value).lower() in TRUE_WORDS
+
+
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+MAX_CONNECT_TIMEOUT_S = 600.0
+
+
+def parse_connect_timeout(text: str | None) -> float:
+    """TACN_CONNECT_TIMEOUT in seconds; ValueError (its message says what is allowed) when not usable."""
+    if text is None or text == "":
+        return DEFAULT_CONNECT_TIMEOUT_S
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= MAX_CONNECT_TIMEOUT_S:  # NaN and inf fail too
+        raise ValueError(
+            f"TACN_CONNECT_TIMEOUT must be seconds greater than 0 and at most {MAX_CONNECT_TIMEOUT_S:g}, got {text!r}"
+        )
+    return value
 
 
 def url_problem(value: str | None) -> str | None:

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from pipelines.errors import UsageError
-from pipelines.stores.base import QuoteStore, RecordFilter, UpsertResult, mask_url
+from pipelines.stores.base import CREATE, READ, WRITE, QuoteStore, RecordFilter, UpsertResult, mask_url
 
-__all__ = ["QuoteStore", "RecordFilter", "UpsertResult", "mask_url", "open_store"]
+__all__ = ["CREATE", "READ", "WRITE", "QuoteStore", "RecordFilter", "UpsertResult", "mask_url", "open_store"]
 
 
-def open_store(url: str, *, database: str | None = None, timeout_ms: int = 5_000) -> QuoteStore:
-    """Open the store a URL names: ``sqlite:///PATH``, ``mongodb://…`` or ``mongodb+srv://…``."""
+def open_store(url: str, *, mode: str = READ, database: str | None = None, timeout_ms: int = 5_000) -> QuoteStore:
+    """Open the store a URL names: ``sqlite:///PATH``, ``mongodb://…`` or ``mongodb+srv://…``.
+
+    ``mode`` (READ, WRITE, CREATE): only CREATE makes a store that does not exist.
+    """
     if url.startswith("sqlite:"):
         from pipelines.stores.sqlite import SQLiteStore
 
-        return SQLiteStore.from_url(url)
+        return SQLiteStore.from_url(url, mode=mode)
     if url.startswith(("mongodb://", "mongodb+srv://")):
         from pipelines.stores.mongo import MongoStore
 
-        return MongoStore.from_url(url, database=database, timeout_ms=timeout_ms)
+        return MongoStore.from_url(url, database=database, timeout_ms=timeout_ms, mode=mode)
     raise UsageError(
         f"unsupported store URL {mask_url(url)!r}: use sqlite:///PATH, mongodb://HOST:PORT/DB or mongodb+srv://…"
     )

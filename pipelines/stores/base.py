@@ -12,10 +12,16 @@ from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     import pandas as pd
+
+# How a command opens its store. Commands that only read never create one (a typo in a
+# CI job's path must fail, not pass on an empty store) and read through a read-only
+# connection; commands that change data need an existing store; only the commands that
+# put data in (sync, restore, demo) create one.
+READ, WRITE, CREATE = "read", "write", "create"
+OPEN_MODES = (READ, WRITE, CREATE)
 
 
 @dataclass(frozen=True)
@@ -112,17 +118,10 @@ class QuoteStore(Protocol):
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (user names stay visible)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None and "@" not in parts.netloc:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    netloc = f"{user}:***@{hostinfo}" if ":" in userinfo else f"{user}@{hostinfo}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """The URL with its password and secret options replaced by ``***`` (user names stay visible)."""
+    from pipelines.secrets import scrub_url
+
+    return scrub_url(url)
 
 
 def comparable(doc: dict) -> dict:

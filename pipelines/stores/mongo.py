@@ -15,6 +15,7 @@ from typing import Any
 
 from pipelines.errors import StoreError, StoreUnavailable, UsageError
 from pipelines.stores.base import (
+    CREATE,
     GroupStats,
     PutResult,
     RecordFilter,
@@ -111,10 +112,13 @@ class MongoStore:
         self.collection = self.db[COLLECTION]
         self.database_name = database
         self.display_url = display_url
+        self.created = False  # the quotes collection did not exist when opened
         self._indexes_checked = False
 
     @classmethod
-    def from_url(cls, url: str, *, database: str | None = None, timeout_ms: int = 5_000) -> MongoStore:
+    def from_url(
+        cls, url: str, *, database: str | None = None, timeout_ms: int = 5_000, mode: str = CREATE
+    ) -> MongoStore:
         import pymongo
         from pymongo import uri_parser
 
@@ -142,7 +146,27 @@ class MongoStore:
             raise StoreUnavailable(
                 f"MongoDB at {display} refused: {_scrub(brief_driver_message(str(exc)), url)[:300]}"
             ) from None
-        return cls(client, db_name, f"{display} (database {db_name})")
+        opened = cls(client, db_name, f"{display} (database {db_name})")
+        opened._check_quotes_collection(mode)
+        return opened
+
+    def _check_quotes_collection(self, mode: str) -> None:
+        """A database without the quotes collection is a misspelt name unless the command puts data in."""
+        from pymongo.errors import PyMongoError
+
+        try:
+            names = sorted(self.db.list_collection_names())
+        except PyMongoError as exc:
+            raise StoreUnavailable(
+                f"cannot list the collections of {self.database_name!r}: {brief_driver_message(str(exc))[:300]}"
+            ) from None
+        self.created = COLLECTION not in names
+        if self.created and mode != CREATE:
+            held = f"it has: {', '.join(names)}" if names else "it has no collections"
+            raise StoreUnavailable(
+                f"MongoDB database {self.database_name!r} has no {COLLECTION} collection ({held}); "
+                "check --database or the URL's database (tacn sync creates the collection)"
+            )
 
     # -- indexes ----------------------------------------------------------------
     def ensure_indexes(self) -> None:
@@ -440,14 +464,8 @@ def brief_driver_message(text: str) -> str:
 
 
 def _scrub(message: str, url: str) -> str:
-    """Remove the URL's password from a driver message, wherever it appears."""
-    from urllib.parse import unquote, urlsplit
+    """A driver message without the URL's password or secret options, wherever they appear."""
+    from pipelines.secrets import register_url_secrets, scrub
 
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    if password:
-        for form in {password, unquote(password)}:
-            message = message.replace(form, "***")
-    return message.replace(url, mask_url(url))
+    register_url_secrets(url)
+    return scrub(message)

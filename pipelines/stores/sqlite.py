@@ -24,6 +24,9 @@ from typing import Any
 
 from pipelines.errors import StoreError, StoreUnavailable, UsageError
 from pipelines.stores.base import (
+    CREATE,
+    OPEN_MODES,
+    READ,
     GroupStats,
     PutResult,
     RecordFilter,
@@ -272,6 +275,33 @@ def _decode_row(row: tuple) -> dict:
     return doc
 
 
+def _missing_store_message(path: Path, mode: str) -> str:
+    folder = "" if path.parent.exists() else f" (nor does its folder {path.parent})"
+    why = ("commands that only read never create a store" if mode == READ
+           else "this command changes an existing store and never creates one")
+    return f"SQLite store {path} does not exist{folder}: {why}; check the path (tacn sync creates a store)"
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection that also works in a read-only folder.
+
+    ``mode=ro`` first (it sees a live writer's WAL). In a folder where SQLite cannot
+    create the WAL index files, ``immutable=1``: nobody can be writing there either.
+    """
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorname", "") not in ("SQLITE_CANTOPEN", "SQLITE_READONLY") or os.access(
+            path.parent, os.W_OK
+        ):
+            raise
+        conn.close()
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+
 def sqlite_path_from_url(url: str) -> Path:
     """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``sqlite:///~/x.db``."""
     prefix = "sqlite:///"
@@ -289,16 +319,30 @@ class SQLiteStore:
         if self.write_guard is not None:
             self.write_guard()
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, *, mode: str = CREATE):
+        """Open the store at ``path``; ``mode`` is READ, WRITE (both need an existing file) or CREATE."""
+        if mode not in OPEN_MODES:
+            raise ValueError(f"unknown open mode {mode!r}")
         self.path = Path(path)
+        self.mode = mode
+        self.created = False  # this call created the file
         self._bulk_loading = False
         self.display_url = f"sqlite:///{self.path}"
         if self.path.exists() and self.path.is_dir():
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: it is a directory")
+        if mode != CREATE and not self.path.exists():
+            raise StoreUnavailable(_missing_store_message(self.path, mode))
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if mode == READ:
+                self.conn = _connect_read_only(self.path)
+                self._check_tacn_store(require_table=True)
+                return
+            if not self.path.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.created = True
             self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self._check_tacn_store(require_table=False)
             # Larger pages: fewer B-tree splits in the five B-trees every insert touches
             # (measured ~8% faster on 1M-row upserts). Only takes effect on a new file.
             self.conn.execute("PRAGMA page_size = 16384")
@@ -308,13 +352,23 @@ class SQLiteStore:
             self.conn.execute("PRAGMA wal_autocheckpoint = 20000")  # fewer copies of hot index pages
             self._create_schema()
         except sqlite3.DatabaseError as exc:
-            raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
+            if getattr(exc, "sqlite_errorname", "") in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+                raise StoreUnavailable(f"{self.path} is not a tacn store / corrupted: {exc}") from None
+            raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from None
         except OSError as exc:
-            raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc.strerror or exc}") from exc
+            raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc.strerror or exc}") from None
+
+    def _check_tacn_store(self, *, require_table: bool) -> None:
+        """Refuse a foreign SQLite file (tables, none of them ours) rather than read or add to it."""
+        tables = [row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        if TABLE in tables or (not tables and not require_table):
+            return
+        held = f"it has the tables {', '.join(sorted(tables))}" if tables else "it is empty"
+        raise StoreUnavailable(f"{self.path} is not a tacn store / corrupted: no {TABLE} table ({held})")
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteStore:
-        return cls(sqlite_path_from_url(url))
+    def from_url(cls, url: str, *, mode: str = CREATE) -> SQLiteStore:
+        return cls(sqlite_path_from_url(url), mode=mode)
 
     # -- schema ---------------------------------------------------------------
     def _create_schema(self) -> None:

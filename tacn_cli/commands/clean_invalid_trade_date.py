@@ -28,9 +28,19 @@ def default_backup_dir(env) -> Path:
     return tacn_home(env) / "backups"
 
 
+def may_ask(out: Output) -> bool:
+    """Whether a dry run may offer to apply (a terminal on both ends, no --json)."""
+    return not out.json_mode and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def store_mode(out: Output, yes: bool) -> str:
+    """A dry run that cannot turn into a change reads through a read-only connection."""
+    return "write" if yes or may_ask(out) else "read"
+
+
 def ask_to_apply(out: Output, selected: int) -> bool:
     """On a terminal, offer to apply what the dry run showed; never when stdin is not a terminal."""
-    if out.json_mode or selected == 0 or not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if selected == 0 or not may_ask(out):
         return False
     return typer.confirm(f"Back up and delete these {selected:,} records?", default=False)
 
@@ -93,7 +103,7 @@ def clean_command(
 
         env = load_env()
         target = backup_dir if backup_dir is not None else default_backup_dir(env)
-        with open_store_for(out, store, database, env=env) as opened:
+        with open_store_for(out, store, database, env=env, mode=store_mode(out, yes)) as opened:
             result = clean_invalid_trade_date(opened, flt, apply=yes, backup_dir=target, batch_size=batch_size)
             if not yes and ask_to_apply(out, result.selected):
                 result = clean_invalid_trade_date(opened, flt, apply=True, backup_dir=target, batch_size=batch_size)

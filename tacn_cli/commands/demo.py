@@ -31,7 +31,7 @@ def demo_command(
             store = f"sqlite:///{path}"
         from pipelines.demo import seed_demo
 
-        with open_store_for(out, store, env=env) as opened:
+        with open_store_for(out, store, env=env, mode="create") as opened:
             result = seed_demo(opened)
         if json_:
             out.json(result)

@@ -42,11 +42,21 @@ def migrate_command(
 
     out = Output(json_)
     with handle_errors(out):
-        from migrations.runner import MigrationContext, migrate_down, migrate_up, status
+        from migrations.runner import (
+            MigrationContext,
+            _check_target,
+            discover,
+            migrate_down,
+            migrate_up,
+            status,
+        )
+
+        _check_target(to, discover())  # a usage error before the store is looked for
 
         env = load_env()
         ctx = MigrationContext(backup_dir=backup_dir if backup_dir is not None else default_backup_dir(env))
-        with open_store_for(out, store, database, env=env) as opened:
+        mode = "read" if action is Action.status or dry_run else "write"  # migrate never creates a store
+        with open_store_for(out, store, database, env=env, mode=mode) as opened:
             if action is Action.status:
                 result = status(opened)
             elif action is Action.up:

@@ -14,6 +14,7 @@ from tacn_cli.commands.clean_invalid_trade_date import (
     ask_to_apply,
     default_backup_dir,
     render_clean,
+    store_mode,
 )
 from tacn_cli.options import DatabaseOption, DataSourceOption, JsonOption, StoreOption
 from tacn_cli.render import Output
@@ -54,7 +55,7 @@ def repair_command(
         target = backup_dir if backup_dir is not None else default_backup_dir(env)
         kwargs = dict(source=source, data_source=data_source, backup_dir=target, batch_size=batch_size,
                       sync_options=options)
-        with open_store_for(out, store, database, env=env) as opened:
+        with open_store_for(out, store, database, env=env, mode=store_mode(out, yes)) as opened:
             result = repair(opened, apply=yes, **kwargs)
             if not yes and ask_to_apply(out, result.clean.selected):
                 result = repair(opened, apply=True, **kwargs)

@@ -34,7 +34,7 @@ def restore_command(
         from pipelines.restore import restore_backup
 
         verified = open_backup(backup)  # refuse a bad file before connecting to the store
-        with open_store_for(out, store, database) as opened:
+        with open_store_for(out, store, database, mode="create") as opened:
             result = restore_backup(opened, verified)
         if result.manifest is None:
             out.warn(f"{result.backup} has no tacn manifest: restored as plain Extended JSON Lines "

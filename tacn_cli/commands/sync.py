@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from tacn_cli import exit_codes
-from tacn_cli.options import DatabaseOption, JsonOption, StoreOption, parse_date_option, parse_symbols
+from tacn_cli.options import DatabaseOption, JsonOption, StoreOption, finite, parse_date_option, parse_symbols
 from tacn_cli.render import Output
 from tacn_cli.runner import handle_errors, open_store_for
 
@@ -25,17 +25,17 @@ def sync_command(
     default_start: Annotated[str | None, typer.Option("--default-start", help="Where a symbol with nothing stored starts (default: 1990-12-19).")] = None,
     period: Annotated[str, typer.Option("--period", help="daily, weekly or monthly.")] = "daily",
     adjust: Annotated[str, typer.Option("--adjust", help="Price adjustment: none, qfq or hfq.")] = "none",
-    workers: Annotated[int, typer.Option("--workers", help="Symbols fetched in parallel (rate limits are shared).")] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Symbols fetched in parallel (rate limits are shared).")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Fetch and validate, write nothing.")] = False,
     rejects: Annotated[str | None, typer.Option("--rejects", help="Rejected rows go here, JSON Lines (default: TACN_HOME/rejects/<run>.jsonl).")] = None,
     layout: Annotated[str | None, typer.Option("--format", help="file: force the column layout: akshare, tushare or document.")] = None,
     file_type: Annotated[str | None, typer.Option("--file-type", help="file: force csv, jsonl or parquet (default: from the extension).")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds for each HTTP call.")] = 30.0,
-    retries: Annotated[int, typer.Option("--retries", help="Retries of a transient error (connection, timeout, HTTP 5xx, rate limit).")] = 3,
-    akshare_interval: Annotated[float, typer.Option("--akshare-interval", help="Minimum seconds between AKShare calls.")] = 0.5,
-    tushare_rate: Annotated[int, typer.Option("--tushare-rate", help="Tushare calls per minute (your account's limit).")] = 100,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.001, callback=finite, help="Seconds for each HTTP call.")] = 30.0,
+    retries: Annotated[int, typer.Option("--retries", min=0, help="Retries of a transient error (connection, timeout, HTTP 5xx, rate limit).")] = 3,
+    akshare_interval: Annotated[float, typer.Option("--akshare-interval", min=0, callback=finite, help="Minimum seconds between AKShare calls.")] = 0.5,
+    tushare_rate: Annotated[int, typer.Option("--tushare-rate", min=1, help="Tushare calls per minute (your account's limit).")] = 100,
     status: Annotated[bool, typer.Option("--status", help="Show the last sync runs recorded in the store and exit.")] = False,
-    limit: Annotated[int, typer.Option("--limit", help="With --status: how many runs.")] = 10,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="With --status: how many runs.")] = 10,
     store: StoreOption = None,
     database: DatabaseOption = None,
     json_: JsonOption = False,
@@ -55,7 +55,7 @@ def sync_command(
                                 dry_run, rejects, layout, file_type, timeout, retries, akshare_interval, tushare_rate)
         from pipelines.sync import run_sync
 
-        with open_store_for(out, store, database, env=env) as opened:
+        with open_store_for(out, store, database, env=env, mode="create") as opened:
             with _ProgressDisplay(out) as display:
                 result = run_sync(opened, request, progress=display.update)
         _render(out, result, json_)

@@ -14,6 +14,7 @@ from tacn_cli.options import (
     DatabaseOption,
     DataSourceOption,
     JsonOption,
+    MinRecordsOption,
     PeriodOption,
     SinceOption,
     StoreOption,
@@ -21,6 +22,7 @@ from tacn_cli.options import (
     parse_choice,
     parse_since,
     parse_symbols,
+    records_gate,
 )
 from tacn_cli.render import Output
 from tacn_cli.runner import handle_errors, open_store_for
@@ -47,20 +49,22 @@ def validate_command(
     severity_threshold: Annotated[
         str, typer.Option("--severity-threshold", help="Lowest severity that fails the run: error or warning.")
     ] = "error",
-    max_samples: Annotated[int, typer.Option("--max-samples", help="Failing records kept per rule in reports.")] = 5,
+    max_samples: Annotated[int, typer.Option("--max-samples", min=0, help="Failing records kept per rule in reports.")] = 5,
     json_: JsonOption = False,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report here (one testcase per rule).")] = None,
     failures_out: Annotated[
         Path | None, typer.Option("--failures-out", help="Write every failing record here, JSON Lines, with its rule names.")
     ] = None,
-    chunk_size: Annotated[int, typer.Option("--chunk-size", help="Records read and judged at a time.")] = 100_000,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Records read and judged at a time.")] = 100_000,
     completeness: Annotated[
         bool, typer.Option("--completeness", help="Also report trading days missing inside each symbol's date span.")
     ] = False,
+    min_records: MinRecordsOption = 0,
     store: StoreOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Check records against the rule catalogue. Exit 0 clean, 1 failures at or above the threshold, 3 unreadable."""
+    """Check records against the rule catalogue. Exit 0 clean, 1 failures at or above the threshold (or fewer
+    records than --min-records), 3 unreadable (a store or file that does not exist included)."""
     out = Output(json_)
     with handle_errors(out):
         from pipelines.stores.base import RecordFilter
@@ -101,8 +105,10 @@ def validate_command(
                 result = validate_file(Path(target), options, on_chunk=step)
         if junit is not None:
             _write_junit(junit, result)
-        _render(out, result, json_)
-    raise typer.Exit(exit_codes.OK if result.passed else exit_codes.PROBLEMS_FOUND)
+        gate = records_gate(result.records, min_records)
+        _render(out, result, json_, gate)
+    passed = result.passed and not gate["too_few_records"]
+    raise typer.Exit(exit_codes.OK if passed else exit_codes.PROBLEMS_FOUND)
 
 
 @contextmanager
@@ -144,9 +150,12 @@ def _write_junit(path: Path, result) -> None:
         raise UsageError(f"cannot write --junit {path}: {exc.strerror or exc}") from None
 
 
-def _render(out: Output, result, json_: bool) -> None:
+def _render(out: Output, result, json_: bool, gate: dict) -> None:
     if json_:
-        out.json(result.to_dict())
+        payload = {**result.to_dict(), "gate": gate}
+        if gate["too_few_records"]:
+            payload["verdict"] = "fail"
+        out.json(payload)
         return
     rows, styles = [], []
     for rule in result.rules:
@@ -165,15 +174,19 @@ def _render(out: Output, result, json_: bool) -> None:
         out.info(f"{result.failures_out['records']:,} failing records written to {result.failures_out['path']}")
     failed = [r.name for r in result.rules if r.fails_run]
     warned = [r.name for r in result.rules if r.failing and not r.fails_run]
+    checked = f"; {gate['note']}" if gate["note"] else ""
     if failed:
         verdict = (
             f"FAIL: {len(failed)} rule(s) at or above '{result.threshold}' failed "
-            f"({result.failing_records['error']:,} records fail an error rule) in {result.duration_s:.1f}s"
+            f"({result.failing_records['error']:,} records fail an error rule){checked} in {result.duration_s:.1f}s"
         )
         out.line(verdict, style="bold red")
+    elif gate["too_few_records"]:
+        out.line(f"FAIL: {gate['note']} in {result.duration_s:.1f}s", style="bold red")
     else:
         note = f"; warnings: {', '.join(warned)}" if warned else ""
-        out.line(f"PASS: no failures at or above '{result.threshold}'{note} in {result.duration_s:.1f}s", style="bold green")
+        out.line(f"PASS: no failures at or above '{result.threshold}'{note}{checked} in {result.duration_s:.1f}s",
+                 style="bold yellow" if gate["note"] else "bold green")
 
 
 def _short(value, limit: int = 24) -> str:

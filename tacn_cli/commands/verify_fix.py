@@ -7,7 +7,14 @@ from typing import Annotated
 import typer
 
 from tacn_cli import exit_codes
-from tacn_cli.options import DatabaseOption, DataSourceOption, JsonOption, StoreOption
+from tacn_cli.options import (
+    DatabaseOption,
+    DataSourceOption,
+    JsonOption,
+    MinRecordsOption,
+    StoreOption,
+    records_gate,
+)
 from tacn_cli.render import Output
 from tacn_cli.runner import handle_errors, open_store_for
 
@@ -18,12 +25,14 @@ def verify_fix_command(
     symbol: Annotated[str | None, typer.Option("--symbol", help="Show this 6-digit code's newest records.")] = None,
     dates_only: Annotated[bool, typer.Option("--dates-only", help="Count invalid trade_dates only (skip the other error-level rules).")] = False,
     json_: JsonOption = False,
+    min_records: MinRecordsOption = 0,
     store: StoreOption = None,
     database: DatabaseOption = None,
 ) -> None:
     """After a fix: how many records updated since --since, and in the whole store, still have an
     invalid trade_date (counted in the store with the real date rule, so "20251023" counts) or fail
-    another error-level rule; plus the newest records of --symbol. Exit 0 when none, 1 otherwise.
+    another error-level rule; plus the newest records of --symbol. Exit 0 when none, 1 otherwise
+    (also when fewer records than --min-records were checked).
     """
     from tacn_cli.options import parse_choice, parse_since, parse_symbols
     from validators.records import DATA_SOURCES
@@ -42,9 +51,9 @@ def verify_fix_command(
 
         with open_store_for(out, store, database) as opened:
             result = verify_fix(opened, since=window, data_source=data_source, symbol=symbol,
-                                check_rules=not dates_only)
+                                check_rules=not dates_only, min_records=min_records)
         if json_:
-            out.json({**result.__dict__, "ok": result.ok})
+            out.json({**result.__dict__, "ok": result.ok, "gate": records_gate(result.records_checked, min_records)})
         else:
             _render(out, result)
     raise typer.Exit(exit_codes.OK if result.ok else exit_codes.PROBLEMS_FOUND)
@@ -68,10 +77,13 @@ def _render(out: Output, result) -> None:
               r["period"], r["close"], r["volume"], r["updated_at"], r["trade_date_kind"]] for r in result.newest],
             styles=[None if r["trade_date_kind"] == "valid" else "red" for r in result.newest],
         )
+    note = records_gate(result.records_checked, result.min_records)["note"]
     if result.ok:
-        out.line("OK: no invalid record remains", style="green")
+        out.line(f"OK: no invalid record remains{'; ' + note if note else ''}", style="yellow" if note else "green")
+    elif result.too_few_records and result.invalid_trade_date_total == 0 and result.failing_other_rules_total == 0:
+        out.line(f"FAIL: {note}", style="red")
     else:
-        out.line("NOT FIXED: invalid records remain (see above)", style="red")
+        out.line(f"NOT FIXED: invalid records remain (see above){'; ' + note if note else ''}", style="red")
 
 
 ORDER = 32

@@ -46,7 +46,7 @@ def watch_command(
     insecure: InsecureOption = False,
 ) -> None:
     """Tail the WebSocket notification stream: one line per message, or NDJSON with --json."""
-    out = Output(json_)
+    out = Output(json_, streaming=True)  # --json streams one message per line: errors stay on stderr
     # typer.BadParameter is raised here, outside handle_errors, so that Typer reports it (exit 2)
     wanted = _parse_types(types)
     ttl_seconds = parse_duration(ttl, "--ttl")
@@ -59,7 +59,7 @@ def watch_command(
             shown_url,
             watch,
         )
-        from tacn_cli.settings import load_env
+        from tacn_cli.settings import connect_timeout_s, load_env
 
         env = load_env()
         endpoint = endpoint_url(url, api_url or (None if url else env.get("TACN_API_URL")), task)
@@ -73,7 +73,7 @@ def watch_command(
         config = WatchConfig(
             url=endpoint, token=resolved, token_origin=origin, minted=minted, types=wanted, count=count,
             timeout=timeout, max_retries=max_retries, heartbeat_timeout=heartbeat_timeout or None, task_id=task,
-            verbose=verbose, insecure=insecure, connect_timeout=float(env.get("TACN_CONNECT_TIMEOUT", "5")))
+            verbose=verbose, insecure=insecure, connect_timeout=connect_timeout_s(env))
         out.info(f"watching {shown_url(endpoint)} (token {origin.split(' (')[0]})")
         render = _Renderer(out, json_)
         result = watch(config, render)

@@ -15,11 +15,11 @@ def ws_stats_command(api_url: ApiUrlOption = None, json_: JsonOption = False, in
     out = Output(json_)
     with handle_errors(out):
         from pipelines.watch import fetch_ws_stats
-        from tacn_cli.settings import load_env
+        from tacn_cli.settings import connect_timeout_s, load_env
 
         env = load_env()
         stats = fetch_ws_stats(api_url or env.get("TACN_API_URL"), insecure=insecure,
-                               timeout=float(env.get("TACN_CONNECT_TIMEOUT", "5")))
+                               timeout=connect_timeout_s(env))
         if json_:
             out.json(stats)
             raise typer.Exit(exit_codes.OK)
