@@ -30,19 +30,20 @@ def is_secret_option(name: str) -> bool:
     return any(word in lowered for word in SECRET_OPTION_WORDS)
 
 
-def _userinfo_end(rest: str) -> int | None:
-    """Index of the '@' that ends the userinfo: the last one followed by a host list.
+def _userinfo_ends(rest: str) -> list[int]:
+    """Indexes of every '@' that may end the userinfo, the likeliest first.
 
-    The last, not the first: a password may hold any character, '@', '/', ':' and '?'
-    included (unescaped, as operators paste them), so everything before the final
-    '@host' is userinfo. When in doubt this masks too much, never too little.
+    Likeliest: the last '@' whose host list runs to the end or to '/', '?', '#'; then, for a
+    URL quoted in a message ("(mongodb://u:p@h)"), the last one followed by any host list.
     """
+    strict, loose = [], []
     at = rest.rfind("@")
     while at >= 0:
-        if _HOST_RUN.match(rest, at + 1):
-            return at
+        hosts = _HOST_RUN.match(rest, at + 1)
+        if hosts:
+            (strict if hosts.end() == len(rest) or rest[hosts.end()] in "/?#" else loose).append(at)
         at = rest.rfind("@", 0, at)
-    return None
+    return strict + loose
 
 
 def _options(query: str) -> list[tuple[str | None, str]]:
@@ -61,13 +62,20 @@ def _options(query: str) -> list[tuple[str | None, str]]:
     return parts
 
 
-def _url_parts(url: str) -> tuple[str, str | None, str | None, str, list[tuple[str | None, str]] | None, str]:
-    """(scheme, user, password, hosts+path, options, fragment) of a URL, tolerant of unescaped characters."""
+def _url_parts(url: str, at: int | None = -1) -> tuple[str, str | None, str | None, str, list | None, str]:
+    """(scheme, user, password, hosts+path, options, fragment) of a URL, tolerant of unescaped characters.
+
+    The userinfo ends at the last '@' followed by a host list (``at=-1``), not the first: a password
+    may hold any character, '@', '/', ':' and '?' included (unescaped, as operators paste them).
+    When in doubt this masks too much, never too little. ``at`` picks another candidate '@'.
+    """
     scheme_match = _SCHEME.match(url)
     scheme = scheme_match.group(0) if scheme_match else ""
     rest = url[len(scheme):]
     user = password = None
-    at = _userinfo_end(rest) if scheme and not rest.startswith("/") else None  # sqlite:///PATH: no authority
+    if at == -1:
+        ends = _userinfo_ends(rest) if scheme and not rest.startswith("/") else []  # sqlite:///PATH: no authority
+        at = ends[0] if ends else None
     if at is not None:
         userinfo, rest = rest[:at], rest[at + 1:]
         user, sep, pw = userinfo.partition(":")
@@ -95,16 +103,23 @@ def scrub_url(url: str) -> str:
 
 
 def register_url_secrets(url: str | None) -> None:
-    """Register a URL's password and secret option values, so that any text quoting them is scrubbed."""
+    """Register a URL's password and secret option values, so that any text quoting them is scrubbed.
+
+    Every reading of the URL counts (each '@' that could end the userinfo): the display masks
+    the widest one, but a message may quote the password alone.
+    """
     if not url:
         return
-    _, _, password, _, options, _ = _url_parts(url)
-    values = [password] + [value for name, value in options or () if name is not None and is_secret_option(name)]
-    for value in values:
-        register_secret(value)
-        if value:
-            register_secret(unquote(value))
-            register_secret(unquote_plus(value))
+    scheme_match = _SCHEME.match(url)
+    rest = url[scheme_match.end():] if scheme_match else url
+    candidates = [None, *_userinfo_ends(rest)] if scheme_match and not rest.startswith("/") else [None]
+    for at in candidates:
+        _, _, password, _, options, _ = _url_parts(url, at)
+        values = [password] + [v for name, v in options or () if name is not None and is_secret_option(name)]
+        for value in values:
+            if value:
+                for form in {value, unquote(value), unquote_plus(value)}:
+                    register_secret(form)
 
 
 def register_secret(value: str | None) -> None:

@@ -61,11 +61,13 @@ def open_store_for(out: Output, store: str | None, database: str | None = None, 
     ``mode``: "read" (the default: never creates, read-only connection), "write" (an existing
     store), "create" (sync, restore, demo: creates a missing store and says so).
     """
+    from pipelines.secrets import register_url_secrets
     from pipelines.stores import mask_url, open_store
     from tacn_cli.settings import connect_timeout_s, load_env, resolve_store
 
     env = env or load_env()
     choice = resolve_store(store, env, database=database)
+    register_url_secrets(choice.url)  # any later message quoting the password or a secret option is scrubbed
     timeout_s = connect_timeout_s(env)
     out.info(f"store: {mask_url(choice.url)} (from {choice.origin})")
     if choice.note:
