@@ -56,6 +56,10 @@ class ItemReport:
     sources: dict[str, str] = field(default_factory=dict)  # every source holding a value (masked)
     disagree: bool = False
     message: str = ""
+    startup: str | None = None  # the application's start-up validator: passes, warns, counts as missing,
+    # refuses to start (None: it does not check this item)
+    startup_reason: str = ""
+    stricter: str = ""  # where tacn judges worse than the application's start-up check, and why
 
 
 @dataclass
@@ -275,7 +279,22 @@ def _evaluate(item: rules.ConfigItem, environ: dict, file_values: dict, db: Data
         others = ", ".join(f"{s} {v}" for s, v in report.sources.items() if s != report.source)
         note = f"sources disagree; {report.source} wins over {others}"
         report.message = f"{report.message}; {note}" if report.message else note
+    # The start-up validator reads os.getenv: the process environment, .env loaded under it.
+    _compare_with_startup(report, environ[item.name] if item.name in environ else file_values.get(item.name))
     return report
+
+
+_RANK = {rules.OK: 0, rules.INFO: 0, rules.WARNING: 1, rules.ERROR: 2}
+
+
+def _compare_with_startup(report: ItemReport, value: str | None) -> None:
+    verdict = rules.startup_verdict(report.name, value)
+    if verdict is None:
+        return
+    report.startup, report.startup_reason = verdict
+    if _RANK[report.status] > _RANK[rules.STARTUP_EQUIVALENT[report.startup]]:
+        why = f" ({report.startup_reason})" if report.startup_reason else ""
+        report.stricter = f"tacn is stricter: the application's start-up check {report.startup}{why}"
 
 
 def _apply_setting_rules(item: rules.ConfigItem, report: ItemReport, raw: str | None) -> None:

@@ -82,35 +82,68 @@ ITEMS_BY_NAME = {item.name: item for item in ITEMS}
 
 
 def clean_value(value: str | None) -> str:
-    """The value as the application's validator compares it: stripped of blanks and quotes."""
+    """The value as the application's key check compares it: stripped of blanks and quotes."""
     return (value or "").strip().strip('"').strip("'")
 
 
-def placeholder_reason(value: str | None) -> str | None:
-    """Why a key counts as not configured (None when it looks like a real key)."""
+def startup_placeholder_reason(value: str | None) -> str | None:
+    """Why the application's start-up validator counts a key as not configured (None: configured).
+
+    Its ``_is_valid_api_key``, rule for rule: blanks and quotes stripped, then empty, the
+    case-sensitive prefixes ``your_``/``your-`` and suffixes ``_here``/``-here``, and 10
+    characters or fewer. It does not look for ``...`` (its runtime key helper does).
+    """
     text = clean_value(value)
     if not text:
         return "empty"
-    if text.lower().startswith(("your_", "your-")):
+    if text.startswith(("your_", "your-")):
         return "a placeholder (starts with your_ / your-)"
-    if text.lower().endswith(("_here", "-here")):
+    if text.endswith(("_here", "-here")):
         return "a placeholder (ends with _here / -here)"
-    if "..." in text:
-        return "a placeholder (contains ...)"
     if len(text) <= MAX_PLACEHOLDER_LENGTH:
         return f"too short to be a key ({len(text)} characters, needs more than {MAX_PLACEHOLDER_LENGTH})"
     return None
+
+
+RUNTIME_PLACEHOLDER_NOTE = (
+    "contains '...': the application's start-up check accepts it, but its runtime key helper treats it "
+    "as a placeholder and does not use it"
+)
+
+
+def placeholder_reason(value: str | None) -> str | None:
+    """Why the application will not use a key: its start-up rules, then its runtime helper's ``...``."""
+    reason = startup_placeholder_reason(value)
+    if reason is None and "..." in clean_value(value):
+        return RUNTIME_PLACEHOLDER_NOTE
+    return reason
 
 
 def is_usable_key(value: str | None) -> bool:
     return placeholder_reason(value) is None
 
 
-def port_problem(value: str | None) -> str | None:
-    text = clean_value(value)
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        return "is not an integer port between 1 and 65535"
+def startup_port_problem(value: str | None) -> str | None:
+    """The start-up validator's port test, on the raw value: ``v.isdigit() and 1 <= int(v) <= 65535``."""
+    raw = value or ""
+    if not raw.isdigit():
+        return (f"{raw!r} is not a port between 1 and 65535 in digits only: the application tests the raw "
+                "value with isdigit(), so a blank or quotes around the number make it refuse to start")
+    try:
+        number = int(raw)
+    except ValueError:  # digits int() cannot read ('²'): the application's validator raises
+        return (f"{raw!r} passes isdigit() but is not a port between 1 and 65535: the application's start-up "
+                "check crashes on it")
+    if not 1 <= number <= 65535:
+        return f"{raw!r} is not a port between 1 and 65535"
     return None
+
+
+def port_problem(value: str | None) -> str | None:
+    problem = startup_port_problem(value)
+    if problem is None and not (value or "").isascii():  # tacn is stricter: the URI needs ASCII digits
+        return f"{value!r} uses non-ASCII digits: the start-up check accepts them, the MongoDB/Redis URI does not"
+    return problem
 
 
 def int_problem(value: str | None) -> str | None:
@@ -118,17 +151,67 @@ def int_problem(value: str | None) -> str | None:
     return None if text.isdigit() else "is not a non-negative integer"
 
 
+JWT_DEFAULT_PROBLEM = (
+    "is the application's published default: anyone who knows it can mint an admin token "
+    "(the application only warns and starts; tacn reports an error)"
+)
+
+
 def jwt_secret_problem(value: str | None) -> str | None:
-    text = clean_value(value)
-    if text in KNOWN_JWT_DEFAULTS:
-        return "is a known default value: anyone can forge tokens"
-    if len(text) < MIN_JWT_SECRET_LENGTH:
-        return f"has {len(text)} characters, needs at least {MIN_JWT_SECRET_LENGTH}"
+    raw = value or ""
+    if raw in KNOWN_JWT_DEFAULTS or clean_value(raw) in KNOWN_JWT_DEFAULTS:
+        return JWT_DEFAULT_PROBLEM
+    if len(raw) < MIN_JWT_SECRET_LENGTH:  # the start-up check counts the raw value
+        return f"has {len(raw)} characters, needs at least {MIN_JWT_SECRET_LENGTH}"
     return None
 
 
 def csrf_secret_problem(value: str | None) -> str | None:
     return "is a known default value" if clean_value(value) in KNOWN_CSRF_DEFAULTS else None
+
+
+# -- the application's start-up validator, item by item ---------------------------------------
+# app/core/startup_validator.py reads each item with os.getenv (the process environment, .env
+# loaded into it) and judges it as below. config-check reports this verdict beside its own.
+STARTUP_REQUIRED = ("MONGODB_HOST", "MONGODB_PORT", "MONGODB_DATABASE", "REDIS_HOST", "REDIS_PORT", "JWT_SECRET")
+STARTUP_RECOMMENDED = ("DEEPSEEK_API_KEY", "DASHSCOPE_API_KEY", "TUSHARE_TOKEN")
+STARTUP_SECURITY = {"JWT_SECRET": KNOWN_JWT_DEFAULTS, "CSRF_SECRET": KNOWN_CSRF_DEFAULTS}
+STARTUP_PASSES = "passes"
+STARTUP_WARNS = "warns"  # a security warning; the application starts
+STARTUP_KEY_MISSING = "counts as missing"  # a recommended key; the application starts
+STARTUP_REFUSES = "refuses to start"
+# The tacn status that says the same as each verdict; a worse tacn status is "tacn is stricter".
+STARTUP_EQUIVALENT = {STARTUP_PASSES: OK, STARTUP_WARNS: WARNING, STARTUP_KEY_MISSING: WARNING,
+                      STARTUP_REFUSES: ERROR}
+
+
+def startup_verdict(name: str, value: str | None) -> tuple[str, str] | None:
+    """(verdict, why) of the application's start-up validator for ``name`` holding ``value`` (None: unset).
+
+    None when the validator does not look at the item.
+    """
+    if name in STARTUP_REQUIRED:
+        if not value:
+            return STARTUP_REFUSES, "missing required configuration"
+        if name in ("MONGODB_PORT", "REDIS_PORT"):
+            problem = startup_port_problem(value)
+            if problem:
+                return STARTUP_REFUSES, problem
+        if name == "JWT_SECRET" and len(value) < MIN_JWT_SECRET_LENGTH:
+            return STARTUP_REFUSES, f"{len(value)} characters, the check needs at least {MIN_JWT_SECRET_LENGTH}"
+    if name in STARTUP_RECOMMENDED:
+        if not value:
+            return STARTUP_KEY_MISSING, "not set"
+        reason = startup_placeholder_reason(value)
+        if reason:
+            return STARTUP_KEY_MISSING, reason
+    if name in STARTUP_SECURITY and (value or "") in STARTUP_SECURITY[name]:
+        return STARTUP_WARNS, "uses a published default value"
+    if name in STARTUP_REQUIRED or name in STARTUP_RECOMMENDED:
+        return STARTUP_PASSES, ""
+    if name in STARTUP_SECURITY:
+        return STARTUP_PASSES, "" if value else "not checked when unset"
+    return None
 
 
 def bool_problem(value: str | None) -> str | None:

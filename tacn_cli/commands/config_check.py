@@ -51,8 +51,10 @@ def _render(out: Output, result) -> None:
              f"database values: {result.database_values}")
     for group, title in GROUP_TITLES.items():
         items = [r for r in result.items if r.group == group]
-        rows = [[r.name, r.status, r.value, r.source or "-", r.message] for r in items]
-        _table(out, title, ["item", "status", "value", "from", "note"], rows, [r.status for r in items])
+        rows = [[r.name, r.status, r.startup or "-", r.value, r.source or "-",
+                 "; ".join(part for part in (r.message, r.stricter) if part)] for r in items]
+        _table(out, title, ["item", "status", "app start-up", "value", "from", "note"], rows,
+               [r.status for r in items])
     out.line("Precedence (first wins), as the application applies it:")
     for kind, order in result.precedence.items():
         out.line(f"  {kind}: {order}")
