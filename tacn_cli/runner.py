@@ -74,6 +74,7 @@ def open_store_for(out: Output, store: str | None, database: str | None = None, 
         out.warn(choice.note)
     opened = open_store(choice.url, database=choice.database, timeout_ms=int(timeout_s * 1000), mode=mode)
     if getattr(opened, "created", False):
-        what = f"SQLite file {opened.path}" if opened.kind == "sqlite" else f"collection in {opened.database_name!r}"
-        out.info(f"store: created a new {what}")
+        out.info(f"store: created a new SQLite file {opened.path}" if opened.kind == "sqlite" else
+                 f"store: database {opened.database_name!r} has no stock_daily_quotes collection yet; "
+                 "this run creates it")
     return opened
