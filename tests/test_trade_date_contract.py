@@ -110,6 +110,8 @@ def test_every_python_evaluator_agrees(values):
     representable = all(_utf8(v) for v in values)
     if representable:  # pandas' string dtypes cannot hold lone surrogates
         assert valid_iso_mask(series, now=NOW).tolist() == verdicts
+        for dtype in ("str", "string"):  # pyarrow-backed text too (its regexes are RE2)
+            assert valid_iso_mask(pd.Series(values, dtype=dtype), now=NOW).tolist() == verdicts, dtype
         iso, reasons = normalize_trade_dates(series, now=NOW)
         for label, value in enumerate(values):
             expected = normalised(value)
