@@ -41,10 +41,17 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
+def error_fields(kind: str, message: str, exit_code: int) -> dict:
+    return {"error": {"kind": kind, "message": scrub(message), "exit_code": exit_code}}
+
+
 def error_object(kind: str, message: str, exit_code: int) -> str:
-    """The one JSON object a one-shot command prints on stdout with --json when it ends with an error."""
-    payload = {"error": {"kind": kind, "message": scrub(message), "exit_code": exit_code}}
-    return json.dumps(payload, ensure_ascii=False)
+    """The one JSON object a one-shot command prints on stdout with --json when it ends with an error.
+
+    A command whose result is itself the report of a failed run (sync, migrate) prints that
+    result with these ``error`` fields added instead, so stdout still holds one object.
+    """
+    return json.dumps(error_fields(kind, message, exit_code), ensure_ascii=False)
 
 
 class Output:

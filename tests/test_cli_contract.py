@@ -285,3 +285,22 @@ def test_a_store_in_a_read_only_folder_can_be_read(tmp_path):
         assert write.returncode == 3 and "Traceback" not in write.stderr  # writing there is refused, in one line
     finally:
         folder.chmod(0o755)
+
+
+def test_a_failed_sync_run_with_json_is_one_object_with_the_error_fields(tmp_path, monkeypatch):
+    import pipelines.sync as sync_module
+    from pipelines.sync import SyncResult
+
+    def failed_run(store, request, progress=None):
+        return SyncResult(run_id="r1", job="sync-akshare", source="akshare", period="daily", store=store.display_url,
+                          dry_run=False, started_at=datetime(2025, 10, 24), status="failed",
+                          errors=[{"symbol": None, "error": "AKShare unreachable: connection refused"}])
+
+    monkeypatch.setattr(sync_module, "run_sync", failed_run)
+    result = invoke("sync", "--source", "akshare", "--symbols", "000001", "--json",
+                    "--store", f"sqlite:///{tmp_path / 'q.db'}")
+    assert result.exit_code == 3
+    payload = json.loads(result.stdout)  # the run report and the error object's fields, one document
+    assert payload["status"] == "failed"
+    assert payload["error"] == {"kind": "sync_failed", "message": "AKShare unreachable: connection refused",
+                                "exit_code": 3}

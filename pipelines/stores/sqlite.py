@@ -336,6 +336,8 @@ class SQLiteStore:
             if mode == READ:
                 self.conn = _connect_read_only(self.path)
                 self._check_tacn_store(require_table=True)
+                self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+                self.conn.execute("PRAGMA cache_size = -65536")  # as the writers: scans of large stores stay fast
                 return
             if not self.path.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import typer
 from tacn_cli import exit_codes
 from tacn_cli.commands.clean_invalid_trade_date import BackupDirOption, default_backup_dir
 from tacn_cli.options import DatabaseOption, JsonOption, StoreOption
-from tacn_cli.render import Output
+from tacn_cli.render import Output, error_fields, to_jsonable
 from tacn_cli.runner import handle_errors, open_store_for
 
 
@@ -64,7 +64,9 @@ def migrate_command(
             else:
                 result = migrate_down(opened, ctx, to=to, dry_run=dry_run)
         if json_:
-            out.json(result)
+            failed = result.failed
+            out.json({**to_jsonable(result), **(error_fields("migration_failed", str(failed["error"]), failed["exit_code"])
+                                                if failed and failed["exit_code"] != exit_codes.PROBLEMS_FOUND else {})})
         else:
             _render(out, result)
         if result.failed:

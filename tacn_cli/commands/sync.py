@@ -8,7 +8,7 @@ import typer
 
 from tacn_cli import exit_codes
 from tacn_cli.options import DatabaseOption, JsonOption, StoreOption, finite, parse_date_option, parse_symbols
-from tacn_cli.render import Output
+from tacn_cli.render import Output, error_fields
 from tacn_cli.runner import handle_errors, open_store_for
 
 LOG_INTERVAL_S = 5.0  # plain progress lines when stderr is not a terminal (cron)
@@ -155,7 +155,11 @@ class _ProgressDisplay:
 
 def _render(out: Output, result, json_: bool) -> None:
     if json_:
-        out.json(result.to_dict())
+        payload = result.to_dict()
+        if result.exit_code == exit_codes.CANNOT_RUN:  # the run report, plus the error object's fields
+            first = result.errors[0]["error"] if result.errors else f"sync {result.status}"
+            payload.update(error_fields("sync_failed", first, result.exit_code))
+        out.json(payload)
         return
     for warning in result.warnings[:20]:
         out.warn(warning)
