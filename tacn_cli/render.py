@@ -95,7 +95,9 @@ class Output:
 
     # results: stdout
     def json(self, payload: Any) -> None:
-        text = json.dumps(to_jsonable(payload), ensure_ascii=False, indent=2)
+        # Scrub the strings before encoding (a secret holding '"' or '\\' is escaped in JSON text),
+        # and the text after (what the encoding put together).
+        text = json.dumps(_scrub_strings(to_jsonable(payload)), ensure_ascii=False, indent=2)
         sys.stdout.write(scrub(text) + "\n")
         sys.stdout.flush()
 
@@ -112,6 +114,16 @@ class Output:
         for i, row in enumerate(rows):
             table.add_row(*(_escape(scrub(_cell(v))) for v in row), style=(styles[i] if styles else None))
         self.stdout.print(table)
+
+
+def _scrub_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub(k): _scrub_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub_strings(v) for v in value]
+    return value
 
 
 def _cell(value: Any) -> str:

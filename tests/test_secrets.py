@@ -158,3 +158,15 @@ def test_tacn_debug_traceback_is_scrubbed(monkeypatch):
     assert "Traceback" in result.stderr and "RuntimeError" in result.stderr
     for secret in SECRETS:
         assert secret not in result.stdout and secret not in result.stderr
+
+
+def test_json_output_scrubs_a_secret_that_json_would_escape(capsys):
+    from pipelines.secrets import register_secret
+    from tacn_cli.render import Output
+
+    secret = 'pa"ss\\wo\nrd-1234'
+    register_secret(secret)
+    Output(json_mode=True).json({"message": f"the driver said {secret}", secret: 1})
+    printed = capsys.readouterr().out
+    assert json.loads(printed) == {"message": "the driver said ***", "***": 1}
+    assert json.dumps(secret)[1:-1] not in printed
