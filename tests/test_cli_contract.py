@@ -304,3 +304,18 @@ def test_a_failed_sync_run_with_json_is_one_object_with_the_error_fields(tmp_pat
     assert payload["status"] == "failed"
     assert payload["error"] == {"kind": "sync_failed", "message": "AKShare unreachable: connection refused",
                                 "exit_code": 3}
+
+
+def test_restore_into_a_new_store_creates_it_and_says_so(tmp_path):
+    from pipelines.clean import clean_invalid_trade_date
+    from tests.clean_fixtures import seed
+
+    with SQLiteStore(tmp_path / "q.db") as opened:
+        _, bad = seed(opened)
+        result = clean_invalid_trade_date(opened, apply=True, backup_dir=tmp_path / "bk")
+    target = tmp_path / "elsewhere" / "restored.db"
+    restored = invoke("restore", result.manifest, "--store", f"sqlite:///{target}")
+    assert restored.exit_code == 0, restored.stderr
+    assert f"created a new SQLite file {target}" in restored.stderr
+    with SQLiteStore(target, mode=READ) as opened:
+        assert opened.count() == bad
