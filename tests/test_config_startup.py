@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from pipelines.config_check import run_config_check
@@ -169,3 +171,37 @@ def test_the_cli_shows_the_startup_verdict_and_where_tacn_is_stricter():
     assert found["MONGODB_PORT"]["startup"] == "refuses to start"
     table = runner.invoke(app, ["config-check", "--offline"], env=env)
     assert "app start-up" in table.stdout and "tacn is stricter" in table.stdout
+
+
+# -- the rules against the application's own expressions, over generated text ---------------------
+
+def app_port_ok(value: str) -> bool | None:
+    """The application's port validator; None where it raises."""
+    try:
+        return value.isdigit() and 1 <= int(value) <= 65535
+    except ValueError:
+        return None
+
+
+def app_key_ok(value: str) -> bool:
+    """The application's _is_valid_api_key, restated."""
+    text = value.strip().strip('"').strip("'") if value else ""
+    return bool(text) and not text.startswith(("your_", "your-")) and not text.endswith(("_here", "-here")) \
+        and len(text) > 10
+
+
+@given(st.one_of(st.text(max_size=8), st.text(alphabet="0123456789 \"'²٣５-+.", max_size=7),
+                 st.integers(-10, 70000).map(str)))
+def test_port_verdict_is_the_applications_expression(value):
+    expected = app_port_ok(value)
+    verdict = rules.startup_verdict("MONGODB_PORT", value)[0]
+    assert (verdict == rules.STARTUP_PASSES) == bool(expected), value
+
+
+@given(st.one_of(st.text(max_size=24), st.builds(lambda a, b, c: a + b + c,
+                                                  st.sampled_from(["", "your_", "your-", "YOUR_", " '", '"']),
+                                                  st.text(alphabet="abcXYZ019._-", max_size=14),
+                                                  st.sampled_from(["", "_here", "-here", "_HERE", "' ", '"']))))
+def test_key_verdict_is_the_applications_expression(value):
+    verdict = rules.startup_verdict("TUSHARE_TOKEN", value)[0]
+    assert (verdict == rules.STARTUP_PASSES) == app_key_ok(value), value
