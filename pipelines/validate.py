@@ -56,6 +56,8 @@ class ValidateOptions:
     completeness: bool = False
     failures_out: Path | None = None
     now_utc: datetime | None = None  # the clock the rules judge against (tests pin it)
+    volume_units: dict[str, str] | None = None  # expected unit per data_source (None: the application's)
+    observers: list = field(default_factory=list)  # extra per-chunk consumers: .add(frame, masks) (reports)
 
 
 @dataclass
@@ -86,6 +88,7 @@ class ValidationResult:
     duration_s: float
     chunks: int
     failures_out: dict | None = None  # {"path", "records"}
+    volume_units: dict | None = None  # per data_source: expected unit and series per proven unit
 
     @property
     def passed(self) -> bool:
@@ -497,6 +500,11 @@ def validate_frames(
     row_rules = [r.name for r in chosen if r.scope != DATASET]
     seen = SeenKeys() if "key_unique" in outcomes else None
     completeness = Completeness() if "completeness" in outcomes else None
+    units = None
+    if "volume_unit" in outcomes:
+        from pipelines.volume_units import VolumeUnits
+
+        units = VolumeUnits(options.volume_units)
     writer = _FailuresWriter(options.failures_out) if options.failures_out else None
     failing_records = dict.fromkeys(THRESHOLDS, 0)
     records = chunks = 0
@@ -510,9 +518,14 @@ def validate_frames(
             masks = failing_masks(frame, rules=row_rules, context=ctx) if row_rules else {}
             if seen is not None:
                 masks["key_unique"] = _series(seen.add(key_hashes(frame)), frame)
-            if completeness is not None:
+            if completeness is not None or units is not None:
                 date_ok = ~masks["trade_date_iso"] if "trade_date_iso" in masks else _valid_dates(frame, ctx)
-                completeness.add(frame, date_ok)
+                if completeness is not None:
+                    completeness.add(frame, date_ok)
+                if units is not None:
+                    units.add(frame, date_ok)
+            for observer in options.observers:
+                observer.add(frame, masks)
             for severity in THRESHOLDS:
                 same = [m.to_numpy() for name, m in masks.items() if outcomes[name].severity == severity]
                 if same:
@@ -536,6 +549,8 @@ def validate_frames(
             writer.close()
     if completeness is not None:
         completeness.outcome(outcomes["completeness"], options.max_samples)
+    if units is not None:
+        units.outcome(outcomes["volume_unit"], options.max_samples)
     for outcome in outcomes.values():
         outcome.fails_run = outcome.failing > 0 and _RANK[outcome.severity] >= _RANK[options.threshold]
     return ValidationResult(
@@ -549,6 +564,7 @@ def validate_frames(
         duration_s=time.perf_counter() - started,
         chunks=chunks,
         failures_out=None if writer is None else {"path": str(writer.path), "records": writer.records},
+        volume_units=None if units is None else units.breakdown,
     )
 
 

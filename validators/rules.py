@@ -6,7 +6,7 @@ row FAILS; the validator counts and samples failures from these masks (no
 per-row Python objects), sync gates records with them, and the pandera schemas
 in :mod:`validators.schemas` wrap the same functions as their Checks.
 
-Dataset-level rules (key uniqueness across chunks, completeness) are listed here
+Dataset-level rules (key uniqueness across chunks, volume units, completeness) are listed here
 so the catalogue is complete; the validate pipeline evaluates them.
 
 pandas and numpy are imported inside the functions (fast CLI start).
@@ -119,6 +119,14 @@ RULES: tuple[Rule, ...] = (
         "warning",
         "created_at and updated_at are datetimes and updated_at is not in the future",
         fields=TIMESTAMP_FIELDS,
+    ),
+    Rule(
+        "volume_unit",
+        "warning",
+        "volume is in the unit expected for its data_source (default: the application's, akshare lots, tushare "
+        "shares), proven by amount/volume within [low, high] on the latest traded-basis bars, over the whole history",
+        scope=DATASET,
+        fields=("symbol", "data_source", "period"),
     ),
     Rule(
         "completeness",

@@ -24,6 +24,7 @@ from tacn_cli.options import (
     parse_symbols,
     records_gate,
 )
+from tacn_cli.quality import parse_volume_units, render_volume_units
 from tacn_cli.render import Output
 from tacn_cli.runner import handle_errors, open_store_for
 
@@ -60,6 +61,11 @@ def validate_command(
         bool, typer.Option("--completeness", help="Also report trading days missing inside each symbol's date span.")
     ] = False,
     min_records: MinRecordsOption = 0,
+    volume_units: Annotated[
+        str | None,
+        typer.Option("--volume-units", help="Expected volume unit per data_source for the volume_unit rule, "
+                     "e.g. akshare=lots,tushare=shares (default: as the application stores them)."),
+    ] = None,
     store: StoreOption = None,
     database: DatabaseOption = None,
 ) -> None:
@@ -90,6 +96,7 @@ def validate_command(
             chunk_size=chunk_size,
             completeness=completeness,
             failures_out=failures_out,
+            volume_units=parse_volume_units(volume_units),
         )
         if target is not None and "://" in target:
             if store is not None:
@@ -168,6 +175,7 @@ def _render(out: Output, result, json_: bool, gate: dict) -> None:
         rows,
         styles=styles,
     )
+    render_volume_units(out, result.volume_units)
     if result.skipped_rules:
         out.info(f"not run: {', '.join(result.skipped_rules)}")
     if result.failures_out:
