@@ -36,3 +36,17 @@ def sessions_between(start: str, end: str) -> list[str]:
     if start > end:
         return []
     return list(cal.sessions_in_range(start, end).strftime("%Y-%m-%d"))
+
+
+def calendar_end_advice() -> str:
+    """What to say when a date lies past the calendar's end: which version ends when, and what to do."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("exchange-calendars")
+    except PackageNotFoundError:  # pragma: no cover - a dependency of tacn
+        installed = "?"
+    return (
+        f"the XSHG calendar of exchange-calendars {installed} ends on {last_known_session()}; "
+        "upgrade it (pip install -U exchange-calendars) to judge later dates"
+    )
