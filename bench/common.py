@@ -30,6 +30,35 @@ def peak_rss_mb() -> float:
 
 
 
+def run_tacn_json(args: list[str], out_path) -> tuple[float, float, dict, int]:
+    """(wall seconds, peak RSS MiB, parsed JSON, exit code) of ``tacn ARGS`` (with --json) as a child.
+
+    Peak RSS is the child's own RSS, polled: ru_maxrss of a child also counts the
+    parent's memory at fork, which would hide the child's figure.
+    """
+    import json
+    import subprocess
+
+    import psutil
+
+    exe = os.path.join(os.path.dirname(sys.executable), "tacn")
+    peak = 0
+    with open(out_path, "w") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen([exe, *args], stdout=out, stderr=subprocess.DEVNULL)
+        child = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                peak = max(peak, child.memory_info().rss)
+            except psutil.Error:  # exited between poll() and the read
+                break
+            time.sleep(0.02)  # a sampling interval, not a wait for a race
+        proc.wait()
+        elapsed = time.perf_counter() - start
+    with open(out_path) as handle:
+        return elapsed, peak / 2**20, json.load(handle), proc.returncode
+
+
 def synthetic_documents(n: int, *, symbols: int = 1000, source: str = "akshare") -> list[dict]:
     """n valid documents in the application's shape: `symbols` codes x consecutive days."""
     from validators.records import build_document

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 DEFAULT_SOURCES = ("akshare", "tushare")
 PRICE_FIELDS = ("open", "high", "low", "close")
-BATCH_ROWS = 250_000  # rows per source read at a time (a batch of whole symbols)
+BATCH_ROWS = 100_000  # rows per source read at a time (a batch of whole symbols)
 
 
 @dataclass(frozen=True)

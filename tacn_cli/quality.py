@@ -3,9 +3,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from tacn_cli.render import Output
+
+MaxLagOption = Annotated[
+    int, typer.Option("--max-lag", help="Sessions a (symbol, data_source) may lag before it is stale (--freshness).")
+]
+CutoffOption = Annotated[
+    str, typer.Option("--cutoff", help="Time (HH:MM, Asia/Shanghai) after which today's session counts as completed.")
+]
+HtmlOption = Annotated[
+    Path | None, typer.Option("--html", help="Write a self-contained HTML report with plots here (opens offline).")
+]
 
 
 def parse_volume_units(text: str | None) -> dict[str, str] | None:
@@ -65,3 +78,92 @@ def parse_source_pair(text: str | None) -> tuple[str, str]:
             f"separated by a comma, got {text!r}"
         )
     return names  # type: ignore[return-value]
+
+
+def parse_cutoff_option(text: str):
+    from pipelines.errors import UsageError
+    from pipelines.freshness import parse_cutoff
+
+    try:
+        return parse_cutoff(text)
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+class QualitySections:
+    """validate's optional sections: --freshness and --html, fed by validate's per-chunk observers."""
+
+    def __init__(self, out: Output, *, freshness: bool, max_lag: int, cutoff: str, html: Path | None):
+        if max_lag < 0:
+            raise typer.BadParameter("--max-lag must be 0 or more")
+        self.out, self.max_lag, self.cutoff, self.html = out, max_lag, parse_cutoff_option(cutoff), html
+        self.last = self.report = self.fresh = None
+        self.empty: dict = {}
+        if freshness:
+            from pipelines.freshness import LastDates
+
+            self.last = LastDates()
+        if html is not None:
+            from pipelines.report_html import ValidateReportData
+
+            self.report = ValidateReportData()
+
+    def observers(self) -> list:
+        return [o for o in (self.last, self.report) if o is not None]
+
+    def read_store(self, store) -> None:
+        if self.last is not None:
+            from pipelines.freshness import sync_empty_ranges
+
+            self.empty = sync_empty_ranges(store)
+
+    def finish(self, result) -> None:
+        if self.last is not None:
+            from pipelines.freshness import judge
+
+            self.fresh = judge(self.last.last, cutoff=self.cutoff, max_lag=self.max_lag, empty=self.empty)
+        if self.html is not None:
+            from pipelines.report_html import validate_report
+
+            write_text(self.html, validate_report(result, self.report, self.fresh), "--html")
+
+    @property
+    def passed(self) -> bool:
+        return self.fresh is None or self.fresh.passed
+
+    def payload(self) -> dict:
+        return {} if self.fresh is None else {"freshness": self.fresh.to_dict()}
+
+    def render(self) -> None:
+        if self.fresh is not None and not self.out.json_mode:
+            render_freshness(self.out, self.fresh)
+        if self.html is not None:
+            self.out.info(f"HTML report written to {self.html}")
+
+
+def write_text(path: Path, text: str, option: str) -> None:
+    """A report file; an unwritable path is a usage error naming the option."""
+    from pipelines.errors import UsageError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {option} {path}: {exc.strerror or exc}") from None
+
+
+def render_freshness(out: Output, fresh) -> None:
+    rows = [[source, c["fresh"], c["stale"], c["not trading"]] for source, c in sorted(fresh.per_source.items())]
+    out.table(f"freshness: latest completed XSHG session {fresh.latest_session} (cut-off {fresh.cutoff} "
+              f"Asia/Shanghai, now {fresh.now})", ["data_source", "fresh", "stale", "not trading"], rows,
+              styles=["red" if r[2] else None for r in rows])
+    if fresh.stale:
+        out.table(f"stale (lagging more than {fresh.max_lag} session(s)); worst first",
+                  ["symbol", "data_source", "last trade_date", "sessions behind"],
+                  [[s["symbol"], s["data_source"], s["last_trade_date"], s["lag"]] for s in fresh.stale[:20]],
+                  styles=["red"] * min(20, len(fresh.stale)))
+    if fresh.passed:
+        out.line(f"FRESH: {fresh.fresh:,} series up to date, {fresh.not_trading:,} not trading", style="bold green")
+    else:
+        out.line(f"STALE: {fresh.stale_count:,} of {fresh.series:,} series lag beyond {fresh.max_lag} session(s)",
+                 style="bold red")

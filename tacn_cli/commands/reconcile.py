@@ -17,7 +17,14 @@ from tacn_cli.options import (
     parse_choice,
     parse_symbols,
 )
-from tacn_cli.quality import parse_since_date, parse_source_pair, parse_volume_units, render_volume_units
+from tacn_cli.quality import (
+    HtmlOption,
+    parse_since_date,
+    parse_source_pair,
+    parse_volume_units,
+    render_volume_units,
+    write_text,
+)
 from tacn_cli.render import Output
 from tacn_cli.runner import handle_errors, open_store_for
 
@@ -62,7 +69,7 @@ def reconcile_command(
         Path | None, typer.Option("--failures-out", help="Write each disagreeing day here, JSON Lines, with both "
                                   "sources' documents.")
     ] = None,
-    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report with plots here.")] = None,
+    html: HtmlOption = None,
     store: StoreOption = None,
     database: DatabaseOption = None,
 ) -> None:
@@ -103,25 +110,15 @@ def reconcile_command(
         if junit is not None:
             from pipelines.reconcile import junit_xml
 
-            _write(junit, junit_xml(result), "--junit")
+            write_text(junit, junit_xml(result), "--junit")
         if html is not None:
             from pipelines.report_html import reconcile_report
 
-            _write(html, reconcile_report(result), "--html")
+            write_text(html, reconcile_report(result), "--html")
         _render(out, result, json_)
         if html is not None:
             out.info(f"HTML report written to {html}")
     raise typer.Exit(exit_codes.OK if result.passed else exit_codes.PROBLEMS_FOUND)
-
-
-def _write(path: Path, text: str, option: str) -> None:
-    from pipelines.errors import UsageError
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {option} {path}: {exc.strerror or exc}") from None
 
 
 def _render(out: Output, result, json_: bool) -> None:

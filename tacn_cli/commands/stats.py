@@ -6,18 +6,24 @@ import typer
 
 from tacn_cli import exit_codes
 from tacn_cli.options import DatabaseOption, JsonOption, StoreOption
+from tacn_cli.quality import CutoffOption, MaxLagOption, parse_cutoff_option, render_freshness
 from tacn_cli.render import Output
 from tacn_cli.runner import handle_errors, open_store_for
 
 
-def stats_command(store: StoreOption = None, database: DatabaseOption = None, json_: JsonOption = False) -> None:
-    """Records per data_source and period, symbols, first/last valid date, invalid trade_dates."""
+def stats_command(store: StoreOption = None, database: DatabaseOption = None, json_: JsonOption = False,
+                  max_lag: MaxLagOption = 0, cutoff: CutoffOption = "17:30") -> None:
+    """Records per data_source and period, symbols, first/last valid date, invalid trade_dates, freshness."""
     out = Output(json_)
     with handle_errors(out):
+        cutoff_time = parse_cutoff_option(cutoff)
+        if max_lag < 0:
+            raise typer.BadParameter("--max-lag must be 0 or more")
         with open_store_for(out, store, database) as opened:
             result = opened.stats()
+            fresh, fresh_error = _freshness(opened, cutoff_time, max_lag)
         if json_:
-            out.json(result.to_dict())
+            out.json({**result.to_dict(), "freshness": fresh.to_dict() if fresh else {"error": fresh_error}})
             return
         rows = [
             [g.data_source, g.period, g.records, g.symbols, g.first_trade_date, g.last_trade_date, g.invalid_trade_date]
@@ -35,7 +41,22 @@ def stats_command(store: StoreOption = None, database: DatabaseOption = None, js
             f"{result.invalid_trade_date:,} with an invalid trade_date"
         )
         out.line(verdict, style="red" if result.invalid_trade_date else "green")
+        if fresh is not None:
+            render_freshness(out, fresh)
+        else:
+            out.line(f"freshness: unknown: {fresh_error}", style="red")
     raise typer.Exit(exit_codes.OK)
+
+
+def _freshness(store, cutoff, max_lag):
+    """stats informs, it does not gate: a calendar past its end is shown as the freshness line, exit stays 0."""
+    from pipelines.errors import CalendarEnded
+    from pipelines.freshness import store_freshness
+
+    try:
+        return store_freshness(store, cutoff=cutoff, max_lag=max_lag), None
+    except CalendarEnded as exc:
+        return None, str(exc)
 
 
 ORDER = 90

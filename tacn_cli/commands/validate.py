@@ -24,7 +24,14 @@ from tacn_cli.options import (
     parse_symbols,
     records_gate,
 )
-from tacn_cli.quality import parse_volume_units, render_volume_units
+from tacn_cli.quality import (
+    CutoffOption,
+    HtmlOption,
+    MaxLagOption,
+    QualitySections,
+    parse_volume_units,
+    render_volume_units,
+)
 from tacn_cli.render import Output
 from tacn_cli.runner import handle_errors, open_store_for
 
@@ -66,6 +73,13 @@ def validate_command(
         typer.Option("--volume-units", help="Expected volume unit per data_source for the volume_unit rule, "
                      "e.g. akshare=lots,tushare=shares (default: as the application stores them)."),
     ] = None,
+    freshness: Annotated[
+        bool, typer.Option("--freshness", help="Also check that each (symbol, data_source) reaches the latest "
+                           "completed XSHG session.")
+    ] = False,
+    max_lag: MaxLagOption = 0,
+    cutoff: CutoffOption = "17:30",
+    html: HtmlOption = None,
     store: StoreOption = None,
     database: DatabaseOption = None,
 ) -> None:
@@ -98,6 +112,8 @@ def validate_command(
             failures_out=failures_out,
             volume_units=parse_volume_units(volume_units),
         )
+        sections = QualitySections(out, freshness=freshness, max_lag=max_lag, cutoff=cutoff, html=html)
+        options.observers.extend(sections.observers())
         if target is not None and "://" in target:
             if store is not None:
                 raise typer.BadParameter("give the store either as TARGET or as --store, not both")
@@ -105,16 +121,19 @@ def validate_command(
         if target is None:
             with open_store_for(out, store, database) as opened, _progress(out, lambda: opened.count(flt)) as step:
                 result = validate_store(opened, options, on_chunk=step)
+                sections.read_store(opened)
         else:
             if store is not None or database is not None:
                 raise typer.BadParameter("--store/--database do not apply when TARGET is a file")
             with _progress(out, None) as step:
                 result = validate_file(Path(target), options, on_chunk=step)
+        sections.finish(result)
         if junit is not None:
             _write_junit(junit, result)
         gate = records_gate(result.records, min_records)
-        _render(out, result, json_, gate)
-    passed = result.passed and not gate["too_few_records"]
+        _render(out, result, json_, gate, sections.payload())
+        sections.render()
+    passed = result.passed and not gate["too_few_records"] and sections.passed
     raise typer.Exit(exit_codes.OK if passed else exit_codes.PROBLEMS_FOUND)
 
 
@@ -157,10 +176,10 @@ def _write_junit(path: Path, result) -> None:
         raise UsageError(f"cannot write --junit {path}: {exc.strerror or exc}") from None
 
 
-def _render(out: Output, result, json_: bool, gate: dict) -> None:
+def _render(out: Output, result, json_: bool, gate: dict, extra: dict | None = None) -> None:
     if json_:
-        payload = {**result.to_dict(), "gate": gate}
-        if gate["too_few_records"]:
+        payload = {**result.to_dict(), "gate": gate, **(extra or {})}
+        if gate["too_few_records"] or (extra or {}).get("freshness", {}).get("verdict") == "fail":
             payload["verdict"] = "fail"
         out.json(payload)
         return
