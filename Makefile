@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test demo bench lint redis clean
+.PHONY: install test demo bench lint redis chromium clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tacn needs Python 3.11+")'
@@ -23,7 +23,15 @@ redis:
 	      || echo "warning: could not install redis-server; Redis tests will be skipped" >&2; \
 	  else echo "warning: redis-server missing and not root; Redis tests will be skipped" >&2; fi; }
 
-test: $(STAMP) redis
+# The --html test opens reports in Debian's chromium (playwright drives it; it downloads no browser).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; the headless report test will be skipped" >&2; \
+	  else echo "warning: chromium missing and not root; the headless report test will be skipped" >&2; fi; }
+
+test: $(STAMP) redis chromium
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)

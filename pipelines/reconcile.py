@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -117,6 +118,7 @@ class ReconcileResult:
     duration_s: float
     failures_out: dict | None = None
     per_symbol: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
+    per_date: dict[str, int] = field(default_factory=dict, repr=False)  # symbols disagreeing per trade_date
 
     @property
     def passed(self) -> bool:
@@ -129,6 +131,7 @@ class ReconcileResult:
     def to_dict(self) -> dict:
         out = asdict(self)
         out.pop("per_symbol")
+        out.pop("per_date")
         out["verdict"] = "pass" if self.passed else "fail"
         out["disagreeing_symbols"] = self.disagreeing_symbols
         out["duration_s"] = round(self.duration_s, 3)
@@ -207,6 +210,7 @@ class _Accumulator:
         self.writer = writer
         self.outcomes = {c.name: CheckOutcome(c.name, c.severity, c.description) for c in CHECKS}
         self.per_symbol: dict[str, dict[str, int]] = {}
+        self.per_date: Counter = Counter()
         from validators.units import APP_UNITS
 
         expected = {**APP_UNITS, **(options.volume_units or {})}
@@ -357,6 +361,7 @@ class _Accumulator:
         table = pd.DataFrame({n: bad_by[n] for n in COMPARED}).groupby(frame_sym).sum()
         table["days"] = pd.Series(any_bad).groupby(frame_sym).sum()
         table["common"] = common
+        self.per_date.update(merged.loc[any_bad, "trade_date"].value_counts().to_dict())
         for sym, row in table.iterrows():
             self.per_symbol[sym] = {k: int(v) for k, v in row.items()}
         if self.writer is not None and any_bad.any():
@@ -498,6 +503,7 @@ def reconcile_store(store, options: ReconcileOptions, *, target: dict | None = N
         duration_s=time.perf_counter() - started,
         failures_out=None if writer is None else {"path": str(writer.path), "records": writer.records},
         per_symbol=acc.per_symbol,
+        per_date=dict(acc.per_date),
     )
 
 
