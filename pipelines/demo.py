@@ -53,15 +53,27 @@ def _walk(symbol: str, days: list[str], source: str) -> list[dict]:
         lots = rng.randint(10_000, 2_000_000)
         volume = lots * 100.0 if source == "tushare" else float(lots)
         amount = round(lots * 100 * (high + low) / 2, 2)
+        turnover_rate = round(rng.uniform(0.1, 8), 4)  # drawn for both sources: their walks stay the same
         docs.append(
             build_document(
                 symbol=symbol, trade_date=day, data_source=source, open=open_, high=high, low=low,
                 close=close, pre_close=pre_close, volume=volume, amount=amount,
-                optional={"turnover_rate": round(rng.uniform(0.1, 8), 4)} if source == "akshare" else None,
+                optional={"turnover_rate": turnover_rate} if source == "akshare" else None,
                 now=DEMO_CLOCK,
             )
         )
         price = close
+    return docs
+
+
+def _plant_disagreements(symbol: str, docs: list[dict]) -> list[dict]:
+    """Two days on which Tushare disagrees with AKShare, for `tacn reconcile` to find."""
+    if symbol == "600036":
+        bad = docs[-40]
+        bad["close"] = round(bad["close"] * 1.06, 2)  # a stale or bad fetch: one close 6% off
+        bad["high"] = max(bad["high"], bad["close"])
+    if symbol == "000858":
+        docs[-25]["volume"] = docs[-25]["volume"] * 100  # a 100x volume on one day
     return docs
 
 
@@ -74,7 +86,7 @@ def demo_documents() -> tuple[list[dict], list[dict], int]:
         akshare_docs = _walk(symbol, days, "akshare")
         good.extend(akshare_docs)
         if symbol in TUSHARE_SYMBOLS:
-            good.extend(_walk(symbol, days, "tushare"))
+            good.extend(_plant_disagreements(symbol, _walk(symbol, days, "tushare")))
         if symbol in BUGGY_SYMBOLS:
             for row_number, doc in enumerate(akshare_docs[-BUGGY_ROWS:]):
                 bad.append({**doc, "trade_date": str(row_number)})

@@ -65,6 +65,18 @@ step "A refused token: exit 3 at once, the token never printed" 3 \
   tacn watch --api-url "$WS_API" --token not-a-valid-jwt-0123456789
 step "Who is connected to the WebSocket endpoints" 0 tacn ws-stats --api-url "$WS_API"
 kill "$WS_PID" 2>/dev/null; wait "$WS_PID" 2>/dev/null; rm -f "$WS_PORT_FILE"
+# --- data quality across sources: volume units, freshness, reconcile, HTML reports ---
+step "Validate with the volume_unit rule: akshare in lots, tushare in shares, as the application stores them (exit 0)" 0 \
+  tacn validate --store "$DEMO_STORE" --rules volume_unit,trading_day
+step "Freshness: the synthetic data ends in 2025, so every series lags the latest completed XSHG session (exit 1)" 1 \
+  tacn validate --store "$DEMO_STORE" --rules volume_unit --freshness
+step "Reconcile akshare vs tushare: a bad close and a 100x volume planted in tushare are found (exit 1)" 1 \
+  tacn reconcile --store "$DEMO_STORE" --failures-out "$TACN_HOME/reconcile-pairs.jsonl"
+step "The same run with a self-contained HTML report (plots, no network) written under TACN_HOME" 1 \
+  tacn reconcile --store "$DEMO_STORE" --html "$TACN_HOME/reconcile-report.html"
+step "A validate report with completeness and units, as HTML too" 0 \
+  tacn validate --store "$DEMO_STORE" --completeness --html "$TACN_HOME/validate-report.html"
+echo "HTML reports: $TACN_HOME/reconcile-report.html $TACN_HOME/validate-report.html"
 
 echo
 if [ "$failures" -eq 0 ]; then echo "demo: every step behaved as expected"; else echo "demo: $failures step(s) did not"; fi
