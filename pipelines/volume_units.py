@@ -50,10 +50,23 @@ class VolumeUnits:
 
         if not valid_date.any():
             return
-        part = frame[valid_date.to_numpy()]
-        keys = pd.MultiIndex.from_arrays([column(part, name).astype(object) for name in SERIES_FIELDS])
-        codes, uniques = keys.factorize()
-        lookup = np.array([self._ids.setdefault(key, len(self._ids)) for key in uniques], dtype=np.int32)
+        needed = [c for c in (*SERIES_FIELDS, "trade_date", "volume", "amount", "low", "high", "close") if c in frame]
+        part = frame.loc[valid_date.to_numpy(), needed]
+        # (symbol, data_source, period) -> series id: factorize each column, combine the codes (no tuples per row)
+        combined = np.zeros(len(part), dtype=np.int64)
+        uniques = []
+        for name in SERIES_FIELDS:
+            codes_, values = pd.factorize(column(part, name), use_na_sentinel=False)
+            combined = combined * len(values) + codes_
+            uniques.append(values)
+        distinct, codes = np.unique(combined, return_inverse=True)
+        lookup = np.empty(len(distinct), dtype=np.int32)
+        for i, value in enumerate(distinct.tolist()):
+            key = []
+            for values in reversed(uniques):
+                value, index = divmod(value, len(values))
+                key.append(values[index])
+            lookup[i] = self._ids.setdefault(tuple(reversed(key)), len(self._ids))
         days = np.asarray(part["trade_date"].astype(str).to_numpy(), dtype="datetime64[D]").astype(np.int32)
         classes = bar_classes(*(_numbers(part, n) for n in ("volume", "amount", "low", "high")))
         scale = volume_scale(*(_numbers(part, n) for n in ("volume", "amount", "close"))).astype(np.float32)
