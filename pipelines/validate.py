@@ -217,6 +217,7 @@ class Completeness:
         from validators.calendar import session_set
 
         sessions = np.sort(np.asarray(sorted(session_set()), dtype="datetime64[D]").astype(np.int32))
+        _refuse_past_calendar_end(self._days, int(sessions[-1]))
         for (symbol, data_source, period), parts in sorted(self._days.items(), key=lambda kv: tuple(map(str, kv[0]))):
             days = np.unique(np.concatenate(parts))
             expected = sessions[(sessions >= days[0]) & (sessions <= days[-1])]
@@ -233,6 +234,19 @@ class Completeness:
                         f"{np.datetime64(int(days[0]), 'D')} and {np.datetime64(int(days[-1]), 'D')}",
                     }
                 )
+
+
+def _refuse_past_calendar_end(days_by_series: dict, last_session: int) -> None:
+    """Completeness cannot count sessions after the calendar's last one: exit 3, not a pass."""
+    import numpy as np
+
+    from pipelines.errors import CalendarEnded
+
+    for (symbol, data_source, _), parts in days_by_series.items():
+        latest = max(int(part.max()) for part in parts)
+        if latest > last_session:
+            raise CalendarEnded(f"completeness: {symbol} {data_source} has records up to "
+                                f"{np.datetime64(latest, 'D')}, after the XSHG calendar's last session")
 
 
 # -- reading targets ---------------------------------------------------------------------

@@ -121,3 +121,14 @@ def test_past_the_calendars_end_validate_exits_3_and_stats_says_so(tmp_path, mon
 def test_bad_freshness_options_exit_2(tmp_path, args):
     res = CliRunner().invoke(app, ["validate", "--store", f"sqlite:///{tmp_path / 's.db'}", "--freshness", *args])
     assert res.exit_code == 2
+
+
+def test_completeness_past_the_calendars_end_exits_3(tmp_path, monkeypatch):
+    from validators import calendar
+
+    url = _store_with_lag(tmp_path)
+    days = sessions("2025-10-23", 20)
+    monkeypatch.setattr(calendar, "session_set", lambda: frozenset(days[:-5]))  # as if the calendar ended earlier
+    monkeypatch.setattr(calendar, "last_known_session", lambda: days[-6])
+    res = CliRunner().invoke(app, ["validate", "--store", url, "--completeness", "--rules", "completeness"])
+    assert res.exit_code == 3 and "after the XSHG calendar's last session" in res.stderr, res.output
