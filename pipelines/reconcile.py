@@ -58,7 +58,8 @@ CHECKS: tuple[Check, ...] = (
     Check("volume", "error", "volume in shares (each series normalised by its proven unit) agrees within "
           "the volume tolerance"),
     Check("amount", "error", "amount agrees within the amount tolerance"),
-    Check("missing_day", "error", "an XSHG session inside both sources' common span is stored in both"),
+    Check("missing_day", "error", "no XSHG session inside both sources' common span of a symbol is stored in "
+          "one source only"),
     Check("off_session", "warning", "records on days that are not XSHG sessions (not compared; "
           "validate's trading_day rule judges them)"),
 )

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from pipelines.errors import CalendarEnded, UsageError
@@ -214,3 +216,48 @@ def test_unreadable_file_exits_3(tmp_path):
 def test_options_are_checked_by_the_library():
     with pytest.raises(UsageError):
         reconcile_files(Path("a.csv"), Path("b.csv"), ReconcileOptions(sources=("akshare", "akshare")))
+
+
+def _compare(a_docs, b_docs, **options):
+    """The comparison of one batch, in memory (what reconcile_store does per batch of symbols)."""
+    from pipelines.reconcile import _Accumulator
+
+    acc = _Accumulator(ReconcileOptions(**options), None)
+    acc.compare(pd.DataFrame(a_docs), pd.DataFrame(b_docs))
+    return acc
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), day=st.integers(1, 58), factor=st.sampled_from([0.9, 0.95, 1.05, 1.2]),
+       noise=st.floats(0, 0.004))
+def test_a_spike_anywhere_is_found_on_its_day_only_and_noise_within_tolerance_is_not(seed, day, factor, noise):
+    a = bars("000001", "akshare", DAYS, unit="lots", seed=seed)
+    b = bars("000001", "tushare", DAYS, seed=seed)
+    for doc in b:  # rounding-sized noise on every close: within the tolerance
+        doc["close"] = round(doc["close"] * (1 + noise), 2)
+    b[day]["close"] = round(b[day]["close"] * factor, 2)
+    acc = _compare(a, b)
+    outcome = acc.outcomes["price_return"]
+    flagged = [s["key"]["trade_date"] for s in outcome.samples]
+    assert flagged == [DAYS[day]], (flagged, DAYS[day])
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), drop=st.sets(st.integers(1, 58), max_size=5),
+       scale=st.sampled_from([100.0, 0.01, 1.02]))
+def test_missing_days_and_volume_scales_are_counted_exactly(seed, drop, scale):
+    a = bars("000002", "akshare", DAYS, unit="lots", seed=seed)
+    b = bars("000002", "tushare", DAYS, seed=seed)
+    b[0]["volume"] *= scale  # the first day: it does not cut the traded-basis run of the rest
+    kept = [doc for i, doc in enumerate(a) if i not in drop]
+    acc = _compare(kept, b)
+    assert acc.outcomes["missing_day"].failing == len(drop)
+    assert acc.outcomes["volume"].failing == 1
+    assert acc.outcomes["price_level"].failing == 0 and acc.outcomes["amount"].failing == 0
+
+
+def test_since_accepts_a_duration_back_from_today():
+    from tacn_cli.quality import parse_since_date
+
+    assert parse_since_date("7d", now=datetime(2025, 10, 23, 20, 0)) == "2025-10-17"  # 04:00 on the 24th in Shanghai
+    assert parse_since_date("20251001") == "2025-10-01"
