@@ -58,7 +58,7 @@ class VolumeUnits:
         for name in SERIES_FIELDS:
             codes_, values = pd.factorize(column(part, name), use_na_sentinel=False)
             combined = combined * len(values) + codes_
-            uniques.append(values)
+            uniques.append(list(values))
         distinct, codes = np.unique(combined, return_inverse=True)
         lookup = np.empty(len(distinct), dtype=np.int32)
         for i, value in enumerate(distinct.tolist()):
