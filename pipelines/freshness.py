@@ -178,3 +178,23 @@ def sync_empty_ranges(store, *, runs_read: int = 50) -> dict[tuple[str, str], li
 
 def store_freshness(store, **options: Any) -> FreshnessResult:
     return judge(store_last_dates(store), empty=sync_empty_ranges(store), **options)
+
+
+def add_junit_case(xml_text: str, fresh: FreshnessResult) -> str:
+    """A ``freshness`` testcase (a failure listing the stale series) added to a JUnit XML report."""
+    import json
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(xml_text)
+    suite = root.find("testsuite")
+    case = ET.SubElement(suite, "testcase", classname="tacn.validate.freshness", name="freshness", time="0")
+    summary = (f"{fresh.stale_count} of {fresh.series} series lag the latest completed session "
+               f"{fresh.latest_session} by more than {fresh.max_lag} session(s)")
+    if not fresh.passed:
+        ET.SubElement(case, "failure", message=summary, type="error").text = "\n".join(
+            json.dumps(s, ensure_ascii=False) for s in fresh.stale)
+    for element in (root, suite):
+        element.set("tests", str(int(element.get("tests", "0")) + 1))
+        element.set("failures", str(int(element.get("failures", "0")) + (0 if fresh.passed else 1)))
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -131,6 +131,14 @@ class QualitySections:
     def passed(self) -> bool:
         return self.fresh is None or self.fresh.passed
 
+    def junit(self, text: str) -> str:
+        """validate's JUnit XML with a ``freshness`` testcase when --freshness ran."""
+        if self.fresh is None:
+            return text
+        from pipelines.freshness import add_junit_case
+
+        return add_junit_case(text, self.fresh)
+
     def payload(self) -> dict:
         return {} if self.fresh is None else {"freshness": self.fresh.to_dict()}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from datetime import datetime, time
 
 import pytest
@@ -89,6 +90,11 @@ def test_validate_freshness_exits_1_when_stale(tmp_path, monkeypatch):
     assert res.exit_code == 1, res.output
     fresh = json.loads(res.stdout)["freshness"]
     assert fresh["latest_session"] == "2025-10-23" and fresh["stale"][0]["symbol"] == "000002"
+    junit = tmp_path / "junit.xml"
+    res = CliRunner().invoke(app, ["validate", "--store", url, "--freshness", "--junit", str(junit)])
+    assert res.exit_code == 1
+    case = next(c for c in ET.parse(junit).getroot().iter("testcase") if c.get("name") == "freshness")
+    assert "000002" in case.find("failure").text
     res = CliRunner().invoke(app, ["validate", "--store", url, "--freshness", "--max-lag", "2"])
     assert res.exit_code == 0 and "FRESH" in res.stdout
     monkeypatch.setattr(freshness, "utc_now", lambda: datetime(2025, 10, 22, 9, 0))  # 17:00 on the 22nd

@@ -129,7 +129,7 @@ def validate_command(
                 result = validate_file(Path(target), options, on_chunk=step)
         sections.finish(result)
         if junit is not None:
-            _write_junit(junit, result)
+            _write_junit(junit, result, sections.junit)
         gate = records_gate(result.records, min_records)
         _render(out, result, json_, gate, sections.payload())
         sections.render()
@@ -165,13 +165,13 @@ def _parse_rules(text: str | None) -> tuple[str, ...] | None:
     return names
 
 
-def _write_junit(path: Path, result) -> None:
+def _write_junit(path: Path, result, extend=lambda text: text) -> None:
     from pipelines.errors import UsageError
     from pipelines.validate import junit_xml
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(junit_xml(result), encoding="utf-8")
+        path.write_text(extend(junit_xml(result)), encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write --junit {path}: {exc.strerror or exc}") from None
 
