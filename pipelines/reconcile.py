@@ -123,7 +123,8 @@ class ReconcileResult:
 
     @property
     def passed(self) -> bool:
-        return not any(c.fails_run for c in self.checks)
+        """No disagreement, and something was compared: two sources without a common symbol do not pass."""
+        return self.symbols > 0 and not any(c.fails_run for c in self.checks)
 
     @property
     def disagreeing_symbols(self) -> int:

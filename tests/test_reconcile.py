@@ -261,3 +261,13 @@ def test_since_accepts_a_duration_back_from_today():
 
     assert parse_since_date("7d", now=datetime(2025, 10, 23, 20, 0)) == "2025-10-17"  # 04:00 on the 24th in Shanghai
     assert parse_since_date("20251001") == "2025-10-01"
+
+
+def test_nothing_to_compare_is_not_a_pass(tmp_path):
+    from pipelines.stores.sqlite import SQLiteStore
+
+    with SQLiteStore(tmp_path / "s.db") as store:
+        store.upsert(bars("000001", "akshare", DAYS, unit="lots"))
+    res = CliRunner().invoke(app, ["reconcile", "--store", f"sqlite:///{tmp_path / 's.db'}"])
+    assert res.exit_code == 1 and "nothing compared" in res.stdout
+    assert "1 symbol(s) stored in akshare only" in res.stderr

@@ -146,7 +146,9 @@ def _render(out: Output, result, json_: bool) -> None:
             out.info(f"{count:,} symbol(s) stored in {source} only (not compared)")
     if result.failures_out:
         out.info(f"{result.failures_out['records']:,} disagreeing days written to {result.failures_out['path']}")
-    if result.passed:
+    if not result.symbols:
+        out.line(f"FAIL: nothing compared: no symbol is stored in both {a} and {b}", style="bold red")
+    elif result.passed:
         out.line(f"PASS: {a} and {b} agree on {result.common_days:,} common days in {result.duration_s:.1f}s",
                  style="bold green")
     else:
