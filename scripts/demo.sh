@@ -70,7 +70,7 @@ step "Validate with the volume_unit rule: akshare in lots, tushare in shares, as
   tacn validate --store "$DEMO_STORE" --rules volume_unit,trading_day
 step "Freshness: the synthetic data ends in 2025, so every series lags the latest completed XSHG session (exit 1)" 1 \
   tacn validate --store "$DEMO_STORE" --rules volume_unit --freshness
-step "Reconcile akshare vs tushare: a bad close and a 100x volume planted in tushare are found (exit 1)" 1 \
+step "Reconcile akshare vs tushare: the bad close and 100x volume planted in tushare, and the days of 000001 the sample CSV synced above rewrote, are found (exit 1)" 1 \
   tacn reconcile --store "$DEMO_STORE" --failures-out "$TACN_HOME/reconcile-pairs.jsonl"
 step "The same run with a self-contained HTML report (plots, no network) written under TACN_HOME" 1 \
   tacn reconcile --store "$DEMO_STORE" --html "$TACN_HOME/reconcile-report.html"
