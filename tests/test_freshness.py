@@ -138,3 +138,32 @@ def test_completeness_past_the_calendars_end_exits_3(tmp_path, monkeypatch):
     monkeypatch.setattr(calendar, "last_known_session", lambda: days[-6])
     res = CliRunner().invoke(app, ["validate", "--store", url, "--completeness", "--rules", "completeness"])
     assert res.exit_code == 3 and "after the XSHG calendar's last session" in res.stderr, res.output
+
+
+def test_a_real_sync_that_got_no_rows_excuses_the_symbol(tmp_path):
+    """End to end with sync's own run record: AKShare answers nothing for 000001 for the last week."""
+    import responses
+
+    from pipelines.stores.sqlite import SQLiteStore
+    from pipelines.sync import SyncRequest, run_sync
+    from tests.sync_fixtures import EastmoneyFake, FakeClock, synthetic_quotes
+
+    clock = FakeClock()
+    fake = EastmoneyFake({s: synthetic_quotes(s) for s in ("000001", "600000")})
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked, \
+            SQLiteStore(tmp_path / "q.db") as store:
+        fake.install(mocked)
+
+        def sync(**kwargs):
+            request = SyncRequest(source="akshare", symbols=("000001", "600000"), rejects_path=None, **kwargs)
+            return run_sync(store, request, sleep=clock.sleep, clock=clock.clock, rand=lambda: 0.5)
+
+        sync(start="2025-09-01", end="2025-10-17")
+        fake.faults["000001"] = ["null"]  # suspended: the source returns no rows
+        result = sync(start="2025-10-20", end="2025-10-24")
+        assert result.symbols_empty == 1
+        friday_evening = datetime(2025, 10, 24, 10, 0)
+        fresh = store_freshness(store, now_utc=friday_evening)
+        assert fresh.latest_session == "2025-10-24" and fresh.not_trading == 1 and fresh.passed
+        # without that run record the same lag is stale
+        assert judge({("000001", "akshare"): "2025-10-17"}, now_utc=friday_evening).stale_count == 1
