@@ -190,7 +190,7 @@ def _prepare(frame: pd.DataFrame, source: str, expected_unit: str | None, last_s
     fallback = UNIT_CODES.get(expected_unit or "", 0)
     unit = np.where((unit == IN_LOTS) | ((unit != 1) & (fallback == IN_LOTS)), LOT, 1)
     rows["shares"] = rows["volume"] * unit
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = {"changed": int((proof.changes > 0).sum())}
     for code in proof.unit:
         counts[UNIT_NAMES[int(code)]] = counts.get(UNIT_NAMES[int(code)], 0) + 1
     return rows, off, counts

@@ -51,6 +51,7 @@ def assert_planted(result, where):
         assert outcome.samples[0]["key"] == {"symbol": "000001", "trade_date": day}
     assert check(result, "price_level").failing == 0 and check(result, "price_level").checked > 0
     assert result.units["akshare"]["lots"] == 3 and result.units["tushare"]["shares"] == 3
+    assert result.units["akshare"]["changed"] == 0 and result.units["tushare"]["changed"] == 1  # the 100x day
     assert result.worst[0]["symbol"] == "000001" and result.worst[0]["days"] == 4
     assert result.disagreeing_symbols == 1
 
