@@ -129,3 +129,10 @@ def test_prove_units_sorts_by_series_and_day():
     proof = prove_units(np.zeros(len(frame), dtype=int), days, classes,
                         volume_scale(frame.volume, frame.amount, frame.close))
     assert list(proof.unit) == [IN_LOTS] and proof.changes[0] == 0 and (np.diff(days[proof.order]) > 0).all()
+
+
+def test_one_corrupt_latest_bar_does_not_hide_the_unit():
+    docs = bars("000007", "akshare", DAYS, unit="lots")
+    docs[-1]["amount"] = docs[-1]["amount"] * 3  # fits neither unit
+    result, outcome = run(docs)
+    assert result.volume_units["akshare"]["lots"] == 1 and outcome.failing == 0

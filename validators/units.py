@@ -140,10 +140,13 @@ def prove_units(series, days, classes, scale) -> UnitProof:
     groups = len(starts)
     pos = np.arange(n)
 
-    # The traded-basis run: bars after the series' last bar that fits neither unit.
-    last_neither = np.maximum.reduceat(np.where(c == NEITHER, pos, -1), starts)
+    # The traded-basis run: bars after the series' last bar that fits neither unit. Bars at the very
+    # end that fit neither (one corrupt latest bar) do not cut it: only those before a bar that fits.
+    classified = (c == IN_SHARES) | (c == IN_LOTS)
+    last_classified = np.maximum.reduceat(np.where(classified, pos, -1), starts)
+    last_neither = np.maximum.reduceat(np.where((c == NEITHER) & (pos < last_classified[group]), pos, -1), starts)
     traded = pos > last_neither[group]
-    voting = traded & ((c == IN_SHARES) | (c == IN_LOTS))
+    voting = traded & classified
     # keep the latest RECENT_BARS voting bars of each series: rank them from the end
     voting_count = np.bincount(group, weights=voting, minlength=groups).astype(np.int64)
     seen_so_far = np.cumsum(voting) - np.r_[0, np.cumsum(voting)[starts[1:] - 1]][group]
