@@ -46,3 +46,7 @@ class CalendarEnded(TacnError):
         from validators.calendar import calendar_end_advice
 
         super().__init__(f"{what}: {calendar_end_advice()}")
+
+
+class BasisMismatch(TacnError):
+    """A sync would write prices on another basis (qfq/none/hfq) than the one recorded for the stored span."""

@@ -29,8 +29,16 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines import runs
-from pipelines.errors import AuthRefused, ConfigError, SourceError, StoreError, TacnError, UsageError
+from pipelines import price_basis, runs
+from pipelines.errors import (
+    AuthRefused,
+    BasisMismatch,
+    ConfigError,
+    SourceError,
+    StoreError,
+    TacnError,
+    UsageError,
+)
 from validators.dates import FIRST_TRADE_DATE_ISO, shanghai_today
 from validators.records import PERIODS, utc_now
 from validators.source_layouts import LAYOUTS, LayoutError, convert_frame, documents
@@ -41,7 +49,11 @@ if TYPE_CHECKING:
     from pipelines.stores.base import QuoteStore
 
 API_SOURCES = ("akshare", "tushare")
-ADJUSTS = ("none", "qfq", "hfq")
+ADJUSTS = price_basis.BASES
+DEFAULT_ADJUST = price_basis.APP_BASIS  # the application stores qfq for both sources
+# Stored and fetched prices of the same day that differ by more than this moved basis
+# (an adjustment event): prices are stored to 2 decimals, so half a cent is rounding.
+REBASE_TOLERANCE = 0.005 + 1e-9
 DEFAULT_HISTORY_START = FIRST_TRADE_DATE_ISO
 JOB_PREFIX = "tacn_sync"
 MAX_ERRORS_RECORDED = 100
@@ -61,7 +73,9 @@ class SyncRequest:
     start: str | None = None
     end: str | None = None  # default: today in Asia/Shanghai
     period: str = "daily"
-    adjust: str = "none"
+    adjust: str | None = None  # none | qfq | hfq; None: qfq, as the application stores
+    rebase: bool = False  # convert stored spans recorded on another basis (backed up first)
+    backup_dir: Path | None = None  # where re-base backups go (a re-base without one fails that symbol)
     workers: int = 1
     dry_run: bool = False
     rejects_path: Path | None = None  # where rejected rows go (created only when there is one)
@@ -79,6 +93,10 @@ class SyncRequest:
     default_start: str = DEFAULT_HISTORY_START  # a symbol with nothing stored starts here
     use_lock: bool = True  # False only for a caller that already holds the store's sync lock
     record_run: bool = True
+
+    @property
+    def basis(self) -> str:
+        return self.adjust or DEFAULT_ADJUST
 
     @property
     def source_kind(self) -> str:
@@ -103,6 +121,10 @@ class SymbolOutcome:
     last_trade_date: str | None = None
     attempts: int = 0
     error: str | None = None
+    rebased: int = 0  # documents whose prices a re-base replaced (0: no re-base)
+    rebase_reason: str | None = None  # the day whose stored prices moved, or the basis converted
+    rebase_backup: str | None = None  # the backup of what the re-base replaced (tacn restore undoes it)
+    kept: list[str] = field(default_factory=list)  # stored days the re-base fetch no longer returned
 
 
 @dataclass
@@ -134,6 +156,10 @@ class SyncResult:
     warnings: list[str] = field(default_factory=list)
     outcomes: list[SymbolOutcome] = field(default_factory=list)
     lock_note: str | None = None
+    adjust: str = DEFAULT_ADJUST  # the price basis written (file sources: the file's own, not recorded)
+    rebased: dict[str, int] = field(default_factory=dict)  # symbol → documents re-based
+    rebase_backups: list[str] = field(default_factory=list)
+    rebase_kept: dict[str, list[str]] = field(default_factory=dict)  # symbol → stored days kept
 
     @property
     def exit_code(self) -> int:
@@ -368,7 +394,7 @@ def _check_request(request: SyncRequest) -> None:
         raise UsageError("--source file: needs a path, e.g. file:quotes.csv")
     if request.period not in PERIODS:
         raise UsageError(f"--period must be one of {', '.join(PERIODS)}, got {request.period!r}")
-    if request.adjust not in ADJUSTS:
+    if request.adjust is not None and request.adjust not in ADJUSTS:
         raise UsageError(f"--adjust must be one of {', '.join(ADJUSTS)}, got {request.adjust!r}")
     if request.layout is not None and request.layout not in LAYOUTS:
         raise UsageError(f"--format must be one of {', '.join(LAYOUTS)}, got {request.layout!r}")
@@ -389,8 +415,9 @@ def _check_request(request: SyncRequest) -> None:
         raise UsageError("say which symbols: --symbols 000001,600000, --symbols-file FILE or --all")
     if kind == "file" and request.all_symbols:
         raise UsageError("--all does not apply to a file source (every row of the file is read)")
-    if kind == "file" and request.adjust != "none":
-        raise UsageError("--adjust does not apply to a file source")
+    if kind == "file" and (request.adjust is not None or request.rebase):
+        raise UsageError("a file source has no price basis to fetch: --adjust and --rebase apply to akshare and "
+                         "tushare only; a file's prices are written as they are and no basis is recorded for them")
 
 
 def run_sync(
@@ -424,6 +451,7 @@ def run_sync(
     result = SyncResult(
         run_id=runs.new_run_id(job), job=job, source=request.source, period=request.period,
         store=store.display_url, dry_run=request.dry_run, started_at=started,
+        adjust=request.basis if kind != "file" else "as in the file",
     )
     rejects = RejectsFile(request.rejects_path, request.source)
     lock = None
@@ -479,6 +507,9 @@ def _status_message(result: SyncResult) -> str:
         f"{result.rows_fetched} rows fetched, {result.inserted} inserted, {result.updated} updated, "
         f"{result.rejected} rejected",
     ]
+    if result.rebased:
+        parts.append(f"{len(result.rebased)} symbols re-based ({sum(result.rebased.values())} documents, "
+                     "backed up first)")
     if result.rejects_path:
         parts.append(f"rejects in {result.rejects_path}")
     if result.status == "failed" and result.errors:
@@ -500,6 +531,10 @@ def _write_records(store: QuoteStore, result: SyncResult, request: SyncRequest, 
         "last_trade_date": result.last_trade_date,
         "message": _status_message(result) if status != "running" else f"running since {result.started_at:%Y-%m-%d %H:%M:%S} UTC",
         "data_sources_used": [request.source_kind],
+        "adjust": result.adjust,  # absent in records of tacn before qfq: how older stores are recognised
+        "rebased": result.rebased,
+        "rebase_backups": result.rebase_backups[:MAX_ERRORS_RECORDED],
+        "rebase_kept": {s: days[:MAX_ERRORS_RECORDED] for s, days in result.rebase_kept.items()},
         # tacn's own fields
         "run_id": result.run_id,
         "source": result.source,
@@ -651,7 +686,7 @@ def _fetch_symbol(request: SyncRequest, symbol: str, start: str, end: str, calle
             from pipelines.sources import akshare
 
             raw, outcome.attempts = caller(lambda: akshare.fetch_quotes(
-                symbol, start=start, end=end, period=request.period, adjust=request.adjust,
+                symbol, start=start, end=end, period=request.period, adjust=request.basis,
                 timeout=request.timeout), f"stock_zh_a_hist {symbol}")
             layout = "akshare"
         else:
@@ -665,10 +700,22 @@ def _fetch_symbol(request: SyncRequest, symbol: str, start: str, end: str, calle
                 if part is not None and not part.empty:
                     parts.append(part)
             raw = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-            if request.adjust != "none" and not raw.empty:
-                factors, attempts = caller(lambda: client.adj_factors(symbol, start, end), f"adj_factor {symbol}")
-                outcome.attempts += attempts
-                raw = apply_adjustment(raw, factors, request.adjust)
+            if request.basis != "none" and not raw.empty:
+                # Anchored on the latest factor, as the application's pro_bar call up to today is.
+                anchor = max(end, shanghai_today(now).isoformat())
+                factor_parts = []
+                for first, last in windows(start, anchor):
+                    part, attempts = caller(lambda a=first, b=last: client.adj_factors(symbol, a, b),
+                                            f"adj_factor {symbol}")
+                    outcome.attempts += attempts
+                    if part is not None and not part.empty:
+                        factor_parts.append(part)
+                factors = pd.concat(factor_parts, ignore_index=True) if factor_parts else pd.DataFrame()
+                try:
+                    raw = apply_adjustment(raw, factors, request.basis)
+                except ValueError as exc:
+                    outcome.status, outcome.error = "failed", f"adj_factor {symbol}: {exc}"
+                    return outcome, None
             layout = "tushare"
     except SymbolFailed as exc:
         outcome.status, outcome.error, outcome.attempts = "failed", str(exc), max(outcome.attempts, exc.attempts)
@@ -708,16 +755,31 @@ def _sync_api(store, request: SyncRequest, result: SyncResult, rejects: RejectsF
     symbols, origin = _symbols_for(store, request, caller, client)
     result.symbols_total = len(symbols)
     end = request.end or shanghai_today().isoformat()
-    latest = {} if request.start else store.latest_valid_trade_dates(request.source_kind, request.period, symbols)
-    plan: list[tuple[str, str]] = []
+    kind, period = request.source_kind, request.period
+    book = price_basis.load(store, kind, period)
+    if not book.legacy_checked:
+        price_basis.adopt_legacy(store, book, result.job, sorted(store.latest_valid_trade_dates(kind, period)),
+                                 write=not request.dry_run, now=now)
+    latest = store.latest_valid_trade_dates(kind, period, symbols)
+    converting = _check_basis(request, book, symbols, latest)
+    before_start = store.latest_valid_trade_dates(kind, period, symbols, end=_day_before(request.start)) \
+        if request.start else {}
+    plan: list[tuple[str, str | None]] = []
+    overlap: dict[str, str] = {}
     for symbol in symbols:
-        if request.start:
-            start = request.start
+        if symbol in converting:
+            start = None  # the whole stored span, worked out when its turn comes
+        elif request.start:
+            start = before_start.get(symbol, request.start)  # one stored session earlier: the overlap
+            if symbol in before_start:
+                overlap[symbol] = start
+        elif symbol in latest and latest[symbol] >= end:
+            start = _day_after(latest[symbol])
         elif symbol in latest:
-            start = (date.fromisoformat(latest[symbol]) + timedelta(days=1)).isoformat()
+            start = overlap[symbol] = latest[symbol]  # the latest stored session again: the overlap
         else:
             start = request.default_start
-        if start > end:
+        if start is not None and start > end:
             outcome = SymbolOutcome(symbol, status="up_to_date", start=start, end=end, last_trade_date=latest.get(symbol))
             result.outcomes.append(outcome)
             result.symbols_up_to_date += 1
@@ -725,7 +787,8 @@ def _sync_api(store, request: SyncRequest, result: SyncResult, rejects: RejectsF
         plan.append((symbol, start))
     done = len(result.outcomes)
     _progress(progress, result, "symbols", done, len(symbols), f"{len(plan)} to fetch ({origin})")
-    last_session = last_known_session()
+    context = _ApplyContext(store, request, result, rejects, book, caller, client, end, sessions_between,
+                            last_known_session(), overlap, now)
 
     executor = ThreadPoolExecutor(max_workers=request.workers, thread_name_prefix="tacn-sync")
     try:
@@ -736,7 +799,10 @@ def _sync_api(store, request: SyncRequest, result: SyncResult, rejects: RejectsF
             item = next(queue, None)
             if item is None:
                 return False
-            pending.add(executor.submit(_fetch_symbol, request, item[0], item[1], end, caller, client, now))
+            symbol, start = item
+            if start is None:
+                start = min(_stored_span(store, request, symbol)[0] or end, end)
+            pending.add(executor.submit(_fetch_symbol, request, symbol, start, end, caller, client, now))
             return True
 
         for _ in range(request.workers):  # one symbol in flight per worker: memory stays per symbol
@@ -747,7 +813,7 @@ def _sync_api(store, request: SyncRequest, result: SyncResult, rejects: RejectsF
             for future in finished:
                 pending.discard(future)
                 outcome, payload = future.result()  # AuthRefused propagates and stops the run
-                _apply_outcome(store, request, result, rejects, outcome, payload, sessions_between, last_session, now)
+                _apply_outcome(context, outcome, payload, converting=outcome.symbol in converting)
                 done += 1
                 _progress(progress, result, "symbols", done, len(symbols), outcome.symbol)
                 submit_next()
@@ -756,16 +822,102 @@ def _sync_api(store, request: SyncRequest, result: SyncResult, rejects: RejectsF
         executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _apply_outcome(store, request, result, rejects, outcome: SymbolOutcome, payload, sessions_between,
-                   last_session, now) -> None:
+def _day_after(day: str) -> str:
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
+def _day_before(day: str) -> str:
+    return (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+
+
+def _check_basis(request: SyncRequest, book, symbols: list[str], latest: dict[str, str]) -> set[str]:
+    """Symbols whose stored span is on another basis: converted with --rebase, else the run is refused."""
+    other = [s for s in symbols if s in latest and book.basis(s) != request.basis]
+    if not other or request.rebase:
+        return set(other)
+    by_basis: dict[str, list[str]] = {}
+    for symbol in other:
+        by_basis.setdefault(book.basis(symbol), []).append(symbol)
+    found = ", ".join(f"{len(v)} on {k} ({', '.join(v[:5])}{' …' if len(v) > 5 else ''})" for k, v in by_basis.items())
+    command = [f"tacn sync --source {request.source_kind} --symbols {','.join(other)}"]
+    if request.adjust is not None:
+        command.append(f"--adjust {request.adjust}")
+    if request.period != "daily":
+        command.append(f"--period {request.period}")
+    command.append("--rebase")
+    inferred = [s for s in other if book.note(s) == price_basis.LEGACY_NOTE]
+    why = (f" {len(inferred)} of them were synced by an earlier tacn, whose default was --adjust none (its run "
+           "records carry no adjust field); tacn now writes qfq like the application." if inferred else "")
+    raise BasisMismatch(
+        f"this sync writes {request.basis} prices but the stored {request.source_kind} {request.period} quotes of "
+        f"{len(other)} symbol(s) are recorded on another basis: {found}.{why} Mixing bases under one key breaks "
+        f"the series at every ex-date, so nothing was fetched. To replace each stored span on the {request.basis} "
+        f"basis (the documents replaced are backed up first; tacn restore undoes it), run: {' '.join(command)}")
+
+
+def _stored_span(store, request: SyncRequest, symbol: str) -> tuple[str | None, str | None, list[dict]]:
+    """(first, last, documents) of the symbol's stored quotes with a valid trade_date."""
+    from pipelines.stores.base import RecordFilter
+    from validators.dates import is_valid_iso_trade_date
+
+    docs = [doc for doc in store.iter_documents(RecordFilter(
+        data_source=request.source_kind, period=request.period, symbols=(symbol,)))
+        if is_valid_iso_trade_date(doc.get("trade_date"))]
+    if not docs:
+        return None, None, []
+    days = [doc["trade_date"] for doc in docs]
+    return min(days), max(days), docs
+
+
+def moved_days(stored: list[dict], fresh) -> list[str]:
+    """Days whose stored prices differ from the fresh ones beyond rounding (an adjustment event)."""
+    from validators.records import PRICE_FIELDS
+
+    by_day = {doc["trade_date"]: doc for doc in stored}
+    moved = []
+    for row in fresh.itertuples(index=False):
+        doc = by_day.get(row.trade_date)
+        if doc is None:
+            continue
+        for name in PRICE_FIELDS:
+            old, new = doc.get(name), getattr(row, name, None)
+            if isinstance(old, int | float) and isinstance(new, int | float) and old == old and new == new \
+                    and abs(old - new) > REBASE_TOLERANCE:
+                moved.append(row.trade_date)
+                break
+    return moved
+
+
+@dataclass
+class _ApplyContext:
+    store: Any
+    request: SyncRequest
+    result: SyncResult
+    rejects: RejectsFile
+    book: Any
+    caller: _Caller
+    client: Any
+    end: str
+    sessions_between: Callable
+    last_session: str
+    overlap: dict[str, str]  # symbol → the stored session fetched again to check the basis
+    now: datetime | None
+
+
+def _apply_outcome(ctx: _ApplyContext, outcome: SymbolOutcome, payload, *, converting: bool = False) -> None:
+    from pipelines.stores.base import RecordFilter
+
+    request, result, store = ctx.request, ctx.result, ctx.store
     result.outcomes.append(outcome)
     if outcome.status == "failed":
-        result.symbols_failed += 1
-        result.errors.append({"symbol": outcome.symbol, "error": outcome.error})
+        _fail(result, outcome)
         return
     if outcome.status == "empty":
-        span_end = min(outcome.end, last_session)
-        sessions = len(sessions_between(outcome.start, span_end)) if outcome.start <= span_end else 0
+        span_end = min(outcome.end, ctx.last_session)
+        first = outcome.start
+        if ctx.overlap.get(outcome.symbol) == first:
+            first = _day_after(first)  # the overlap session is stored already: only new days count
+        sessions = len(ctx.sessions_between(first, span_end)) if first <= span_end else 0
         if sessions:
             result.symbols_empty += 1
             result.warnings.append(
@@ -776,15 +928,92 @@ def _apply_outcome(store, request, result, rejects, outcome: SymbolOutcome, payl
             result.symbols_up_to_date += 1
         return
     raw, good, reasons = payload
+    if converting:
+        outcome.rebase_reason = f"stored on {ctx.book.basis(outcome.symbol)}, converted to {request.basis} (--rebase)"
+    elif len(good):
+        stored = list(store.iter_documents(RecordFilter(
+            data_source=request.source_kind, period=request.period, symbols=(outcome.symbol,),
+            start=good["trade_date"].iloc[0], end=good["trade_date"].iloc[-1])))
+        moved = moved_days(stored, good)
+        if moved:
+            outcome.rebase_reason = f"stored prices of {moved[0]} moved (an adjustment event)"
+    if outcome.rebase_reason is not None:
+        payload = _rebase(ctx, outcome, payload, converting=converting)
+        if payload is None:
+            return
+        raw, good, reasons = payload
     result.rows_fetched += outcome.fetched
-    outcome.rejected = rejects.write(raw, reasons, symbol=outcome.symbol)
+    outcome.rejected = ctx.rejects.write(raw, reasons, symbol=outcome.symbol)
     result.rejected += outcome.rejected
     if len(good):
         outcome.last_trade_date = good["trade_date"].iloc[-1]
         result.last_trade_date = _later(result.last_trade_date, outcome.last_trade_date)
         if not request.dry_run:
-            _add_write(result, outcome, store.upsert(documents(good, now=now), now=now))
+            upserted = store.upsert(documents(good, now=ctx.now), now=ctx.now)
+            _add_write(result, outcome, upserted)
+            if outcome.rebase_reason is not None:
+                outcome.rebased = upserted.changed
+            price_basis.record(store, ctx.book, outcome.symbol, request.basis, run_id=result.run_id, now=ctx.now)
+    if outcome.rebase_reason is not None and outcome.rebased:
+        result.rebased[outcome.symbol] = outcome.rebased
     result.symbols_ok += 1
+
+
+def _fail(result: SyncResult, outcome: SymbolOutcome) -> None:
+    outcome.status = "failed"
+    result.symbols_failed += 1
+    result.errors.append({"symbol": outcome.symbol, "error": outcome.error})
+
+
+def _rebase(ctx: _ApplyContext, outcome: SymbolOutcome, payload, *, converting: bool):
+    """The symbol's whole stored span fetched again and backed up: (raw, good, reasons), or None when it failed.
+
+    Stored days the fetch no longer returns are kept and reported, never deleted.
+    """
+    from pipelines.backup import write_backup
+
+    request, store = ctx.request, ctx.store
+    first, last, stored = _stored_span(store, request, outcome.symbol)
+    span_start = min(first or outcome.start, outcome.start)
+    span_end = max(last or ctx.end, ctx.end)
+    if not converting or span_start < outcome.start or span_end > outcome.end:
+        refetched, payload = _fetch_symbol(request, outcome.symbol, span_start, span_end, ctx.caller, ctx.client,
+                                           ctx.now)
+        outcome.attempts += refetched.attempts
+        if refetched.status != "ok" or payload is None:
+            outcome.error = (f"re-base needed ({outcome.rebase_reason}) but fetching {span_start}..{span_end} "
+                             f"failed: {refetched.error or 'no rows'}; nothing written for this symbol")
+            _fail(ctx.result, outcome)
+            return None
+        outcome.start, outcome.end, outcome.fetched = span_start, span_end, refetched.fetched
+    raw, good, reasons = payload
+    fresh_days = set(good["trade_date"].tolist())
+    replaced = [doc for doc in stored if doc["trade_date"] in fresh_days]
+    outcome.kept = sorted(doc["trade_date"] for doc in stored if doc["trade_date"] not in fresh_days)
+    if outcome.kept:
+        ctx.result.rebase_kept[outcome.symbol] = outcome.kept
+        ctx.result.warnings.append(
+            f"{outcome.symbol}: re-based, but {len(outcome.kept)} stored day(s) are no longer returned by "
+            f"{request.source_kind} ({', '.join(outcome.kept[:5])}{' …' if len(outcome.kept) > 5 else ''}): "
+            "kept as stored, on the old basis")
+    if request.dry_run:
+        outcome.rebased = len(replaced)
+        return raw, good, reasons
+    if request.backup_dir is None:
+        outcome.error = f"re-base needed ({outcome.rebase_reason}) but no backup directory was given; nothing written"
+        _fail(ctx.result, outcome)
+        return None
+    if replaced:
+        backup = write_backup(replaced, request.backup_dir, label=f"sync-rebase-{request.source_kind}-{outcome.symbol}",
+                              store=store.display_url, selection={
+                                  "data_source": request.source_kind, "period": request.period,
+                                  "symbols": [outcome.symbol], "start": span_start, "end": span_end,
+                                  "reason": outcome.rebase_reason, "run_id": ctx.result.run_id})
+        backup.manifest["restore_mode"] = "replace"  # tacn restore puts the replaced values back
+        backup.save_manifest()
+        outcome.rebase_backup = str(backup.manifest_path)
+        ctx.result.rebase_backups.append(outcome.rebase_backup)
+    return raw, good, reasons
 
 
 # -- status ---------------------------------------------------------------------------

@@ -16,51 +16,24 @@ import re
 import threading
 from collections import defaultdict
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from validators.calendar import sessions_between
+from pipelines.dev_quote_server import Event, SyntheticMarket, TushareStandIn, synthetic_quotes, ts_code
+
+__all__ = ["Event", "EastmoneyFake", "FakeClock", "TushareFake", "free_closed_port_url", "synthetic_quotes", "ts_code"]
 
 KLINE_URL = "https://push2his.eastmoney.com/api/qt/stock/kline/get"
-
-
-def synthetic_quotes(symbol: str, start: str = "2025-09-01", end: str = "2025-10-24") -> list[dict]:
-    """Sessions between start and end with a deterministic random walk (prices in yuan, volume in lots)."""
-    seed = int(symbol)
-    price = 5.0 + seed % 40
-    rows = []
-    for i, day in enumerate(sessions_between(start, end)):
-        pre_close = round(price, 2)
-        close = round(pre_close * (1 + (((seed + i * 7) % 11) - 5) / 500), 2)
-        high = round(max(pre_close, close) * 1.01, 2)
-        low = round(min(pre_close, close) * 0.99, 2)
-        lots = 10_000 + (seed + i * 13) % 5000
-        rows.append({
-            "date": day, "open": pre_close, "close": close, "high": high, "low": low, "pre_close": pre_close,
-            "vol": lots, "amount": round(lots * 100 * close / 1000, 3),  # thousand yuan (Tushare's unit)
-            "change": round(close - pre_close, 2), "pct_chg": round((close - pre_close) / pre_close * 100, 2),
-            "turnover": round(0.1 + (i % 9) / 10, 2),
-        })
-        price = close
-    return rows
 
 
 # -- AKShare ----------------------------------------------------------------------
 
 
-def kline_line(row: dict) -> str:
-    """One Eastmoney kline: date, open, close, high, low, volume, amount, amplitude, pct, change, turnover."""
-    amplitude = round((row["high"] - row["low"]) / row["pre_close"] * 100, 2)
-    return ",".join(str(v) for v in (
-        row["date"], row["open"], row["close"], row["high"], row["low"], row["vol"],
-        round(row["amount"] * 1000, 2), amplitude, row["pct_chg"], row["change"], row["turnover"],
-    ))
-
-
 class EastmoneyFake:
     """A callback for ``responses``: serves klines per secid, filtered by beg/end, with injected faults."""
 
-    def __init__(self, data: dict[str, list[dict]]):
+    def __init__(self, data: dict[str, list[dict]], events: dict[str, list[Event]] | None = None):
         self.data = data
+        self.events = events or {}
+        self.as_of = "2999-12-31"  # days and events after it are not known yet
         self.faults: dict[str, list] = defaultdict(list)
         self.extra_lines: dict[str, list[str]] = defaultdict(list)  # raw kline strings appended (malformed rows)
         self.requests: list[dict] = []
@@ -85,7 +58,8 @@ class EastmoneyFake:
             return 200, {}, json.dumps({"rc": 0, "data": None})
         beg = f"{params['beg'][:4]}-{params['beg'][4:6]}-{params['beg'][6:]}"
         end = f"{params['end'][:4]}-{params['end'][4:6]}-{params['end'][6:]}"
-        lines = [kline_line(r) for r in self.data.get(code, []) if beg <= r["date"] <= end]
+        market = SyntheticMarket(self.data, self.events, self.as_of)
+        lines = market.kline_lines(code, params.get("fqt", "0"), beg, end)
         lines += self.extra_lines[code]
         body = {"rc": 0, "data": {"code": code, "market": int(params["secid"][0]), "name": "SYNTH", "klines": lines}}
         return 200, {"Content-Type": "application/json"}, json.dumps(body)
@@ -93,58 +67,23 @@ class EastmoneyFake:
 
 # -- Tushare ----------------------------------------------------------------------
 
-DAILY_FIELDS = ["ts_code", "trade_date", "open", "high", "low", "close", "pre_close", "change", "pct_chg", "vol", "amount"]
+class TushareFake(TushareStandIn):
+    """Tushare's HTTP API on 127.0.0.1 (``daily``, ``adj_factor``, ``stock_basic``) with injected faults."""
 
-
-def ts_code(symbol: str) -> str:
-    return f"{symbol}.{'SH' if symbol.startswith('6') else 'SZ'}"
-
-
-class TushareFake:
-    """Tushare's HTTP API on 127.0.0.1: ``POST /dataapi/<api_name>`` with the JSON body the client sends."""
-
-    def __init__(self, data: dict[str, list[dict]], token: str = "tk-test-0123456789abcdef"):
+    def __init__(self, data: dict[str, list[dict]], token: str = "tk-test-0123456789abcdef",
+                 events: dict[str, list[Event]] | None = None, base_factor: float = 1.0):
+        super().__init__(SyntheticMarket(data, events or {}, base_factor=base_factor), token)
         self.data = data
-        self.token = token
         self.faults: dict[str, list] = defaultdict(list)  # by symbol, or "*" for any request
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         self.received = threading.Event()  # set on every request (wait on it instead of sleeping)
         self.release = threading.Event()  # a "block" fault waits for this
         self.stock_basic: list[str] | None = None
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet
-                pass
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                status, reply = fake.answer(self.path, body)
-                payload = reply.encode() if isinstance(reply, str) else json.dumps(reply, ensure_ascii=False).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/dataapi"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> TushareFake:
-        self.thread.start()
-        return self
 
     def stop(self) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().stop()
 
     def answer(self, path: str, body: dict):
         api = path.rsplit("/", 1)[-1]
@@ -161,21 +100,10 @@ class TushareFake:
             return 500, "Internal Server Error"
         elif isinstance(fault, str):  # an error message with a non-zero code
             return 200, {"code": 40203, "msg": fault, "data": None}
-        if body.get("token") != self.token:
-            return 200, {"code": 2002, "msg": "您的token不对，请确认。", "data": None}
-        if api == "stock_basic":
-            codes = self.stock_basic if self.stock_basic is not None else sorted(self.data)
+        if api == "stock_basic" and self.stock_basic is not None and body.get("token") == self.token:
             return 200, {"code": 0, "msg": "", "data": {
-                "fields": ["ts_code", "symbol", "name"], "items": [[ts_code(c), c, "SYNTH"] for c in codes]}}
-        start, end = params.get("start_date", "19000101"), params.get("end_date", "29991231")
-        items = []
-        for row in self.data.get(symbol, []):
-            day = row["date"].replace("-", "")
-            if start <= day <= end:
-                items.append([ts_code(symbol), day, row["open"], row["high"], row["low"], row["close"],
-                              row["pre_close"], row["change"], row["pct_chg"], row["vol"], row["amount"]])
-        items.sort(key=lambda item: item[1], reverse=True)  # Tushare answers newest first
-        return 200, {"code": 0, "msg": "", "data": {"fields": DAILY_FIELDS, "items": items}}
+                "fields": ["ts_code", "symbol", "name"], "items": [[ts_code(c), c, "SYNTH"] for c in self.stock_basic]}}
+        return super().answer(path, body)
 
 
 def free_closed_port_url() -> str:

@@ -84,7 +84,7 @@ def test_conversion_keeps_akshare_change_when_there_is_no_pre_close():
     assert doc == build_document(
         symbol="000001", trade_date="2025-10-20", data_source="akshare", open=row["开盘"], high=row["最高"],
         low=row["最低"], close=row["收盘"], volume=row["成交量"], amount=row["成交额"], change=row["涨跌额"],
-        pct_chg=row["涨跌幅"], optional={"turnover_rate": row["换手率"]}, now=now)
+        pct_chg=row["涨跌幅"], now=now)  # no turnover_rate: the application never writes one for AKShare
 
 
 def test_dates_come_from_the_date_column_never_the_index():

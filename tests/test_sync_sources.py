@@ -79,12 +79,12 @@ def test_akshare_sync_writes_the_apps_document_shape(sqlite_store, clock, eastmo
     assert first["volume"] == row["vol"]  # AKShare's values are stored as AKShare returns them
     assert first["close"] == row["close"] and first["pre_close"] is None
     assert first["change"] == row["change"] and first["pct_chg"] == row["pct_chg"]  # no pre_close: the source's own
-    assert first["turnover_rate"] == row["turnover"]
+    assert "turnover_rate" not in first  # the app renames 换手率 to turnover, which its writer never reads
     assert stored(sqlite_store, symbols=("600000",))[0]["full_symbol"] == "600000.SH"
     # the library asked for the right thing
     sent = {r["secid"]: r for r in eastmoney.requests}
     assert sent["0.000001"]["beg"] == "20250901" and sent["0.000001"]["end"] == "20251024"
-    assert sent["1.600000"]["klt"] == "101" and sent["1.600000"]["fqt"] == "0"
+    assert sent["1.600000"]["klt"] == "101" and sent["1.600000"]["fqt"] == "1"  # qfq, as the application asks
 
 
 def test_regression_2025_10_23_rangeindex_frame_gives_iso_dates_from_the_date_column(sqlite_store, clock, eastmoney):
@@ -104,8 +104,9 @@ def test_rerun_is_incremental_and_changes_nothing(sqlite_store, clock, eastmoney
     sync(sqlite_store, clock, source="akshare", symbols=("000001",), end="2025-10-10", default_start="2025-09-01")
     eastmoney.requests.clear()
     second = sync(sqlite_store, clock, source="akshare", symbols=("000001",), default_start="2025-09-01")
-    assert eastmoney.requests[0]["beg"] == "20251011"  # the day after the latest stored trade_date
+    assert eastmoney.requests[0]["beg"] == "20251010"  # the latest stored session again: the basis check
     assert second.inserted == len([r for r in synthetic_quotes("000001") if r["date"] > "2025-10-10"])
+    assert second.unchanged == 1 and second.rebased == {}
     eastmoney.requests.clear()
     third = sync(sqlite_store, clock, source="akshare", symbols=("000001",))
     assert third.symbols_up_to_date == 1 and eastmoney.requests == []  # nothing left to ask for
@@ -119,7 +120,7 @@ def test_incremental_start_ignores_bad_stored_dates(sqlite_store, clock, eastmon
     sqlite_store.upsert([build_document(symbol="000001", trade_date="2025-10-01", data_source="akshare", close=1.0)])
     sqlite_store.upsert([{**build_document(symbol="000001", trade_date="x", data_source="akshare"), "trade_date": "9"}])
     sync(sqlite_store, clock, source="akshare", symbols=("000001",))
-    assert eastmoney.requests[0]["beg"] == "20251002"  # "9" sorts above any ISO date as text: not used
+    assert eastmoney.requests[0]["beg"] == "20251001"  # "9" sorts above any ISO date as text: not used
 
 
 @pytest.mark.parametrize("fault, label", [
@@ -221,17 +222,22 @@ def test_tushare_sync_converts_units_and_recomputes_change(sqlite_store, clock, 
     assert doc["pct_chg"] == round((row["close"] - row["pre_close"]) / row["pre_close"] * 100, 4)
     assert doc["data_source"] == "tushare" and doc["full_symbol"] == "600000.SH"
     assert {r["ts_code"] for r in tushare.requests} == {"000001.SZ", "600000.SH"}
-    assert all(r["token"] == TOKEN and r["api"] == "daily" for r in tushare.requests)
+    assert all(r["token"] == TOKEN for r in tushare.requests)
+    assert sorted(r["api"] for r in tushare.requests) == ["adj_factor", "adj_factor", "daily", "daily"]
 
 
 def test_tushare_long_history_is_fetched_in_windows_and_resumes(sqlite_store, clock, tushare):
     first = sync(sqlite_store, clock, source="tushare", symbols=("000001",), tushare_token=TOKEN,
                  tushare_url=tushare.url, end="2025-10-10")
-    assert len(tushare.requests) == 4  # 1990-12-19 .. 2025-10-10 in windows of at most 3650 days
+    daily = [r for r in tushare.requests if r["api"] == "daily"]
+    assert len(daily) == 4  # 1990-12-19 .. 2025-10-10 in windows of at most 3650 days
+    factors = [r for r in tushare.requests if r["api"] == "adj_factor"]
+    assert factors[-1]["end_date"] >= daily[-1]["end_date"]  # factors up to today: qfq on the latest factor
     assert first.inserted == len([r for r in synthetic_quotes("000001") if r["date"] <= "2025-10-10"])
     tushare.requests.clear()
     sync(sqlite_store, clock, source="tushare", symbols=("000001",), tushare_token=TOKEN, tushare_url=tushare.url)
-    assert [(r["start_date"], r["end_date"]) for r in tushare.requests] == [("20251011", "20251024")]
+    assert [(r["start_date"], r["end_date"]) for r in tushare.requests if r["api"] == "daily"] == [
+        ("20251010", "20251024")]  # from the latest stored session: the overlap that checks the basis
 
 
 def test_tushare_bad_token_stops_the_run_without_retry(sqlite_store, clock, tushare):
@@ -258,13 +264,13 @@ def test_tushare_rate_limit_message_waits_a_minute_and_retries(sqlite_store, clo
     tushare.faults["000001"] = ["抱歉，您每分钟最多访问该接口1次，权限的具体详情访问：https://tushare.pro/document/1?doc_id=108。"]
     result = sync(sqlite_store, clock, source="tushare", symbols=("000001",), start="2025-10-01",
                   tushare_token=TOKEN, tushare_url=tushare.url, tushare_calls_per_minute=6000)
-    assert result.exit_code == 0 and result.outcomes[0].attempts == 2
+    assert result.exit_code == 0 and result.outcomes[0].attempts == 3  # daily twice, adj_factor once
     assert max(clock.sleeps) >= 60
 
 
 def test_tushare_calls_per_minute_budget_spaces_calls(sqlite_store, clock, tushare):
     sync(sqlite_store, clock, source="tushare", symbols=("000001", "600000"), start="2025-10-01",
-         tushare_token=TOKEN, tushare_url=tushare.url, tushare_calls_per_minute=2, workers=2)
+         tushare_token=TOKEN, tushare_url=tushare.url, tushare_calls_per_minute=2, workers=2, adjust="none")
     assert len(tushare.requests) == 2 and sum(clock.sleeps) == pytest.approx(30.0)
 
 

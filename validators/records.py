@@ -71,6 +71,9 @@ def utc_now() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+EXCHANGE_SUFFIXES = ("SH", "SZ", "BJ")
+
+
 def exchange_suffix(code: str) -> str:
     """The exchange of an A-share code (6xx SH; 0xx/3xx SZ; 4xx/8xx/92x BJ)."""
     if code.startswith("6"):
@@ -78,6 +81,25 @@ def exchange_suffix(code: str) -> str:
     if code.startswith(("4", "8", "92")):
         return "BJ"
     return "SZ"
+
+
+def parse_code(text: str) -> str:
+    """A 6-digit code from ``000001`` or ``000001.SZ`` (suffix in any case); ValueError says why not.
+
+    A suffix must name the code's own exchange: ``000001.XX`` is no exchange, and
+    ``000001.SH`` is another instrument (the SSE index), not the Shenzhen stock.
+    """
+    code, dot, suffix = text.strip().partition(".")
+    if not (len(code) == 6 and code.isascii() and code.isdigit()):
+        raise ValueError(f"not a 6-digit code: {text!r}")
+    if dot:
+        wanted = exchange_suffix(code)
+        if suffix.upper() not in EXCHANGE_SUFFIXES:
+            raise ValueError(f"unknown exchange suffix {'.' + suffix!r} in {text!r}: expected .SH, .SZ or .BJ "
+                             f"({code} is .{wanted})")
+        if suffix.upper() != wanted:
+            raise ValueError(f"{text!r}: {code} is a .{wanted} code, not .{suffix.upper()}")
+    return code
 
 
 def app_full_symbol(code: str) -> str:
@@ -156,8 +178,8 @@ def build_document(
         "low": _float_or_none(low),
         "close": close_f,
         "pre_close": pre_close_f,
-        "volume": _float_or_none(volume),
-        "amount": _float_or_none(amount),
+        "volume": _float_or_none(volume) or None,  # the app writes `volume or None`
+        "amount": (_float_or_none(amount) or None) if data_source == "tushare" else _float_or_none(amount),
         "change": change,
         "pct_chg": pct_chg,
     }

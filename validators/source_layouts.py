@@ -19,6 +19,10 @@ Rules of the contract that apply here:
 - change and pct_chg are recomputed from close and pre_close (4 decimals); where
   pre_close is absent (AKShare has none), the source's own values are kept, as
   the application does.
+- zero is written as the application writes it: ``volume or None`` for every
+  source and ``amount or None`` for Tushare, so a 0 becomes null.
+- a code's exchange suffix (Tushare's ts_code, a document's full_symbol) must be
+  .SH, .SZ or .BJ; ts_code must name the code's own exchange.
 
 pandas is imported inside the functions: importing this module stays cheap.
 """
@@ -57,8 +61,10 @@ AKSHARE_FIELDS = {
     "成交额": "amount",
     "涨跌幅": "pct_chg",
     "涨跌额": "change",
-    "换手率": "turnover_rate",
 }
+# 换手率 is not written: the application renames it to ``turnover``, a name its writer never
+# reads, so its AKShare documents carry no turnover_rate (a writer that added one would flip
+# the field on every alternate sync).
 AKSHARE_COLUMNS = ("日期", "股票代码", "开盘", "收盘", "最高", "最低", "成交量", "成交额", "振幅", "涨跌幅", "涨跌额", "换手率")
 TUSHARE_COLUMNS = ("ts_code", "trade_date", "open", "high", "low", "close", "pre_close", "change", "pct_chg", "vol", "amount")
 TUSHARE_VOLUME_FACTOR = 100  # lots → shares
@@ -287,6 +293,7 @@ def convert_frame(
     if layout == "tushare":
         numbers["volume"] = numbers["volume"] * TUSHARE_VOLUME_FACTOR
         numbers["amount"] = numbers["amount"] * TUSHARE_AMOUNT_FACTOR
+    _check_suffixes(raw, layout, converted)
 
     # change / pct_chg: recomputed where close and pre_close are present and non-zero
     # (records.recompute_change: pct_chg from the rounded change), else the source's own
@@ -307,6 +314,13 @@ def convert_frame(
         return values.fillna(default) if default is not None else values
 
     default_source = data_source or (layout if layout != "document" else None)
+    # The application writes ``volume or None`` (every source) and ``amount or None`` (Tushare).
+    numbers["volume"] = numbers["volume"].where(numbers["volume"] != 0)
+    if default_source == "tushare":
+        numbers["amount"] = numbers["amount"].where(numbers["amount"] != 0)
+    elif layout == "document" and data_source is None and "data_source" in raw.columns:
+        tushare_rows = raw["data_source"].astype("string").eq("tushare").fillna(False).to_numpy(dtype=bool)
+        numbers["amount"] = numbers["amount"].where(~(tushare_rows & (numbers["amount"] == 0).to_numpy()))
     out["symbol"] = symbols
     out["code"] = symbols
     out["full_symbol"] = symbols + np.where(symbols.str.startswith("6").fillna(False), ".SH", ".SZ")
@@ -321,14 +335,44 @@ def convert_frame(
         out[name] = numbers[name]
     out["change"] = change
     out["pct_chg"] = pct_chg
-    optional_sources = {"turnover_rate": "换手率"} if layout == "akshare" else (
-        {n: n for n in OPTIONAL_FIELDS} if layout == "document" else {}
-    )
+    optional_sources = {n: n for n in OPTIONAL_FIELDS} if layout == "document" else {}
     for name, source in optional_sources.items():
         values = column(source)
         if values is not None:
             out[name] = _numbers(values, source, converted)
     return converted
+
+
+def _check_suffixes(raw: pd.DataFrame, layout: str, converted: ConvertedFrame) -> None:
+    """A row whose code carries an unknown exchange suffix (``000001.XX``) is a reject, not a guess.
+
+    Tushare's ts_code must name the code's own exchange; a document's full_symbol
+    may carry the application's .SZ for Beijing codes, but no unknown suffix.
+    """
+    from validators.records import EXCHANGE_SUFFIXES, parse_code
+
+    name = {"tushare": "ts_code", "document": "full_symbol"}.get(layout)
+    if name is None or name not in raw.columns:
+        return
+    text = raw[name].astype("string").str.strip()
+    why: dict[str, str] = {}
+    for value in text.dropna().unique().tolist():
+        if layout == "document":
+            suffix = value.partition(".")[2]
+            if suffix and suffix.upper() not in EXCHANGE_SUFFIXES:
+                why[value] = f"unknown exchange suffix {'.' + suffix!r} in {value!r}: expected .SH, .SZ or .BJ"
+            continue
+        try:
+            if "." not in value:
+                raise ValueError(f"{value!r} has no exchange suffix")
+            parse_code(value)
+        except ValueError as exc:
+            why[value] = str(exc)
+    if not why:
+        return
+    bad = text.isin(list(why)).fillna(False).to_numpy(dtype=bool)
+    for label, value in zip(raw.index[bad], text[bad].tolist(), strict=True):
+        converted.add_problem(label, f"{name}: {why[value]}")
 
 
 @lru_cache(maxsize=32)

@@ -2,8 +2,10 @@
 
 The token comes from configuration and is handed to the client object; never
 ``ts.set_token``, which writes it in plain text to ``~/tk.csv``. Adjusted prices
-multiply by ``pro.adj_factor`` (hfq) and divide by the latest factor (qfq), as
-``pro_bar`` does, without ``pro_bar``'s immediate retries that lose the cause.
+multiply by ``pro.adj_factor`` (hfq) and divide by the latest factor (qfq), rounded to 2
+decimals, as ``pro_bar`` does, without calling ``pro_bar``: it retries at once and
+turns token and rate-limit errors into a bare "ERROR.", and it anchors qfq on
+the last factor of the requested window rather than the latest one.
 """
 
 from __future__ import annotations
@@ -68,21 +70,40 @@ class TushareClient:
         return sorted({str(v).split(".")[0] for v in frame[column].tolist() if str(v).split(".")[0].isdigit()})
 
 
+def pro_bar_round(value: float) -> float:
+    """``pro_bar``'s rounding of an adjusted price, ``float('%.2f' % x)``: the exact binary value, half-even."""
+    return float(f"{value:.2f}")
+
+
 def apply_adjustment(quotes: pd.DataFrame, factors: pd.DataFrame, adjust: str) -> pd.DataFrame:
-    """Prices x adj_factor (hfq), or x adj_factor / latest adj_factor (qfq); rows without a factor keep none."""
+    """Adjusted prices exactly as ``pro_bar(adj=...)`` computes them, asked up to today.
+
+    hfq: price x adj_factor; qfq: price x adj_factor / the latest adj_factor in
+    ``factors`` (the caller fetches factors up to today, so the anchor is the
+    latest factor, as the application's ``pro_bar`` call up to today has it).
+    A day without a factor takes the factor of the nearest earlier day
+    (``pro_bar``'s ``bfill`` over its newest-first frame). Each adjusted price is
+    rounded to 2 decimals as ``pro_bar`` does; change and pct_chg are then
+    recomputed from the rounded prices by the conversion, as the application does.
+    """
     import pandas as pd
 
     if adjust == "none" or quotes.empty:
         return quotes
     if factors is None or factors.empty or "adj_factor" not in factors.columns:
         raise ValueError("no adj_factor rows for an adjusted request")
-    factor = quotes["trade_date"].map(dict(zip(factors["trade_date"], factors["adj_factor"], strict=True)))
-    factor = pd.to_numeric(factor, errors="coerce")
-    if adjust == "qfq":
-        latest = pd.to_numeric(factors.sort_values("trade_date")["adj_factor"], errors="coerce").iloc[-1]
-        factor = factor / latest
-    adjusted = quotes.copy()
+    ordered = factors.assign(adj_factor=pd.to_numeric(factors["adj_factor"], errors="coerce"))
+    ordered = ordered.dropna(subset=["adj_factor"]).sort_values("trade_date", kind="stable")
+    if ordered.empty:
+        raise ValueError("no usable adj_factor rows for an adjusted request")
+    by_day = dict(zip(ordered["trade_date"], ordered["adj_factor"], strict=True))
+    adjusted = quotes.sort_values("trade_date", kind="stable").copy()
+    factor = adjusted["trade_date"].map(by_day).astype("float64").ffill()
+    latest = float(ordered["adj_factor"].iloc[-1])
     for name in PRICE_COLUMNS:
         if name in adjusted.columns:
-            adjusted[name] = pd.to_numeric(adjusted[name], errors="coerce") * factor
+            prices = pd.to_numeric(adjusted[name], errors="coerce").astype("float64") * factor
+            if adjust == "qfq":
+                prices = prices / latest
+            adjusted[name] = [pro_bar_round(v) for v in prices.tolist()]
     return adjusted

@@ -344,10 +344,11 @@ class MongoStore:
         return self.collection.count_documents(self._invalid_filter(flt))
 
     def latest_valid_trade_dates(
-        self, data_source: str, period: str = "daily", symbols: Iterable[str] | None = None
+        self, data_source: str, period: str = "daily", symbols: Iterable[str] | None = None,
+        *, end: str | None = None,
     ) -> dict[str, str]:
         flt = RecordFilter(
-            data_source=data_source, period=period, symbols=tuple(symbols) if symbols is not None else None
+            data_source=data_source, period=period, symbols=tuple(symbols) if symbols is not None else None, end=end
         )
         pipeline = [
             {"$match": self._filter(flt, {"trade_date": valid_date_query()})},

@@ -511,6 +511,10 @@ class SQLiteStore:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
                 raise StoreError(f"SQLite upsert failed in {self.path}: {exc}") from exc
+            except BaseException:  # Ctrl-C/SIGTERM mid-batch: the batch is undone and the connection usable
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
             inserted = after_max - before_max  # new rows take max(rid)+1
             written = self.conn.total_changes - before_changes
             result.inserted += inserted
@@ -732,10 +736,11 @@ class SQLiteStore:
         return self.conn.execute(f"SELECT count(*) FROM {TABLE}{where}", params).fetchone()[0]
 
     def latest_valid_trade_dates(
-        self, data_source: str, period: str = "daily", symbols: Iterable[str] | None = None
+        self, data_source: str, period: str = "daily", symbols: Iterable[str] | None = None,
+        *, end: str | None = None,
     ) -> dict[str, str]:
         flt = RecordFilter(
-            data_source=data_source, period=period, symbols=tuple(symbols) if symbols is not None else None
+            data_source=data_source, period=period, symbols=tuple(symbols) if symbols is not None else None, end=end
         )
         where, params = self._where(flt, VALID_DATE_SQL)
         rows = self.conn.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -24,7 +25,11 @@ def sync_command(
     end: Annotated[str | None, typer.Option("--end", help="Last date (default: today in Asia/Shanghai).")] = None,
     default_start: Annotated[str | None, typer.Option("--default-start", help="Where a symbol with nothing stored starts (default: 1990-12-19).")] = None,
     period: Annotated[str, typer.Option("--period", help="daily, weekly or monthly.")] = "daily",
-    adjust: Annotated[str, typer.Option("--adjust", help="Price adjustment: none, qfq or hfq.")] = "none",
+    adjust: Annotated[str | None, typer.Option("--adjust", help="Price basis: qfq (default: what the application stores), none or hfq.",
+                                               show_default=False)] = None,
+    rebase: Annotated[bool, typer.Option("--rebase", help="Convert stored spans recorded on another basis to this one (the replaced documents are backed up first).")] = False,
+    backup_dir: Annotated[str | None, typer.Option("--backup-dir", help="Where re-base backups go (default: $TACN_HOME/backups).",
+                                                   show_default=False)] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Symbols fetched in parallel (rate limits are shared).")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Fetch and validate, write nothing.")] = False,
     rejects: Annotated[str | None, typer.Option("--rejects", help="Rejected rows go here, JSON Lines (default: TACN_HOME/rejects/<run>.jsonl).")] = None,
@@ -53,6 +58,14 @@ def sync_command(
             raise typer.Exit(exit_codes.OK)
         request, env = _request(source, symbols, symbols_file, all_symbols, start, end, default_start, period, adjust, workers,
                                 dry_run, rejects, layout, file_type, timeout, retries, akshare_interval, tushare_rate)
+        request.rebase = rebase
+        if request.source_kind != "file":
+            from tacn_cli.commands.clean_invalid_trade_date import default_backup_dir
+
+            request.backup_dir = Path(backup_dir).expanduser() if backup_dir else default_backup_dir(env)
+        if adjust in ("none", "hfq"):
+            out.warn(f"--adjust {adjust}: the application stores qfq prices and reads these documents as qfq; "
+                     f"{adjust} prices under the same keys break its series at every ex-date")
         from pipelines.sync import run_sync
 
         with open_store_for(out, store, database, env=env, mode="create") as opened:
@@ -176,13 +189,21 @@ def _render(out: Output, result, json_: bool) -> None:
     ]
     if result.skipped:
         rows.append(["skipped (outside --symbols/--start/--end)", result.skipped])
+    if result.rebased:
+        rows.append(["symbols re-based (documents)", f"{len(result.rebased)} ({sum(result.rebased.values())})"])
     rows.append(["duration (s)", round(result.duration_s, 1)])
     out.table(f"sync {result.source} → {result.store}{mode}", ["", "count"], rows)
+    for outcome in result.outcomes:
+        if outcome.rebase_reason and (outcome.rebased or outcome.rebase_backup):
+            undo = f"; undo: tacn restore {outcome.rebase_backup}" if outcome.rebase_backup else ""
+            out.line(f"re-based {outcome.symbol}: {outcome.rebased} documents ({outcome.rebase_reason}){undo}",
+                     style="yellow")
     if result.rejects_path:
         out.line(f"rejected rows: {result.rejects_path}", style="red")
     verdict = {0: ("synced", "green"), 1: ("synced with problems", "yellow"), 3: ("sync failed", "red")}
     text, style = verdict[result.exit_code]
-    out.line(f"{text}: status {result.status}, last trade_date {result.last_trade_date or '-'}", style=style)
+    out.line(f"{text}: status {result.status}, prices {result.adjust}, last trade_date {result.last_trade_date or '-'}",
+             style=style)
 
 
 def _show_status(out: Output, store, database, limit: int, json_: bool) -> None:
