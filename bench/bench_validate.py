@@ -142,6 +142,7 @@ def floor(path: Path) -> tuple[float, dict]:
         "data_source_known": ~df["data_source"].isin(["akshare", "tushare", "baostock"]),
         "market_known": ~df["market"].isin(["CN", "HK", "US"]),
         "key_unique": df.duplicated(["symbol", "trade_date", "data_source", "period"]),
+        "prices_numeric": (prices.notna() & ~np.isfinite(prices)).any(axis=1),
         "prices_positive": (prices.notna() & ~(prices > 0)).any(axis=1),
         "high_is_highest": (df["open"] > df["high"]) | (df["close"] > df["high"]) | (df["low"] > df["high"]),
         "low_is_lowest": (df["low"] > df["open"]) | (df["low"] > df["close"]),

@@ -4,6 +4,10 @@ Accepts a tacn backup (its manifest checksum is verified first) or any Extended
 JSON Lines file of documents such as ``mongoexport`` output (every line is
 parsed before anything is written). Putting back is idempotent: documents
 already present are left alone, so a second run changes nothing.
+
+A backup of documents that were *replaced* rather than deleted (a sync's
+re-base: its manifest says ``"restore_mode": "replace"``) puts the backed-up
+values back over the documents with the same ``_id``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ class RestoreResult:
     inserted: int
     already_present: int
     conflicts: list[dict] = field(default_factory=list)
+    replaced: int = 0  # documents given back their backed-up values (a re-base backup)
 
     @property
     def complete(self) -> bool:
@@ -34,6 +39,9 @@ class RestoreResult:
 def restore_backup(store: QuoteStore, path: Path | str | VerifiedBackup) -> RestoreResult:
     """Verify ``path`` and put its documents back. Raises BackupDamaged (nothing written) or UsageError."""
     backup = path if isinstance(path, VerifiedBackup) else open_backup(path)
+    replaced = 0
+    if backup.manifest and backup.manifest.get("restore_mode") == "replace":
+        replaced = store.replace_documents(backup.documents())
     put = store.put_documents(backup.documents())
     return RestoreResult(
         store=store.display_url,
@@ -44,4 +52,5 @@ def restore_backup(store: QuoteStore, path: Path | str | VerifiedBackup) -> Rest
         inserted=put.inserted,
         already_present=put.already_present,
         conflicts=put.conflicts,
+        replaced=replaced,
     )

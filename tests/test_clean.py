@@ -255,11 +255,11 @@ def test_verify_fix_counts_the_recent_window_and_other_error_rules(store):
     old, recent = T0, T0 + timedelta(days=30)
     store.upsert([quote(day="2025-09-01")], now=old)
     store.put_documents([{**quote(day="2025-09-02"), "_id": ObjectId(), "trade_date": "7", "updated_at": old}])
-    store.upsert([quote(day="2025-09-03", close=-1.0)], now=recent)  # fails prices_positive
+    store.upsert([quote(day="2025-09-03", volume=-1.0)], now=recent)  # fails volume_amount_non_negative
     result = verify_fix(store, since=recent - timedelta(hours=1), now=recent + timedelta(hours=1))
     assert (result.invalid_trade_date_since, result.invalid_trade_date_total) == (0, 1)
     assert (result.failing_other_rules_since, result.failing_other_rules_total) == (1, 1)
-    prices = next(r for r in result.rules if r.rule == "prices_positive")
+    prices = next(r for r in result.rules if r.rule == "volume_amount_non_negative")
     assert (prices.since, prices.total) == (1, 1)
     assert all(r.rule != "trade_date_iso" for r in result.rules)
     dates_only = verify_fix(store, check_rules=False)

@@ -62,7 +62,8 @@ def test_catalogue_names_are_unique_and_severities_known():
 
 def test_error_rule_names_are_the_row_level_errors():
     names = error_rule_names()
-    assert "trade_date_iso" in names and "prices_positive" in names
+    assert "trade_date_iso" in names and "prices_numeric" in names
+    assert "prices_positive" not in names  # qfq history can be <= 0: the application stores such prices
     assert "key_unique" not in names  # dataset-level
     assert "trading_day" not in names  # a warning
     assert set(failing_masks(pd.DataFrame([good_doc()]), severity="error")) == set(names)
@@ -113,7 +114,8 @@ def test_date_rule_on_a_string_column_and_a_mixed_column_agree():
         ("market_known", {"market": None}),
         ("prices_positive", {"open": 0.0}),
         ("prices_positive", {"pre_close": -1.0}),
-        ("prices_positive", {"close": "10.5"}),
+        ("prices_numeric", {"close": "10.5"}),
+        ("prices_numeric", {"open": float("inf")}),
         ("high_is_highest", {"high": 10.2}),  # below close 10.5
         ("high_is_highest", {"low": 11.5, "high": 11.0}),
         ("low_is_lowest", {"low": 10.2}),  # above open 10.0
@@ -137,6 +139,8 @@ def test_rule_fails_bad_record(rule, changes):
     ("rule", "changes"),
     [
         ("prices_positive", {"open": None, "pre_close": float("nan")}),  # absent prices are allowed
+        ("prices_numeric", {"open": None, "pre_close": float("nan")}),
+        ("prices_numeric", {"open": -0.35, "low": -0.4, "close": -0.3, "high": -0.2}),  # old qfq history
         ("high_is_highest", {"high": None}),
         ("volume_amount_non_negative", {"volume": 0.0, "amount": None}),
         ("full_symbol_exchange", {"symbol": "000001", "code": "000001", "full_symbol": "000001.SZ"}),

@@ -92,7 +92,11 @@ RULES: tuple[Rule, ...] = (
         scope=DATASET,
         fields=KEY_FIELDS,
     ),
-    Rule("prices_positive", "error", "open, high, low, close, pre_close are numbers > 0 where present", fields=PRICE_FIELDS),
+    Rule("prices_numeric", "error", "open, high, low, close, pre_close are finite numbers where present", fields=PRICE_FIELDS),
+    # A warning, not an error: forward-adjusted (qfq) history can be zero or negative. Eastmoney's qfq
+    # subtracts later dividends, so the application itself stores such prices for long-listed stocks.
+    Rule("prices_positive", "warning", "open, high, low, close, pre_close are positive where present "
+         "(qfq history of long-listed stocks can be zero or negative, as the application stores it)", fields=PRICE_FIELDS),
     Rule("high_is_highest", "error", "high >= open, close and low (where present)", fields=("high", "open", "close", "low")),
     Rule("low_is_lowest", "error", "low <= open and close (where present)", fields=("low", "open", "close")),
     Rule("volume_amount_non_negative", "error", "volume and amount are numbers >= 0 where present", fields=VOLUME_FIELDS),
@@ -255,7 +259,19 @@ def _fails_prices(frame, ctx):
     fails = pd.Series(False, index=frame.index)
     for name in PRICE_FIELDS:
         values = column(frame, name)
-        fails |= present(values) & ~(as_number(values) > 0)
+        numbers = as_number(values)
+        fails |= numbers.notna() & ~(numbers > 0)  # a non-number is prices_numeric's business
+    return fails
+
+
+def _fails_prices_numeric(frame, ctx):
+    import numpy as np
+    import pandas as pd
+
+    fails = pd.Series(False, index=frame.index)
+    for name in PRICE_FIELDS:
+        values = column(frame, name)
+        fails |= present(values) & ~pd.Series(np.isfinite(as_number(values).to_numpy()), index=frame.index)
     return fails
 
 
@@ -360,6 +376,7 @@ CHECKS: dict[str, Callable[[Any, CheckContext], Any]] = {
     "period_known": _member_fails("period", PERIODS),
     "data_source_known": _member_fails("data_source", DATA_SOURCES),
     "market_known": _member_fails("market", MARKETS),
+    "prices_numeric": _fails_prices_numeric,
     "prices_positive": _fails_prices,
     "high_is_highest": _fails_high,
     "low_is_lowest": _fails_low,
@@ -438,6 +455,9 @@ def explain(rule_name: str, record: dict, *, context: CheckContext | None = None
         name = rule_name.removesuffix("_known")
         value = get(name)
         return f"{name} missing" if _missing(value) else f"unknown {name} {value!r}"
+    if rule_name == "prices_numeric":
+        bad = [f"{n}={get(n)!r}" for n in PRICE_FIELDS if not _missing(get(n)) and not _number_ok(get(n), rule_name)]
+        return f"not a finite number: {', '.join(bad)}"
     if rule_name in ("prices_positive", "volume_amount_non_negative"):
         names = PRICE_FIELDS if rule_name == "prices_positive" else VOLUME_FIELDS
         bound = "> 0" if rule_name == "prices_positive" else ">= 0"
@@ -480,6 +500,8 @@ def _number_ok(value: object, rule_name: str) -> bool:
                 return False
         except ImportError:  # pragma: no cover - numpy ships with pandas
             return False
+    if rule_name == "prices_numeric":
+        return value == value and abs(value) != float("inf")
     return value > 0 if rule_name == "prices_positive" else value >= 0
 
 

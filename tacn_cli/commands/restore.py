@@ -45,6 +45,8 @@ def restore_command(
             out.line(f"restored from {result.backup} ({result.verified_by})")
             out.table(None, ["records in backup", "put back", "already present", "conflicts"],
                       [[result.records, result.inserted, result.already_present, len(result.conflicts)]])
+            if result.replaced:
+                out.line(f"{result.replaced:,} present record(s) given their backed-up values back (a re-base backup)")
             if result.conflicts:
                 out.table("not put back", ["_id", "reason"],
                           [[c["_id"], c["reason"]] for c in result.conflicts[:CONFLICTS_SHOWN]], )
