@@ -54,6 +54,8 @@ class ResyncOutcome:
     updated: int = 0
     rejected: int = 0
     error: str | None = None
+    rebased: dict[str, int] = field(default_factory=dict)  # symbol → documents re-based (an adjustment event)
+    rebase_backups: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -162,8 +164,9 @@ def repair(
         if t.source is not None and t.end is not None:
             groups.setdefault((t.source, t.period, t.start, t.end), []).append(t.symbol)
     for (src, period, start, end), symbols in groups.items():
-        result.resyncs.append(_resync(store, sync, src, period, start, end, sorted(set(symbols)), sync_options or {},
-                                      now))
+        # The sync's re-base rule holds here too: its backups go where clean's did.
+        options = {"backup_dir": backup_dir, **(sync_options or {})}
+        result.resyncs.append(_resync(store, sync, src, period, start, end, sorted(set(symbols)), options, now))
     result.verify = verify_fix(store, data_source=data_source, now=now)
     return result
 
@@ -180,6 +183,8 @@ def _resync(store, sync, source, period, start, end, symbols, options, now) -> R
         return outcome
     outcome.status = synced.status
     outcome.inserted, outcome.updated, outcome.rejected = synced.inserted, synced.updated, synced.rejected
+    outcome.rebased = dict(getattr(synced, "rebased", {}) or {})
+    outcome.rebase_backups = list(getattr(synced, "rebase_backups", []) or [])
     if synced.errors:
         outcome.error = "; ".join(str(e.get("error")) for e in synced.errors[:3])
     return outcome

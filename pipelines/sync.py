@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -40,7 +40,7 @@ from pipelines.errors import (
     UsageError,
 )
 from validators.dates import FIRST_TRADE_DATE_ISO, shanghai_today
-from validators.records import PERIODS, utc_now
+from validators.records import PERIODS, parse_code, utc_now
 from validators.source_layouts import LAYOUTS, LayoutError, convert_frame, documents
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ DEFAULT_ADJUST = price_basis.APP_BASIS  # the application stores qfq for both so
 REBASE_TOLERANCE = 0.005 + 1e-9
 DEFAULT_HISTORY_START = FIRST_TRADE_DATE_ISO
 JOB_PREFIX = "tacn_sync"
+FILE_BASIS_NOTE = ("a file has no price basis tacn can fetch or check: its prices are written as they are (the "
+                   "application reads them as qfq), no basis is recorded, and no re-base is tried")
 MAX_ERRORS_RECORDED = 100
 _SYMBOL_RE = re.compile(r"^\d{6}$")
 
@@ -160,6 +162,7 @@ class SyncResult:
     rebased: dict[str, int] = field(default_factory=dict)  # symbol → documents re-based
     rebase_backups: list[str] = field(default_factory=list)
     rebase_kept: dict[str, list[str]] = field(default_factory=dict)  # symbol → stored days kept
+    basis_note: str | None = None  # what the run did (or could not do) about the price basis
 
     @property
     def exit_code(self) -> int:
@@ -493,11 +496,28 @@ def run_sync(
         result.duration_s = round(clock() - t0, 3)
         try:
             if record:
-                _write_records(store, result, request, result.status)
+                with _signals_held():  # a second Ctrl-C/SIGTERM must not leave the run recorded "running"
+                    _write_records(store, result, request, result.status)
         finally:
             if lock is not None:
                 lock.release()
     return result
+
+
+@contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM ignored for the duration (main thread only): the run is ending anyway."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def _status_message(result: SyncResult) -> str:
@@ -635,6 +655,7 @@ def _sync_file(store, request, source, result, rejects, progress, now) -> None:
                     _add_write(result, None, store.upsert(documents(good, now=now), now=now))
             _progress(progress, result, "rows", done, None, str(source.path.name))
     result.symbols_total = result.symbols_ok = len(seen_symbols)
+    result.basis_note = FILE_BASIS_NOTE
     if result.rows_fetched == 0:
         result.warnings.append(f"{source.path} holds no rows")
 
@@ -1049,10 +1070,10 @@ def read_symbols_file(path: str | Path) -> tuple[str, ...]:
         for token in re.split(r"[,\s]+", line.split("#", 1)[0].strip()):
             if not token:
                 continue
-            code = token.split(".")[0]
-            if not _SYMBOL_RE.match(code):
-                raise UsageError(f"--symbols-file {path}, line {number}: not a 6-digit code: {token!r}")
-            codes.append(code)
+            try:
+                codes.append(parse_code(token))
+            except ValueError as exc:
+                raise UsageError(f"--symbols-file {path}, line {number}: {exc}") from None
     if not codes:
         raise UsageError(f"--symbols-file {path} lists no codes")
     return tuple(dict.fromkeys(codes))

@@ -34,7 +34,6 @@ SinceOption = Annotated[
     str | None, typer.Option("--since", help="Records updated since: a duration (24h, 7d, 30m) or a date.")
 ]
 
-_SYMBOL_RE = re.compile(r"^\d{6}$")
 _DURATION_RE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -42,11 +41,15 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 def parse_symbols(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
-    symbols = tuple(s.strip() for s in text.split(",") if s.strip())
-    bad = [s for s in symbols if not _SYMBOL_RE.match(s)]
-    if bad or not symbols:
-        raise typer.BadParameter(f"expected 6-digit codes separated by commas, got {', '.join(bad) or 'nothing'}")
-    return symbols
+    from validators.records import parse_code
+
+    tokens = [s.strip() for s in text.split(",") if s.strip()]
+    if not tokens:
+        raise typer.BadParameter("expected 6-digit codes separated by commas, got nothing")
+    try:  # 000001 or 000001.SZ; an unknown or wrong exchange suffix (000001.XX) is refused
+        return tuple(dict.fromkeys(parse_code(token) for token in tokens))
+    except ValueError as exc:
+        raise typer.BadParameter(f"--symbols: {exc}") from None
 
 
 def parse_choice(value: str | None, choices: tuple[str, ...], name: str) -> str | None:

@@ -82,6 +82,7 @@ def _render(out: Output, result) -> None:
         style = "green" if r.status == "success" else "red"
         out.line(f"sync {r.source} {r.period} {','.join(r.symbols)} {r.start}..{r.end}: {r.status}, "
                  f"inserted {r.inserted}, updated {r.updated}, rejected {r.rejected}"
+                 + (f", re-based {', '.join(f'{s} ({n})' for s, n in r.rebased.items())}" if r.rebased else "")
                  + (f" ({r.error})" if r.error else ""), style=style)
     if result.verify is not None:
         v = result.verify

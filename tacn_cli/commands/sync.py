@@ -174,6 +174,8 @@ def _render(out: Output, result, json_: bool) -> None:
             payload.update(error_fields("sync_failed", first, result.exit_code))
         out.json(payload)
         return
+    if result.basis_note:
+        out.info(f"note: {result.basis_note}")
     for warning in result.warnings[:20]:
         out.warn(warning)
     if len(result.warnings) > 20:
