@@ -487,7 +487,7 @@ def run_sync(
         result.status = "failed"
         message = str(exc) if isinstance(exc, TacnError) else (
             "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
-        result.errors.append({"symbol": None, "error": message[:300]})
+        result.errors.append({"symbol": None, "error": message[:2000]})
         raise
     finally:
         rejects.close()
@@ -871,9 +871,9 @@ def _check_basis(request: SyncRequest, book, symbols: list[str], latest: dict[st
            "records carry no adjust field); tacn now writes qfq like the application." if inferred else "")
     raise BasisMismatch(
         f"this sync writes {request.basis} prices but the stored {request.source_kind} {request.period} quotes of "
-        f"{len(other)} symbol(s) are recorded on another basis: {found}.{why} Mixing bases under one key breaks "
-        f"the series at every ex-date, so nothing was fetched. To replace each stored span on the {request.basis} "
-        f"basis (the documents replaced are backed up first; tacn restore undoes it), run: {' '.join(command)}")
+        f"{len(other)} symbol(s) are on another basis ({found}); nothing was fetched. To replace each stored span "
+        f"on the {request.basis} basis (backed up first; tacn restore undoes it), run: {' '.join(command)} .{why} "
+        "Mixing bases under one key breaks the series at every ex-date.")
 
 
 def _stored_span(store, request: SyncRequest, symbol: str) -> tuple[str | None, str | None, list[dict]]:
@@ -1007,9 +1007,14 @@ def _rebase(ctx: _ApplyContext, outcome: SymbolOutcome, payload, *, converting: 
             _fail(ctx.result, outcome)
             return None
         outcome.start, outcome.end, outcome.fetched = span_start, span_end, refetched.fetched
+    from pipelines.stores.base import comparable, same_document
+
     raw, good, reasons = payload
-    fresh_days = set(good["trade_date"].tolist())
-    replaced = [doc for doc in stored if doc["trade_date"] in fresh_days]
+    fresh = {doc["trade_date"]: comparable(doc) for doc in documents(good, now=ctx.now)}
+    fresh_days = set(fresh)
+    # What the upsert will replace: stored documents whose values differ from the fresh ones.
+    replaced = [doc for doc in stored if doc["trade_date"] in fresh
+                and not same_document(comparable(doc), fresh[doc["trade_date"]])]
     outcome.kept = sorted(doc["trade_date"] for doc in stored if doc["trade_date"] not in fresh_days)
     if outcome.kept:
         ctx.result.rebase_kept[outcome.symbol] = outcome.kept
