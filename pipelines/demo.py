@@ -53,12 +53,11 @@ def _walk(symbol: str, days: list[str], source: str) -> list[dict]:
         lots = rng.randint(10_000, 2_000_000)
         volume = lots * 100.0 if source == "tushare" else float(lots)
         amount = round(lots * 100 * (high + low) / 2, 2)
-        turnover_rate = round(rng.uniform(0.1, 8), 4)  # drawn for both sources: their walks stay the same
+        rng.uniform(0.1, 8)  # was turnover_rate, which the application never writes: drawn so the walks stay the same
         docs.append(
             build_document(
                 symbol=symbol, trade_date=day, data_source=source, open=open_, high=high, low=low,
                 close=close, pre_close=pre_close, volume=volume, amount=amount,
-                optional={"turnover_rate": turnover_rate} if source == "akshare" else None,
                 now=DEMO_CLOCK,
             )
         )

@@ -895,8 +895,10 @@ def moved_days(stored: list[dict], fresh) -> list[str]:
     from validators.records import PRICE_FIELDS
 
     by_day = {doc["trade_date"]: doc for doc in stored}
+    if not by_day:
+        return []
     moved = []
-    for row in fresh.itertuples(index=False):
+    for row in fresh[fresh["trade_date"].isin(list(by_day))].itertuples(index=False):
         doc = by_day.get(row.trade_date)
         if doc is None:
             continue
