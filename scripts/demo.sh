@@ -27,6 +27,26 @@ step "Sync a CSV in AKShare's layout; one row has the 2025-10-23 bug (日期 \"0
 step "The rejects file: the row as sent and why" 0 cat "$TACN_HOME/sync-rejects.jsonl"
 step "The same sync again: idempotent (0 inserted, 0 updated; the bad row is still rejected)" 1 tacn sync --source "file:$SYNC_SAMPLE" --store "$DEMO_STORE" --rejects "$TACN_HOME/sync-rejects.jsonl"
 step "The run record tacn sync keeps (sync_status shape)" 0 tacn sync --status --store "$DEMO_STORE" --limit 3
+# --- qfq and re-basing (offline: a local stand-in for Tushare's API, pipelines/dev_quote_server.py) ---
+# Synthetic quotes; 600000 has a dividend on 2025-10-20, unknown to the sources until their as-of date passes it.
+QFQ_STORE="sqlite:///$TACN_HOME/demo-qfq.db"
+rm -f "$TACN_HOME/demo-qfq.db" "$TACN_HOME/demo-qfq.db-wal" "$TACN_HOME/demo-qfq.db-shm"
+QUOTES_PORT_FILE="$(mktemp -u "${TMPDIR:-/tmp}/tacn-demo-quotes.XXXXXX")"
+QUOTES_AS_OF="$(mktemp "${TMPDIR:-/tmp}/tacn-demo-asof.XXXXXX")"
+echo 2025-10-10 > "$QUOTES_AS_OF"
+"$(dirname "$(command -v tacn)")/python" -m pipelines.dev_quote_server --port-file "$QUOTES_PORT_FILE" \
+  --as-of-file "$QUOTES_AS_OF" --token demo-token-0123456789abcdef &
+QUOTES_PID=$!
+for _ in $(seq 100); do [ -s "$QUOTES_PORT_FILE" ] && break; sleep 0.1; done
+QFQ_SYNC=(env TUSHARE_TOKEN=demo-token-0123456789abcdef TACN_TUSHARE_URL="http://127.0.0.1:$(cat "$QUOTES_PORT_FILE" 2>/dev/null || echo 9)/dataapi"
+  tacn sync --source tushare --symbols 000001,600000 --default-start 2025-06-02 --tushare-rate 60000
+  --store "$QFQ_STORE" --backup-dir "$TACN_HOME/demo-backups")
+step "Sync qfq prices (the default, as the application stores them: daily x adj_factor / latest factor, 2 decimals)" 0 "${QFQ_SYNC[@]}" --end 2025-10-10
+echo 2025-10-24 > "$QUOTES_AS_OF"
+step "Two weeks later, after 600000's dividend: the overlap session moved, so its whole span is re-based (backed up first)" 0 "${QFQ_SYNC[@]}" --end 2025-10-24
+step "The same sync again: nothing changes, nothing re-based" 0 "${QFQ_SYNC[@]}" --end 2025-10-24
+step "Unadjusted prices over a qfq store: refused (exit 3) with the exact --rebase command" 3 "${QFQ_SYNC[@]}" --end 2025-10-24 --adjust none
+kill "$QUOTES_PID" 2>/dev/null; wait "$QUOTES_PID" 2>/dev/null; rm -f "$QUOTES_PORT_FILE" "$QUOTES_AS_OF"
 # --- validate steps (issue: tacn validate) ---
 step "Validate the demo store: the seeded bad trade_dates fail the gate" 1 tacn validate --store "$DEMO_STORE"
 step "The same gate as JUnit XML for CI (exit 1 again)" 1 tacn validate --store "$DEMO_STORE" --rules trade_date_iso,key_unique --junit "$TACN_HOME/validate-junit.xml" --json --max-samples 1
