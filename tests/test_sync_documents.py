@@ -132,6 +132,10 @@ def test_file_rows_with_an_unknown_suffix_are_rejected(tmp_path):
     document = convert_frame(pd.DataFrame([{"symbol": "000001", "trade_date": "2025-10-20", "full_symbol": "000001.XX",
                                             "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0}]), "document", now=NOW)
     assert "full_symbol: unknown exchange suffix" in document.problems[0][0]
+    akshare = convert_frame(pd.DataFrame([akshare_row(股票代码="000001.XX"), akshare_row(股票代码="000001.SZ")]),
+                            "akshare", now=NOW)
+    assert list(akshare.problems) == [0] and "股票代码: unknown exchange suffix '.XX'" in akshare.problems[0][0]
+    assert akshare.frame["symbol"].tolist()[1] == "000001"  # its own suffix is accepted
     path = tmp_path / "t.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     with SQLiteStore(tmp_path / "q.db") as store:

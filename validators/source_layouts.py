@@ -208,7 +208,10 @@ def _symbols(series: pd.Series) -> pd.Series:
         if is_int.any():
             series = series.copy()
             series[is_int] = series[is_int].map(lambda v: f"{v:06d}")
-    return series.astype("string").str.strip()
+    text = series.astype("string").str.strip()
+    if text.str.contains(".", regex=False).any():  # 000001.SZ → 000001 (a wrong suffix is a problem of its own)
+        text = text.str.replace(r"^([0-9]{6})\.(?:SH|SZ|BJ|sh|sz|bj)$", r"\1", regex=True)
+    return text
 
 
 # -- the conversion ---------------------------------------------------------------
@@ -346,33 +349,37 @@ def convert_frame(
 def _check_suffixes(raw: pd.DataFrame, layout: str, converted: ConvertedFrame) -> None:
     """A row whose code carries an unknown exchange suffix (``000001.XX``) is a reject, not a guess.
 
-    Tushare's ts_code must name the code's own exchange; a document's full_symbol
-    may carry the application's .SZ for Beijing codes, but no unknown suffix.
+    Tushare's ts_code, and a code column written with a suffix (``000001.SZ``), must
+    name the code's own exchange; a document's full_symbol may carry the
+    application's .SZ for Beijing codes, but no unknown suffix.
     """
     from validators.records import EXCHANGE_SUFFIXES, parse_code
 
-    name = {"tushare": "ts_code", "document": "full_symbol"}.get(layout)
-    if name is None or name not in raw.columns:
-        return
-    text = raw[name].astype("string").str.strip()
-    why: dict[str, str] = {}
-    for value in text.dropna().unique().tolist():
-        if layout == "document":
-            suffix = value.partition(".")[2]
-            if suffix and suffix.upper() not in EXCHANGE_SUFFIXES:
-                why[value] = f"unknown exchange suffix {'.' + suffix!r} in {value!r}: expected .SH, .SZ or .BJ"
+    columns = {"tushare": ("ts_code",), "document": ("symbol", "full_symbol"), "akshare": ("股票代码",)}[layout]
+    for name in columns:
+        if name not in raw.columns:
             continue
-        try:
-            if "." not in value:
-                raise ValueError(f"{value!r} has no exchange suffix")
-            parse_code(value)
-        except ValueError as exc:
-            why[value] = str(exc)
-    if not why:
-        return
-    bad = text.isin(list(why)).fillna(False).to_numpy(dtype=bool)
-    for label, value in zip(raw.index[bad], text[bad].tolist(), strict=True):
-        converted.add_problem(label, f"{name}: {why[value]}")
+        values = raw[name]
+        text = values.where(values.map(type).eq(str)).astype("string").str.strip()
+        why: dict[str, str] = {}
+        for value in text.dropna().unique().tolist():
+            prefix, dot, suffix = value.partition(".")
+            if name == "full_symbol":
+                if suffix and suffix.upper() not in EXCHANGE_SUFFIXES:
+                    why[value] = f"unknown exchange suffix {'.' + suffix!r} in {value!r}: expected .SH, .SZ or .BJ"
+                continue
+            if name != "ts_code" and not dot:
+                continue  # a bare code: symbol_format judges it
+            try:
+                if not dot:
+                    raise ValueError(f"{value!r} has no exchange suffix")
+                parse_code(value)
+            except ValueError as exc:
+                why[value] = str(exc)
+        if why:
+            bad = text.isin(list(why)).fillna(False).to_numpy(dtype=bool)
+            for label, value in zip(raw.index[bad], text[bad].tolist(), strict=True):
+                converted.add_problem(label, f"{name}: {why[value]}")
 
 
 @lru_cache(maxsize=32)
