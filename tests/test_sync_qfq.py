@@ -327,3 +327,20 @@ def test_a_file_source_has_no_basis_to_fetch(sqlite_store, tmp_path):
     result = sync(sqlite_store, tmp_path, source=f"file:{path}")
     assert result.inserted == 1 and "no price basis" in result.basis_note
     assert sqlite_store.aux_find("tacn_price_basis") == []  # nothing implicit
+
+
+def test_rebase_and_its_undo_on_every_store(store, tushare, tmp_path):
+    """The same event on SQLite and MongoDB: re-based once, recorded, and tacn restore puts the old values back."""
+    from pipelines.restore import restore_backup
+
+    kwargs = dict(source="tushare", symbols=("600000",), tushare_token=TOKEN, tushare_url=tushare.url)
+    sync(store, tmp_path, end=BEFORE, **kwargs)
+    before = content(store, "600000", "tushare")
+    tushare.market.as_of = AFTER
+    second = sync(store, tmp_path, end=AFTER, **kwargs)
+    assert second.rebased == {"600000": len(before)}
+    assert_same(content(store, "600000", "tushare"), app_tushare_documents(tushare, "600000"))
+    assert {d.get("key"): d.get("basis") for d in store.aux_find("tacn_price_basis")}["tushare/daily/600000"] == "qfq"
+    restored = restore_backup(store, second.rebase_backups[0])
+    assert restored.conflicts == [] and restored.replaced == len(before)
+    assert {d: v for d, v in content(store, "600000", "tushare").items() if d <= BEFORE} == before
