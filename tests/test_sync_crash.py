@@ -113,3 +113,23 @@ def test_two_syncs_started_together_one_runs_the_other_exits_3(fake, tmp_path):
     assert done is winner and winner.returncode == 0, err
     with SQLiteStore(store_path) as store:
         assert store.count() == sum(len(synthetic_quotes(s, START, END)) for s in SYMBOLS)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signalled_sync_is_recorded_failed_interrupted_never_running(fake, tmp_path, sig):
+    store_path = tmp_path / "signalled.db"
+    fake.faults[SYMBOLS[2]] = ["block"]  # the 3rd symbol's request hangs: two symbols are written by then
+    # --timeout 2: the worker stuck in that request gives up soon after the signal, so the interpreter can exit
+    proc = sync_process(fake, store_path, tmp_path, "--default-start", START, "--timeout", "2")
+    reached = threading.Event()
+    threading.Thread(target=lambda: _wait_for_request(fake, SYMBOLS[2], reached), daemon=True).start()
+    assert reached.wait(WAIT_S), "the sync never reached the 3rd symbol"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=WAIT_S)
+    fake.release.set()
+    assert proc.returncode == 130 and "interrupted" in err
+    with SQLiteStore(store_path) as store:
+        [status] = store.aux_find("sync_status")
+        assert status["status"] == "failed" and status["message"].endswith("interrupted")
+        assert [r["status"] for r in store.aux_find("tacn_runs")] == ["failed"]
+        assert store.count() > 0  # the symbols finished before the signal stay written
