@@ -184,3 +184,22 @@ def test_interrupt_during_a_write_batch_is_recorded_failed_interrupted(tmp_path)
         store_lock(store).acquire().release()  # released
     with SQLiteStore(tmp_path / "q.db") as reopened:  # what another process sees
         assert runs.statuses(reopened)[0]["status"] == "failed"
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(st.text(max_size=12) | st.builds(lambda code, suffix: f"{code}.{suffix}",
+                                        st.from_regex(r"[0-9]{6}", fullmatch=True), st.text(max_size=4)))
+def test_parse_code_returns_an_ascii_code_of_its_own_exchange_or_refuses(text):
+    from validators.records import exchange_suffix
+
+    try:
+        code = parse_code(text)
+    except ValueError as exc:
+        assert str(exc)  # a reason, always
+        return
+    assert len(code) == 6 and code.isascii() and code.isdigit()
+    suffix = text.strip().partition(".")[2]
+    assert suffix == "" or suffix.upper() == exchange_suffix(code)

@@ -344,3 +344,53 @@ def test_rebase_and_its_undo_on_every_store(store, tushare, tmp_path):
     restored = restore_backup(store, second.rebase_backups[0])
     assert restored.conflicts == [] and restored.replaced == len(before)
     assert {d: v for d, v in content(store, "600000", "tushare").items() if d <= BEFORE} == before
+
+
+# -- generated: tacn's Tushare qfq equals pro_bar's, for any prices and factors ----------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+class _FrameApi:
+    """What ts.pro_bar calls on its ``api``: daily and adj_factor, answered from frames (newest first)."""
+
+    def __init__(self, daily, factors):
+        self._daily, self._factors = daily, factors
+
+    def daily(self, **_):
+        return self._daily.copy()
+
+    def adj_factor(self, **_):
+        return self._factors.copy()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.floats(0.5, 500, allow_nan=False), st.floats(0.5, 500, allow_nan=False),
+                          st.floats(0.8, 40, allow_nan=False)), min_size=1, max_size=12))
+def test_tushare_qfq_documents_equal_pro_bar_then_the_applications_conversion(rows):
+    import pandas as pd
+    import tushare as ts
+
+    from pipelines.sources.tushare import apply_adjustment
+    from validators.calendar import sessions_between
+    from validators.source_layouts import convert_frame, documents
+
+    days = [d.replace("-", "") for d in sessions_between("2025-01-02", "2025-12-31")[: len(rows)]]
+    daily = pd.DataFrame({
+        "ts_code": "600000.SH", "trade_date": days, "open": [r[0] for r in rows], "high": [max(r[0], r[1]) for r in rows],
+        "low": [min(r[0], r[1]) for r in rows], "close": [r[1] for r in rows], "pre_close": [r[0] for r in rows],
+        "change": 0.0, "pct_chg": 0.0, "vol": 100.0, "amount": 1000.0}).iloc[::-1].reset_index(drop=True)
+    factors = pd.DataFrame({"ts_code": "600000.SH", "trade_date": days, "adj_factor": [r[2] for r in rows]}
+                           ).iloc[::-1].reset_index(drop=True)
+    expected = ts.pro_bar(ts_code="600000.SH", api=_FrameApi(daily, factors), start_date=days[0],
+                          end_date=days[-1], adj="qfq")
+    ours = documents(convert_frame(apply_adjustment(daily, factors, "qfq"), "tushare").frame)
+    by_day = {doc["trade_date"].replace("-", ""): doc for doc in ours}
+    for row in expected.to_dict("records"):
+        app = build_document(symbol="600000", trade_date="2025-01-02", data_source="tushare", open=row["open"],
+                             high=row["high"], low=row["low"], close=row["close"], pre_close=row["pre_close"],
+                             volume=row["vol"] * 100, amount=row["amount"] * 1000)
+        doc = by_day[row["trade_date"]]
+        for name in ("open", "high", "low", "close", "pre_close", "change", "pct_chg", "volume", "amount"):
+            assert doc[name] == app[name], (name, row["trade_date"])
