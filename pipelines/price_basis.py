@@ -82,10 +82,10 @@ def record(store: Any, book: BasisBook, symbol: str, basis: str, *, run_id: str 
     book.records[symbol] = doc
 
 
-def legacy_runs(store: Any, job: str) -> list[dict]:
-    """Runs of ``job`` recorded by a tacn that did not record ``adjust`` (its default was none)."""
+def legacy_runs(store: Any, job: str, period: str) -> list[dict]:
+    """Runs of ``job`` for ``period`` recorded by a tacn that did not record ``adjust`` (its default was none)."""
     return [r for r in store.aux_find(runs.HISTORY_COLLECTION)
-            if r.get("job") == job and "adjust" not in r and r.get("status") != "running"]
+            if r.get("job") == job and r.get("period", "daily") == period and "adjust" not in r]
 
 
 def adopt_legacy(store: Any, book: BasisBook, job: str, stored_symbols: list[str], *, write: bool,
@@ -97,7 +97,7 @@ def adopt_legacy(store: Any, book: BasisBook, job: str, stored_symbols: list[str
     """
     if book.legacy_checked:
         return []
-    found = legacy_runs(store, job)
+    found = legacy_runs(store, job, book.period)
     for symbol in stored_symbols:
         if found and symbol not in book.records:
             if write:
