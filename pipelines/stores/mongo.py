@@ -93,8 +93,16 @@ def _key_filter(doc: dict) -> dict:
     return dict(zip(KEY_FIELDS, _doc_key(doc), strict=True))
 
 
+def _key_part(value: Any) -> tuple:
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):  # MongoDB compares numbers by value: 1 == 1.0 == Int64(1)
+        return ("number", value)
+    return ("other", repr(value))
+
+
 def _hashable_key(doc: dict) -> tuple:
-    return tuple(repr(v) for v in _doc_key(doc))
+    return tuple(_key_part(v) for v in _doc_key(doc))
 
 
 class MongoStore:
