@@ -1,17 +1,28 @@
 """A local stand-in for TradingAgents-CN's WebSocket endpoints, for tests, `make demo` and benchmarks.
 
-It speaks the application's protocol (see the README's watch section):
+It behaves like the application (see the README's watch section and the reference notes):
 
 - ``WS /api/ws/notifications?token=JWT`` and ``WS /api/ws/tasks/{task_id}?token=JWT``;
-- the token is a JWT signed HS256 with the shared secret, ``sub`` = user, ``exp`` checked;
-  a bad or missing token gets the handshake accepted, then a close with 1008 "Unauthorized";
-- ``connected`` on open, ``heartbeat`` every ``heartbeat_interval`` seconds on the
-  notification stream (none on task streams), then whatever is published;
-- ``GET /api/ws/stats`` (no auth): ``{"total_users", "total_connections", "users"}``.
+- the token is a JWT signed HS256 with the shared secret, ``exp`` checked; a bad, expired or
+  missing token is refused *before* the handshake is accepted, so the client sees HTTP 403
+  (not a 1008 close frame). A WebSocket request for any other path is also HTTP 403, as the
+  application's framework answers it. The user is "admin" whatever ``sub`` says;
+- ``connected`` on open (``timestamp`` naive UTC), ``heartbeat`` every ``heartbeat_interval``
+  seconds (naive UTC), then what is published: ``notification`` payloads without ``severity``,
+  ``status`` "unread", ``created_at`` with +08:00;
+- task sockets are not registered with the connection manager: they get ``connected`` and
+  nothing else (no heartbeat, no progress, not counted by ``/api/ws/stats``); ``progress`` frames
+  go to the notification sockets;
+- ``GET /api/analysis/tasks/{task_id}/status`` with ``Authorization: Bearer JWT`` →
+  ``{"success": true, "data": {...}, "message"}``, HTTP 404 ``{"detail": "任务不存在"}`` for an
+  unknown task, 403 without a token, 401 with a bad one; other plain GETs are 404 Not Found;
+- ``GET /api/ws/stats`` (no auth): ``{"total_users", "total_connections", "users"}``;
+- closes every connection with 1012 on shutdown.
 
 Test hooks: ``refuse_status`` refuses every handshake with that HTTP status; ``silence()``
 stops the frames of the open connections while keeping their sockets open; ``publish_raw``
-sends any text or bytes frame; ``client_close_codes`` records the close codes clients sent.
+sends any text or bytes frame; ``client_close_codes`` records the close codes clients sent;
+``set_task`` sets what the status endpoint answers (and publishes the progress frame).
 
 Needs the ``websockets`` package (a test dependency); imported only when a server starts.
 Run ``python -m pipelines.dev_ws_server --help`` for the stand-alone demo server.
@@ -26,27 +37,38 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 NOTIFICATIONS_PATH = "/api/ws/notifications"
 TASKS_PREFIX = "/api/ws/tasks/"
 STATS_PATH = "/api/ws/stats"
+TASK_STATUS_PREFIX, TASK_STATUS_SUFFIX = "/api/analysis/tasks/", "/status"
+SHUTDOWN_CODE = 1012  # the application's close code on shutdown or restart
 _CLOSE = object()  # queue sentinel: close this session
 
 
 def _now_iso() -> str:
+    """Naive UTC, as the application's connected/heartbeat timestamps."""
     return datetime.now(UTC).replace(tzinfo=None).isoformat()
+
+
+def _now_shanghai_iso() -> str:
+    """+08:00, as the application's notification created_at."""
+    from validators.dates import SHANGHAI
+
+    return datetime.now(SHANGHAI).isoformat()
 
 
 def notification_message(n: int, *, title: str | None = None, content: str | None = None,
                          kind: str = "analysis", status: str = "unread", link: str | None = None,
                          source: str = "dev_ws_server", **extra: Any) -> dict:
-    """A ``notification`` message in the application's shape; ``extra`` keys go into ``data``."""
+    """A ``notification`` message in the application's published shape (no severity); ``extra``
+    keys go into ``data``."""
     return {"type": "notification", "data": {
         "id": f"n{n}", "type": kind, "title": title or f"Notification {n}",
         "content": content if content is not None else f"demo notification number {n}",
         "link": link if link is not None else f"/notifications/n{n}", "source": source,
-        "status": status, "created_at": _now_iso(), **extra}}
+        "status": status, "created_at": _now_shanghai_iso(), **extra}}
 
 
 def progress_message(task_id: str, status: str, progress: float, message: str = "", **extra: Any) -> dict:
@@ -76,12 +98,17 @@ class DevWsServer:
         self.refuse_status = refuse_status
         self.ssl_context = ssl_context  # wss:// and https:// when set
         self.handshakes = 0  # every WebSocket upgrade request, refused ones included
-        self.sessions_opened = 0  # authorized sessions
-        self.unauthorized = 0
+        self.sessions_opened = 0  # authorized notification sessions
+        self.task_sessions_opened = 0  # authorized task sockets (never registered, as in the application)
+        self.unauthorized = 0  # handshakes refused with 403 for the token
         self.heartbeats_sent = 0
+        self.status_requests: list[str | None] = []  # the Authorization header of each task status GET
+        self.stats_requests = 0
         self.client_close_codes: list[int | None] = []
         self.client_messages: list[str] = []
-        self._sessions: set[_Session] = set()
+        self.tasks: dict[str, dict] = {}
+        self._sessions: set[_Session] = set()  # the connection manager: notification sockets only
+        self._task_sessions: set[_Session] = set()
         self._cond = threading.Condition()
         self._server = None
         self._thread: threading.Thread | None = None
@@ -98,15 +125,15 @@ class DevWsServer:
         self._thread.start()
         return self
 
-    def stop(self, code: int = 1001, reason: str = "server shutdown") -> None:
-        """Close every connection with ``code`` and stop listening (the port is free again)."""
+    def stop(self, code: int = SHUTDOWN_CODE, reason: str = "server shutdown") -> None:
+        """Close every connection with ``code`` (1012 like the application) and stop listening."""
         if self._server is None:
             return
         with self._cond:
-            sessions = list(self._sessions)
+            sessions = list(self._sessions | self._task_sessions)
         for session in sessions:  # after what was already published: nothing queued is lost
             session.outbox.put((_CLOSE, code, reason))
-        self.wait_for(lambda s: not s._sessions, timeout=2 * self.close_timeout + 2)
+        self.wait_for(lambda s: not s._sessions and not s._task_sessions, timeout=2 * self.close_timeout + 2)
         self._server.shutdown(code=code, reason=reason)
         self._thread.join(timeout=10)
         self._server = None
@@ -138,15 +165,27 @@ class DevWsServer:
         """Send ``message`` to the open notification streams (of ``user``); returns how many."""
         return self.publish_raw(json.dumps(message, ensure_ascii=False), user=user)
 
-    def publish_raw(self, frame: str | bytes, *, user: str | None = None, task_id: str | None = None) -> int:
+    def publish_raw(self, frame: str | bytes, *, user: str | None = None) -> int:
         with self._cond:
-            targets = [s for s in self._sessions if s.task_id == task_id and (user is None or s.user == user)]
+            targets = [s for s in self._sessions if user is None or s.user == user]
         for session in targets:
             session.outbox.put(frame)
         return len(targets)
 
-    def publish_task(self, task_id: str, message: dict) -> int:
-        return self.publish_raw(json.dumps(message, ensure_ascii=False), task_id=task_id)
+    def set_task(self, task_id: str, status: str, progress: float = 0, message: str = "", *,
+                 current_step: str | None = None, publish: bool = True) -> dict:
+        """What the status endpoint answers for ``task_id`` from now on; with ``publish``, also the
+        ``progress`` frame the application sends to the notification sockets."""
+        now = _now_iso()
+        with self._cond:
+            task = self.tasks.setdefault(task_id, {"task_id": task_id, "start_time": now})
+            task.update(status=status, progress=progress, message=message, current_step=current_step,
+                        end_time=now if status in ("completed", "failed", "cancelled") else None,
+                        elapsed_time=0.0)
+            self._cond.notify_all()
+        if publish:
+            self.publish(progress_message(task_id, status, progress, message, current_step=current_step))
+        return task
 
     def silence(self) -> None:
         """The open connections send nothing more (no heartbeat either); their sockets stay open."""
@@ -175,20 +214,51 @@ class DevWsServer:
 
     # protocol
     def _process_request(self, connection, request):
-        path = urlsplit(request.path).path
+        url = urlsplit(request.path)
+        path = url.path
         if path == STATS_PATH:
-            response = connection.respond(200, json.dumps(self.stats()))
-            del response.headers["Content-Type"]
-            response.headers["Content-Type"] = "application/json"
-            return response
+            with self._cond:
+                self.stats_requests += 1
+            return self._json(connection, 200, self.stats())
+        if "websocket" not in request.headers.get("Upgrade", "").lower():
+            if path.startswith(TASK_STATUS_PREFIX) and path.endswith(TASK_STATUS_SUFFIX):
+                return self._task_status(connection, request,
+                                         unquote(path[len(TASK_STATUS_PREFIX):-len(TASK_STATUS_SUFFIX)]))
+            return self._json(connection, 404, {"detail": "Not Found"})
         with self._cond:
             self.handshakes += 1
             self._cond.notify_all()
         if self.refuse_status is not None:
             return connection.respond(self.refuse_status, "Unauthorized")
         if path != NOTIFICATIONS_PATH and not (path.startswith(TASKS_PREFIX) and len(path) > len(TASKS_PREFIX)):
-            return connection.respond(404, "Not Found")
+            return connection.respond(403, "Forbidden")  # the framework's answer to an unknown WebSocket path
+        if self._user_of((parse_qs(url.query).get("token") or [None])[0]) is None:
+            with self._cond:
+                self.unauthorized += 1
+                self._cond.notify_all()
+            return connection.respond(403, "Forbidden")  # closed before accept: HTTP 403
         return None
+
+    @staticmethod
+    def _json(connection, status: int, body: dict):
+        response = connection.respond(status, json.dumps(body, ensure_ascii=False))
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+    def _task_status(self, connection, request, task_id: str):
+        authorization = request.headers.get("Authorization")
+        with self._cond:
+            self.status_requests.append(authorization)
+            task = dict(self.tasks[task_id]) if task_id in self.tasks else None
+            self._cond.notify_all()
+        if not authorization or not authorization.startswith("Bearer "):
+            return self._json(connection, 403, {"detail": "Not authenticated"})
+        if self._user_of(authorization[len("Bearer "):]) is None:
+            return self._json(connection, 401, {"detail": "Invalid token"})
+        if task is None:
+            return self._json(connection, 404, {"detail": "任务不存在"})
+        return self._json(connection, 200, {"success": True, "data": task, "message": "获取任务状态成功"})
 
     def _user_of(self, token: str | None) -> str | None:
         import jwt
@@ -196,31 +266,28 @@ class DevWsServer:
         if not token:
             return None
         try:
-            claims = jwt.decode(token, self.jwt_secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
+            jwt.decode(token, self.jwt_secret, algorithms=["HS256"], options={"require": ["exp"]})
         except jwt.PyJWTError:
             return None
-        return str(claims["sub"])
+        return "admin"  # the application uses "admin" whatever sub says
 
     def _handle(self, connection) -> None:
         from websockets.exceptions import ConnectionClosed
 
-        url = urlsplit(connection.request.path)
-        user = self._user_of((parse_qs(url.query).get("token") or [None])[0])
-        if user is None:
-            with self._cond:
-                self.unauthorized += 1
-                self._cond.notify_all()
-            connection.close(1008, "Unauthorized")
-            return
-        task_id = url.path[len(TASKS_PREFIX):] if url.path.startswith(TASKS_PREFIX) else None
-        session = _Session(connection, user, task_id)
+        path = urlsplit(connection.request.path).path
+        task_id = path[len(TASKS_PREFIX):] if path.startswith(TASKS_PREFIX) else None
+        session = _Session(connection, "admin", task_id)
         reader = threading.Thread(target=self._read_client, args=(session,), daemon=True)
+        registry = self._task_sessions if task_id is not None else self._sessions
         with self._cond:
-            self._sessions.add(session)
-            self.sessions_opened += 1
+            registry.add(session)
+            if task_id is None:
+                self.sessions_opened += 1
+            else:
+                self.task_sessions_opened += 1
         try:
             connection.send(json.dumps({"type": "connected", "data": {
-                "user_id": user, "timestamp": _now_iso(), "message": "WebSocket connected"}}))
+                "user_id": session.user, "timestamp": _now_iso(), "message": "WebSocket connected"}}))
             reader.start()
             with self._cond:
                 self._cond.notify_all()  # registered and greeted: tests may publish now
@@ -247,7 +314,7 @@ class DevWsServer:
             pass
         finally:
             with self._cond:
-                self._sessions.discard(session)
+                registry.discard(session)
                 self._cond.notify_all()
         reader.join(timeout=5)
 
@@ -298,8 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         while not stop.wait(args.interval):
             n += 1
             kind, title, content = kinds[n % len(kinds)]
-            server.publish(notification_message(n, title=title, content=content, kind=kind,
-                                                status="failed" if title == "Sync failed" else "unread"))
+            server.publish(notification_message(n, title=title, content=content, kind=kind))
     except KeyboardInterrupt:
         pass
     finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,80 +17,27 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from typer.testing import CliRunner
 
 from pipelines.dev_ws_server import DevWsServer, notification_message, progress_message
-from pipelines.errors import AuthRefused, SourceError, UsageError
-from pipelines.watch import Backoff, WatchConfig, endpoint_url, mint_token, shown_url, watch
+from pipelines.errors import AuthRefused, SourceError
+from pipelines.watch import (
+    Backoff,
+    WatchConfig,
+    api_base,
+    endpoint_url,
+    is_ws_endpoint,
+    mint_token,
+    shown_url,
+)
 from tacn_cli.app import app
 from tacn_cli.commands.watch import message_line, severity
-
-SECRET = "test-jwt-secret-0123456789abcdef0123456789abcdef"
-runner = CliRunner()
+from tests.watch_fixtures import SECRET, Watching, free_port, in_background, json_lines, run_cli, runner
 
 
 @pytest.fixture
 def server():
     with DevWsServer(SECRET, heartbeat_interval=0.1, close_timeout=0.3) as started:
         yield started
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run_cli(*args, env=None):
-    return runner.invoke(app, ["watch", *args], env=env)
-
-
-def in_background(fn) -> threading.Thread:
-    """Server-side script of a test (publish after the client connected, restart, …)."""
-    thread = threading.Thread(target=fn, daemon=True)
-    thread.start()
-    return thread
-
-
-def json_lines(stdout: str) -> list[dict]:
-    return [json.loads(line) for line in stdout.splitlines()]  # every stdout line must be JSON
-
-
-class Watching:
-    """The library's watch() in a thread, its events recorded for waiting on."""
-
-    def __init__(self, config: WatchConfig):
-        self.config, self.events, self.result, self.error = config, [], None, None
-        self.cond, self.stop, self.done = threading.Condition(), threading.Event(), False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _emit(self, event):
-        with self.cond:
-            self.events.append(event)
-            self.cond.notify_all()
-
-    def _run(self):
-        try:
-            self.result = watch(self.config, self._emit, stop=self.stop)
-        except Exception as exc:  # noqa: BLE001 - handed to the test
-            self.error = exc
-        finally:
-            with self.cond:
-                self.done = True
-                self.cond.notify_all()
-
-    def wait(self, predicate, timeout: float = 10.0) -> bool:
-        with self.cond:
-            return self.cond.wait_for(lambda: predicate(self.events), timeout=timeout)
-
-    def finish(self, timeout: float = 10.0):
-        self.stop.set()
-        self.thread.join(timeout)
-        assert not self.thread.is_alive()
-
-    def of(self, kind: str):
-        return [e for e in self.events if e.kind == kind]
 
 
 def config_for(server: DevWsServer, **overrides) -> WatchConfig:
@@ -118,13 +64,12 @@ def test_notifications_arrive_in_order_and_json_lines_equal_what_was_sent(server
     assert "connected to ws://127.0.0.1" in result.stderr and "token=***" in result.stderr
 
 
-def test_terminal_lines_show_connected_once_and_hide_heartbeats(server):
+def test_terminal_lines_show_connected_once_hide_heartbeats_and_severity_only_when_sent(server):
     def script():
         assert server.wait_sessions(1)
         assert server.wait_for(lambda s: s.heartbeats_sent >= 2)  # heartbeats reached the client first
-        server.publish(notification_message(1, title="Sync failed", content="at 99%", status="failed",
-                                            link="/sync/1"))
-        server.publish(notification_message(2, title="Analysis done", kind="analysis"))
+        server.publish(notification_message(1, title="Sync failed", content="at 99%", link="/sync/1"))
+        server.publish(notification_message(2, title="Disk full", kind="system", severity="error"))
 
     in_background(script)
     result = run_cli("--api-url", server.api_url, "--token", server.token(), "--count", "3")
@@ -132,9 +77,12 @@ def test_terminal_lines_show_connected_once_and_hide_heartbeats(server):
     lines = result.stdout.splitlines()
     assert len(lines) == 3
     assert "CONNECTED" in lines[0] and "admin" in lines[0]
-    assert "ERROR" in lines[1] and "Sync failed" in lines[1] and "— at 99%" in lines[1] and "</sync/1>" in lines[1]
-    assert "INFO" in lines[2] and "Analysis done" in lines[2]
+    # the application's notification has no severity: none is shown or invented from its text
+    assert "NOTIFICATION  analysis  Sync failed  — at 99%  </sync/1>" in lines[1]
+    assert not any(level in lines[1] for level in ("ERROR", "INFO", "WARNING"))
+    assert "NOTIFICATION  system  ERROR  Disk full" in lines[2]
     assert "HEARTBEAT" not in result.stdout
+    assert "times in Asia/Shanghai" in result.stderr
 
 
 def test_verbose_shows_heartbeats(server):
@@ -172,7 +120,7 @@ def test_token_minted_from_dotenv(server, tmp_path):
     result = run_cli("--api-url", server.api_url, "--mint-token", "--user", "ops", "--ttl", "5m", "--count", "1",
                      "--json")
     assert result.exit_code == 0, result.stderr
-    assert json_lines(result.stdout)[0]["data"]["user_id"] == "ops"
+    assert json_lines(result.stdout)[0]["data"]["user_id"] == "admin"  # the application ignores sub
     assert SECRET not in result.stdout + result.stderr
 
 
@@ -180,7 +128,7 @@ def test_token_from_tacn_token_env(server):
     token = server.token("envuser")
     result = run_cli("--api-url", server.api_url, "--count", "1", "--json", env={"TACN_TOKEN": token})
     assert result.exit_code == 0, result.stderr
-    assert json_lines(result.stdout)[0]["data"]["user_id"] == "envuser"
+    assert json_lines(result.stdout)[0]["type"] == "connected"
     assert token not in result.stdout + result.stderr
 
 
@@ -230,7 +178,7 @@ def test_cli_restart_reports_reconnects_on_stderr_and_shows_later_messages(serve
                      "--count", "2")
     assert result.exit_code == 0, result.stderr
     assert [m["data"]["id"] for m in json_lines(result.stdout)] == ["n1", "n2"]
-    assert "server closed the connection (1001" in result.stderr
+    assert "server closed the connection (1012 server shutdown)" in result.stderr
     assert "reconnecting in" in result.stderr and "reconnected to" in result.stderr
 
 
@@ -281,12 +229,16 @@ def test_unreachable_host_cli_exit_3_after_max_retries():
 
 # -- fatal cases -------------------------------------------------------------------------------
 
-def test_bad_token_closed_with_1008_exits_3_after_one_attempt(server):
+def test_bad_token_is_refused_with_403_before_the_handshake_and_the_probe_blames_the_token(server):
     bad = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.not-a-valid-signature"
     result = run_cli("--api-url", server.api_url, "--token", bad, "--max-retries", "5")
     assert result.exit_code == 3
-    assert "refused the token given with --token" in result.stderr and "1008 Unauthorized" in result.stderr
-    assert server.handshakes == 1 and server.unauthorized == 1
+    error = result.stderr
+    assert "token refused or wrong endpoint" in error and "HTTP 403" in error
+    assert f"{server.ws_url()}?token=***" in error  # the URL, its token masked
+    assert "the server refused the token given with --token" in error and "endpoint is right" in error
+    assert server.handshakes == 1 and server.unauthorized == 1 and server.sessions_opened == 0
+    assert server.stats_requests == 1  # the probe
     assert bad not in result.stdout + result.stderr
 
 
@@ -297,12 +249,13 @@ def test_token_minted_with_the_wrong_secret_says_it_was_minted(server):
     assert server.handshakes == 1
 
 
-def test_expired_token_is_refused(server):
+def test_expired_token_is_refused_and_says_when_it_expired(server):
     import jwt
 
-    expired = jwt.encode({"sub": "admin", "exp": int(time.time()) - 60}, SECRET, algorithm="HS256")
+    expired = jwt.encode({"sub": "admin", "exp": 1_700_000_000}, SECRET, algorithm="HS256")
     result = run_cli("--api-url", server.api_url, "--token", expired)
     assert result.exit_code == 3 and "refused the token" in result.stderr
+    assert "expired at 2023-11-14 22:13:20 UTC" in result.stderr
     assert expired not in result.stdout + result.stderr
 
 
@@ -312,15 +265,35 @@ def test_handshake_refused_exits_3_after_one_attempt(status):
         token = refusing.token()
         result = run_cli("--api-url", refusing.api_url, "--token", token, "--verbose")
         assert result.exit_code == 3
-        assert f"handshake refused with HTTP {status}" in result.stderr
+        assert f"HTTP {status}: token refused or wrong endpoint" in result.stderr
+        assert "the server refused the token" in result.stderr
         assert refusing.handshakes == 1
     assert token not in result.stdout + result.stderr
 
 
-def test_handshake_404_is_not_retried(server):
-    result = run_cli("--url", server.ws_url("/wrong/path"), "--token", server.token(), "--max-retries", "3")
-    assert result.exit_code == 3 and "HTTP 404" in result.stderr
-    assert server.handshakes == 1
+@pytest.mark.parametrize("path", ["/wrong/path", "/api/ws/notification", "/api/ws/tasks/"])
+def test_unknown_path_is_403_like_the_application_and_the_probe_says_wrong_endpoint_path(server, path):
+    result = run_cli("--url", server.ws_url(path), "--token", server.token(), "--max-retries", "3")
+    assert result.exit_code == 3
+    assert "token refused or wrong endpoint" in result.stderr and "wrong endpoint path" in result.stderr
+    assert f"expected {server.ws_url()}?token=***" in result.stderr
+    assert "refused the token" not in result.stderr
+    assert server.handshakes == 1 and server.unauthorized == 0
+
+
+def test_wrong_base_url_is_told_apart_from_a_bad_token(server):
+    token = server.token()
+    result = run_cli("--api-url", server.api_url + "/tradingagents", "--token", token)
+    assert result.exit_code == 3
+    assert "token refused or wrong endpoint" in result.stderr and "wrong base URL" in result.stderr
+    assert f"{server.api_url}/tradingagents/api/ws/stats answered HTTP 404" in result.stderr
+    assert "refused the token" not in result.stderr and token not in result.stderr
+
+
+def test_handshake_404_from_another_server_is_not_retried(http_endpoint):
+    base = http_endpoint(404, b'{"detail": "Not Found"}')
+    result = run_cli("--api-url", base, "--token", "t0ken-value", "--max-retries", "3")
+    assert result.exit_code == 3 and "HTTP 404" in result.stderr and "check the URL" in result.stderr
 
 
 # -- bad input -----------------------------------------------------------------------------------
@@ -374,26 +347,75 @@ def test_no_token_is_a_usage_error_and_missing_jwt_secret_cannot_run():
 
 # -- --task ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("final, code", [("completed", 0), ("failed", 1), ("FAILED", 1), ("success", 0)])
-def test_task_exits_0_on_completion_and_1_on_failure(server, final, code):
+@pytest.mark.parametrize("final, code", [("completed", 0), ("failed", 1), ("cancelled", 1)])
+def test_task_polls_the_status_endpoint_and_shows_its_progress_frames(server, final, code):
+    token = server.token()
+    server.set_task("t-42", "pending", publish=False)
+
     def script():
-        assert server.wait_sessions(1)
-        server.publish(notification_message(1))  # the notification stream is not the task's
-        server.publish_task("other", progress_message("other", "failed", 100))
-        server.publish_task("t-42", progress_message("t-42", "running", 50, "halfway"))
-        server.publish_task("t-42", progress_message("t-42", final, 100, "the end"))
+        assert server.wait_sessions(1)  # the progress stream is open
+        assert server.wait_for(lambda s: len(s.status_requests) >= 1)  # and the first poll answered pending
+        server.publish(notification_message(1))  # not the task's: not shown
+        server.set_task("other", "failed", 100)  # another task's progress: not shown
+        server.set_task("t-42", "running", 50, "halfway", current_step="news")
+        polled = len(server.status_requests)
+        assert server.wait_for(lambda s: len(s.status_requests) > polled + 1)
+        server.set_task("t-42", final, 100, "the end")
 
     in_background(script)
-    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--task", "t-42", "--json")
+    result = run_cli("--api-url", server.api_url, "--token", token, "--task", "t-42", "--json",
+                     "--poll-interval", "0.1")
     assert result.exit_code == code, result.stderr
-    progress = [m for m in json_lines(result.stdout) if m["type"] == "progress"]
-    assert [m["data"]["progress"] for m in progress] == [50, 100]
-    assert "/api/ws/tasks/t-42" in result.stderr and f"task t-42 {'completed' if code == 0 else 'failed'}" in result.stderr
+    lines = json_lines(result.stdout)
+    statuses = [m["data"]["status"] for m in lines if m["type"] == "task_status"]
+    assert statuses[0] == "pending" and statuses[-1] == final and "running" in statuses
+    assert all(m["type"] in ("task_status", "progress") for m in lines)
+    progress = [m for m in lines if m["type"] == "progress"]
+    assert {m["data"]["task_id"] for m in progress} <= {"t-42"} and 50 in [m["data"]["progress"] for m in progress]
+    assert set(server.status_requests) == {f"Bearer {token}"}
+    assert server.task_sessions_opened == 0  # the task socket is never used: the application sends nothing there
+    assert "/api/analysis/tasks/t-42/status" in result.stderr
+    assert f"task t-42 {final}: the end" in result.stderr
+    assert token not in result.stderr
+
+
+def test_task_terminal_lines(server):
+    server.set_task("t-7", "completed", 100, "报告已生成", publish=False)
+    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--task", "t-7")
+    assert result.exit_code == 0, result.stderr
+    assert "TASK  t-7  completed  100%  报告已生成" in result.stdout
+
+
+def test_unknown_task_is_404_and_exits_3(server):
+    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--task", "nope", "--json")
+    assert result.exit_code == 3
+    assert "task nope does not exist" in result.stderr and "HTTP 404 任务不存在" in result.stderr
+    assert result.stdout == ""  # streaming --json: errors on stderr only
+
+
+def test_task_against_a_wrong_base_url_says_so(server):
+    result = run_cli("--api-url", server.api_url + "/prefix", "--token", server.token(), "--task", "t-1")
+    assert result.exit_code == 3
+    assert "answered HTTP 404 Not Found" in result.stderr and "base URL is wrong" in result.stderr
+    assert "does not exist" not in result.stderr
+
+
+def test_task_status_refuses_a_bad_token(server):
+    server.set_task("t-1", "running", publish=False)
+    result = run_cli("--api-url", server.api_url, "--token", "not-a-jwt-0123456789", "--task", "t-1")
+    assert result.exit_code == 3
+    assert "/api/analysis/tasks/t-1/status refused the token given with --token (HTTP 401" in result.stderr
+    assert "not-a-jwt-0123456789" not in result.stderr
 
 
 def test_task_timeout_without_a_final_status_cannot_run(server):
-    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--task", "t-1", "--timeout", "0.3")
-    assert result.exit_code == 3 and "did not report completion" in result.stderr
+    server.set_task("t-1", "running", 10, publish=False)
+    started = time.monotonic()
+    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--task", "t-1", "--timeout", "0.5",
+                     "--poll-interval", "0.1")
+    assert result.exit_code == 3 and "task t-1 did not finish within 0.5 s" in result.stderr
+    assert time.monotonic() - started < 10
+    assert len(server.status_requests) >= 2
 
 
 # -- Ctrl-C and SIGTERM in a real process -----------------------------------------------------
@@ -428,14 +450,17 @@ def test_ws_stats_reports_users_and_connections(server):
 
     sockets = [websocket.create_connection(f"{server.ws_url()}?token={server.token(user)}", timeout=5)
                for user in ("admin", "admin", "bob")]
+    sockets.append(websocket.create_connection(f"{server.ws_url('/api/ws/tasks/t1')}?token={server.token()}",
+                                               timeout=5))
     try:
         assert server.wait_for(lambda s: s.stats()["total_connections"] == 3)
         result = runner.invoke(app, ["ws-stats", "--api-url", server.api_url, "--json"])
         assert result.exit_code == 0, result.stderr
-        assert json.loads(result.stdout) == {"api_url": server.api_url, "total_users": 2, "total_connections": 3,
-                                             "users": {"admin": 2, "bob": 1}}
+        # the application counts every connection under "admin" and never registers task sockets
+        assert json.loads(result.stdout) == {"api_url": server.api_url, "total_users": 1, "total_connections": 3,
+                                             "users": {"admin": 3}}
         table = runner.invoke(app, ["ws-stats", "--api-url", server.api_url])
-        assert table.exit_code == 0 and "bob" in table.stdout and "2 user(s), 3 connection(s)" in table.stdout
+        assert table.exit_code == 0 and "admin" in table.stdout and "1 user(s), 3 connection(s)" in table.stdout
     finally:
         for ws in sockets:
             ws.close()
@@ -503,11 +528,11 @@ def test_backoff_doubles_from_1_s_to_30_s_with_jitter_below_the_ceiling():
 def test_endpoint_urls():
     assert endpoint_url() == "ws://localhost:8000/api/ws/notifications"
     assert endpoint_url(api_url="https://app.example.com/base/") == "wss://app.example.com/base/api/ws/notifications"
-    assert endpoint_url(api_url="http://h:8000", task_id="a b") == "ws://h:8000/api/ws/tasks/a%20b"
-    assert endpoint_url(url="wss://h/p/api/ws/notifications", task_id="t1") == "wss://h/p/api/ws/tasks/t1"
     assert shown_url("ws://h/api/ws/notifications") == "ws://h/api/ws/notifications?token=***"
-    with pytest.raises(UsageError):
-        endpoint_url(task_id="a/b")
+    assert api_base("wss://h:8443/base/api/ws/notifications") == "https://h:8443/base"
+    assert api_base("ws://h/elsewhere") == "http://h"
+    assert is_ws_endpoint("ws://h/p/api/ws/notifications") and is_ws_endpoint("ws://h/api/ws/tasks/t1")
+    assert not is_ws_endpoint("ws://h/api/ws/tasks/") and not is_ws_endpoint("ws://h/api/ws/notification")
 
 
 def test_minted_token_is_hs256_with_sub_and_exp():
@@ -517,13 +542,13 @@ def test_minted_token_is_hs256_with_sub_and_exp():
     assert claims["sub"] == "ops" and 0 < claims["exp"] - time.time() <= 60
 
 
-def test_severity_and_lines():
-    assert severity({"status": "failed"}) == "error" and severity({"type": "alert"}) == "warning"
-    assert severity({"severity": "high"}) == "error" and severity({"type": "analysis"}) == "info"
+def test_severity_only_when_the_message_has_one_and_lines():
+    assert severity({"status": "failed", "type": "alert"}) is None
+    assert severity({"severity": "Warning"}) == "warning" and severity({"level": "error"}) == "error"
     line, style = message_line({"type": "progress", "data": {"task_id": "t", "status": "running", "progress": 12.5}})
     assert "PROGRESS  t  running  12.5%" in line and style is None
     line, _ = message_line({"type": "notification"})  # no data at all: still a line
-    assert "notification" in line
+    assert "NOTIFICATION" in line
 
 
 def test_auth_refused_from_the_library_names_the_origin(server):

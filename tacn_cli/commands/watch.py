@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Annotated
 
@@ -14,6 +15,13 @@ from tacn_cli.runner import handle_errors
 from tacn_cli.secrets import register_secret, scrub
 
 SEVERITY_STYLE = {"error": "red", "warning": "yellow", "success": "green", "info": None}
+
+
+def _finite(value: float | None) -> float | None:
+    """Typer accepts 'inf' (and 'nan' for options without bounds); seconds must be a real number."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"expected a number of seconds, got {value}")
+    return value
 
 
 def watch_command(
@@ -32,16 +40,22 @@ def watch_command(
     json_: JsonOption = False,
     count: Annotated[int | None, typer.Option("--count", min=1, help="Exit 0 after N shown messages.",
                                               show_default=False)] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", min=0.001, help="Exit 0 after S seconds.",
-                                                  show_default=False)] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0.001, callback=_finite, help="Exit 0 after S seconds (with --task: exit 3 when the task "
+        "has not finished; default 7200).", show_default=False)] = None,
     max_retries: Annotated[int | None, typer.Option("--max-retries", min=0, help="Give up (exit 3) after N "
                                                     "failed reconnects in a row (default: unlimited).",
                                                     show_default=False)] = None,
     heartbeat_timeout: Annotated[float | None, typer.Option(
-        "--heartbeat-timeout", min=0, help="Reconnect when no frame arrives for S seconds; 0 = off "
-        "(default 75, off with --task).", show_default=False)] = None,
-    task: Annotated[str | None, typer.Option("--task", help="Watch /api/ws/tasks/TASK_ID; exit 0 when it "
-                                             "completes, 1 when it fails.", show_default=False)] = None,
+        "--heartbeat-timeout", min=0, callback=_finite, help="Reconnect when no frame arrives for S seconds; "
+        "0 = off (default 75).", show_default=False)] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Follow one analysis task: poll its status, show its "
+                                             "progress; exit 0 completed, 1 failed or cancelled, 3 unknown task.",
+                                             show_default=False)] = None,
+    poll_interval: Annotated[float, typer.Option(
+        "--poll-interval", min=0.1, max=3600, callback=_finite,
+        help="With --task: seconds between status polls.")] = 2.0,
+    utc: Annotated[bool, typer.Option("--utc", help="Show times in UTC (default: Asia/Shanghai).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show heartbeats too.")] = False,
     insecure: InsecureOption = False,
 ) -> None:
@@ -50,41 +64,59 @@ def watch_command(
     # typer.BadParameter is raised here, outside handle_errors, so that Typer reports it (exit 2)
     wanted = _parse_types(types)
     ttl_seconds = parse_duration(ttl, "--ttl")
+    if task is not None and (count is not None or types is not None):
+        raise typer.BadParameter("--task follows one task to its end: --count and --type do not apply",
+                                 param_hint="--task")
     with handle_errors(out):
         from pipelines.watch import (
             DEFAULT_HEARTBEAT_TIMEOUT,
+            DEFAULT_TASK_TIMEOUT,
             WatchConfig,
+            api_base,
+            check_task_id,
             endpoint_url,
+            follow_task,
             resolve_token,
             shown_url,
+            task_status_url,
             watch,
         )
         from tacn_cli.settings import connect_timeout_s, load_env
 
         env = load_env()
-        endpoint = endpoint_url(url, api_url or (None if url else env.get("TACN_API_URL")), task)
+        endpoint = endpoint_url(url, api_url or (None if url else env.get("TACN_API_URL")))
+        if task is not None:
+            check_task_id(task)
         resolved, origin, minted = resolve_token(
             token, env_token=env.get("TACN_TOKEN"), env_token_origin=env.origin.get("TACN_TOKEN"), mint=mint_token,
             jwt_secret=env.get("JWT_SECRET"), jwt_secret_origin=env.origin.get("JWT_SECRET"), user=user,
             ttl_seconds=ttl_seconds)
         register_secret(resolved)
         if heartbeat_timeout is None:
-            heartbeat_timeout = None if task else DEFAULT_HEARTBEAT_TIMEOUT
+            heartbeat_timeout = DEFAULT_HEARTBEAT_TIMEOUT
         config = WatchConfig(
             url=endpoint, token=resolved, token_origin=origin, minted=minted, types=wanted, count=count,
             timeout=timeout, max_retries=max_retries, heartbeat_timeout=heartbeat_timeout or None, task_id=task,
             verbose=verbose, insecure=insecure, connect_timeout=connect_timeout_s(env))
-        out.info(f"watching {shown_url(endpoint)} (token {origin.split(' (')[0]})")
-        render = _Renderer(out, json_)
-        result = watch(config, render)
+        render = _Renderer(out, json_, utc=utc)
+        zone = "" if json_ else f"; times in {render.zone_name}"
+        if task is None:
+            out.info(f"watching {shown_url(endpoint)} (token {origin.split(' (')[0]}){zone}")
+            result = watch(config, render)
+        else:
+            out.info(f"following task {task}: polling {task_status_url(api_base(endpoint), task)} every "
+                     f"{poll_interval:g} s, its progress from {shown_url(endpoint)} (token {origin.split(' (')[0]})"
+                     f"{zone}")
+            result = follow_task(config, render, poll_interval=poll_interval)
         out.info(f"shown {result.shown} message(s); {result.reconnects} reconnect(s), "
                  f"{result.warnings} warning(s); ended by {result.ended_by}")
-        if task:
+        if task is not None:
             if result.ended_by == "task":
-                out.info(f"task {task} {result.task_status}")
+                out.info(f"task {task} {result.task_status}" + (f": {result.task_message}" if result.task_message else ""))
                 raise typer.Exit(exit_codes.PROBLEMS_FOUND if result.task_failed else exit_codes.OK)
             if result.ended_by == "timeout":
-                out.error(f"task {task} did not report completion or failure within {timeout:g} s")
+                limit = timeout if timeout is not None else DEFAULT_TASK_TIMEOUT
+                out.error(f"task {task} did not finish within {limit:g} s")
                 raise typer.Exit(exit_codes.CANNOT_RUN)
     raise typer.Exit(exit_codes.OK)
 
@@ -103,10 +135,20 @@ def _parse_types(text: str | None, known: tuple[str, ...] = MESSAGE_TYPES) -> fr
 
 
 class _Renderer:
-    """Turns watch events into output: messages on stdout (flushed per line), the rest on stderr."""
+    """Turns watch events into output: messages on stdout (flushed per line), the rest on stderr.
 
-    def __init__(self, out: Output, json_mode: bool):
+    Lines show only printable text (server text escaped); --json lines are the message's JSON with
+    unsafe characters as \\u escapes (the same JSON value).
+    """
+
+    def __init__(self, out: Output, json_mode: bool, *, utc: bool = False):
+        from datetime import UTC
+
+        from validators.dates import SHANGHAI
+
         self.out, self.json_mode = out, json_mode
+        self.zone = UTC if utc else SHANGHAI
+        self.zone_name = "UTC" if utc else "Asia/Shanghai"
         self.console = None
         if not json_mode and sys.stdout.isatty():
             from rich.console import Console
@@ -122,14 +164,15 @@ class _Renderer:
             self.out.info(event.text)
 
     def message(self, message: dict) -> None:
+        from pipelines.safe_text import json_safe
+
         if self.json_mode:
             import json
 
-            sys.stdout.write(scrub(json.dumps(message, ensure_ascii=False, separators=(",", ":"))) + "\n")
+            sys.stdout.write(json_safe(scrub(json.dumps(message, ensure_ascii=False, separators=(",", ":")))) + "\n")
             sys.stdout.flush()
             return
-        text, style = message_line(message)
-        text = scrub(text)
+        text, style = message_line(message, self.zone)
         if self.console is not None:
             from rich.text import Text
 
@@ -139,67 +182,80 @@ class _Renderer:
             sys.stdout.flush()
 
 
-def severity(data: dict) -> str:
-    """error / warning / success / info: an explicit severity or level, else read from type and status."""
-    for name in ("severity", "level", "priority"):
-        value = str(data.get(name) or "").lower()
-        if value in ("error", "critical", "high", "fatal"):
-            return "error"
-        if value in ("warning", "warn", "medium"):
-            return "warning"
-        if value in ("success", "info", "low"):
-            return "success" if value == "success" else "info"
-    status, kind = str(data.get("status") or "").lower(), str(data.get("type") or "").lower()
-    if status in ("failed", "error") or kind in ("error", "failure"):
-        return "error"
-    if kind in ("alert", "warning") or status == "warning":
-        return "warning"
-    if status in ("completed", "success", "succeeded"):
-        return "success"
-    return "info"
+def severity(data: dict) -> str | None:
+    """The message's own severity (``severity`` or ``level``), lower case; None when it has none.
+
+    The application's published notifications carry none: tacn does not invent one.
+    """
+    for name in ("severity", "level"):
+        value = data.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip().lower()
+    return None
 
 
-def message_line(message: dict) -> tuple[str, str | None]:
-    """One terminal line: time, severity/type, title, content, link; and its style."""
+FINAL_STYLE = {"completed": "green", "failed": "red", "cancelled": "red"}
+
+
+def message_line(message: dict, zone=None) -> tuple[str, str | None]:
+    """One line of printable text (server text escaped): time in ``zone``, kind, fields; and its style."""
+    from pipelines.safe_text import escape_unprintable
+
     kind = message["type"]
     data = message.get("data") if isinstance(message.get("data"), dict) else {}
-    when = _when(data)
+    when = shown_time(data, zone)
+    style = None
     if kind == "notification":
         level = severity(data)
-        parts = [when, f"{level.upper():<7}", str(data.get("type") or "notification"), _text(data.get("title"))]
+        parts = [when, "NOTIFICATION", _text(data.get("type")), level.upper() if level else "",
+                 _text(data.get("title"))]
         if data.get("content"):
             parts.append(f"— {_text(data['content'])}")
         if data.get("link"):
             parts.append(f"<{_text(data['link'])}>")
-        return "  ".join(p for p in parts if p), SEVERITY_STYLE[level]
-    if kind == "progress":
-        level = severity(data)
+        style = SEVERITY_STYLE.get(level) if level else None
+    elif kind in ("progress", "task_status"):
         progress = data.get("progress")
-        parts = [when, "PROGRESS", _text(data.get("task_id")), _text(data.get("status")),
-                 f"{progress:g}%" if isinstance(progress, int | float) else _text(progress),
-                 _text(data.get("message"))]
-        return "  ".join(p for p in parts if p), SEVERITY_STYLE[level]
-    if kind == "connected":
-        return "  ".join(p for p in [when, "CONNECTED", _text(data.get("user_id")), _text(data.get("message"))] if p), \
-            "green"
-    return f"{when}  HEARTBEAT", "dim"
+        parts = [when, "PROGRESS" if kind == "progress" else "TASK", _text(data.get("task_id")),
+                 _text(data.get("status")),
+                 f"{progress:g}%" if isinstance(progress, int | float) and not isinstance(progress, bool)
+                 else _text(progress),
+                 _text(data.get("current_step")), _text(data.get("message"))]
+        level = severity(data)
+        style = SEVERITY_STYLE.get(level) if level else FINAL_STYLE.get(str(data.get("status")).lower())
+    elif kind == "connected":
+        parts, style = [when, "CONNECTED", _text(data.get("user_id")), _text(data.get("message"))], "green"
+    else:
+        parts, style = [when, "HEARTBEAT"], "dim"
+    return escape_unprintable("  ".join(p for p in parts if p)), style
 
 
-def _when(data: dict) -> str:
-    from datetime import datetime
+def shown_time(data: dict, zone=None) -> str:
+    """``created_at`` or ``timestamp`` in ``zone`` (default Asia/Shanghai): naive values are UTC
+    (the application's connected/heartbeat), aware ones are converted (its +08:00 created_at).
+    Without one, the time now; an unreadable one is shown as given."""
+    from datetime import UTC, datetime
 
+    if zone is None:
+        from validators.dates import SHANGHAI as zone
     for name in ("created_at", "timestamp"):
         value = data.get(name)
         if isinstance(value, str) and value:
             try:
-                return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S")
+                when = datetime.fromisoformat(value.strip())
             except ValueError:
-                return value[:19]
-    return datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+                return value[:32]
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            try:
+                return when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+            except (OverflowError, ValueError):
+                return value[:32]
+    return datetime.now(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _text(value) -> str:
-    return "" if value is None else " ".join(str(value).split())
+    return "" if value is None else str(value)
 
 
 ORDER = 80
