@@ -421,15 +421,14 @@ class _Watcher:
                               f"({exc.verify_message}); pass --insecure only for a host you trust") from None
         except (websocket.WebSocketException, OSError, ValueError) as exc:
             ws.shutdown()
+            redirect = getattr(ws, "handshake_response", None)
+            if redirect is not None and 300 <= redirect.status < 400:  # "Redirect limit exhausted"
+                raise self._handshake_refused(redirect.status, redirect.headers or {}) from None
             if cut.is_set():
                 raise _Retry(f"the handshake did not complete within {timeout:g} s") from None
             raise _Retry(self.scrub(_describe(exc))) from None
         finally:
             timer.cancel()
-        response = ws.handshake_response
-        if response is not None and response.status != 101:  # a redirect, not followed
-            ws.shutdown()
-            raise self._handshake_refused(response.status, response.headers or {})
         return ws
 
     def _handshake_refused(self, status: int, headers: dict) -> Exception:
@@ -475,6 +474,8 @@ class _Watcher:
         config, ws = self.config, self.ws
         ws.settimeout(config.tick)
         _guard_frame_length(ws, config.max_frame_bytes * DROP_FRAME_FACTOR)
+        tick_ends = [0.0]
+        _guard_read_time(ws, lambda: self.clock() >= tick_ends[0])
         self._fragments, self._fragment_size = None, 0
         watchdog = config.heartbeat_timeout
         last_frame = self.clock()
@@ -484,6 +485,7 @@ class _Watcher:
                 return True
             if watchdog and self.clock() - last_frame >= watchdog:
                 raise _Retry(f"no frame for {watchdog:g} s (heartbeat timeout): the connection is dead")
+            tick_ends[0] = self.clock() + config.tick
             try:
                 frame = ws.recv_frame()  # a frame cut by the timeout is kept and completed by the next call
                 whole = self._assemble(frame)
@@ -492,6 +494,8 @@ class _Watcher:
             except _FrameTooLarge as exc:
                 self.emit("warning", str(exc))
                 raise _Retry("dropped the connection rather than read the oversized frame") from None
+            except (websocket.WebSocketProtocolException, websocket.WebSocketPayloadException) as exc:
+                raise _Retry(f"protocol error ({self.scrub(_describe(exc))})") from None
             except (websocket.WebSocketException, OSError, ValueError) as exc:
                 raise _Retry(f"connection lost ({self.scrub(_describe(exc))})") from None
             last_frame = self.clock()
@@ -530,8 +534,10 @@ class _Watcher:
             self._fragment_opcode, self._fragment_size = opcode, len(frame.data)
             self._fragments = bytearray(frame.data) if len(frame.data) <= limit else bytearray()
             return None
-        if opcode != ABNF.OPCODE_CONT or self._fragments is None:
-            raise _Retry(f"protocol error: unexpected frame (opcode {opcode})")
+        if opcode != ABNF.OPCODE_CONT:
+            raise _Retry(f"protocol error: a frame with opcode {opcode}")
+        if self._fragments is None:
+            raise _Retry("protocol error: a continuation frame outside a fragmented message")
         self._fragment_size += len(frame.data)
         if self._fragment_size > limit * DROP_FRAME_FACTOR:
             self._fragments = None
@@ -667,6 +673,27 @@ def _guard_frame_length(ws, limit: int) -> None:
             raise _FrameTooLarge(f"a frame announced {announced:,} bytes (over {limit:,}): not read")
 
     reader.recv_length = checked_length
+
+
+def _guard_read_time(ws, over: Callable[[], bool]) -> None:
+    """End a read when ``over()`` says so, as a socket timeout would.
+
+    The socket timeout bounds each recv, but websocket-client reads a frame with as many recvs as
+    it takes: a server dripping a byte every few milliseconds would hold the loop (and its
+    deadline, stop and watchdog checks) for as long as it likes. What was read so far stays in the
+    frame reader and the next call goes on from there.
+    """
+    import websocket
+
+    reader = ws.frame_buffer
+    recv = reader.recv
+
+    def recv_in_time(size: int) -> bytes:
+        if over():
+            raise websocket.WebSocketTimeoutException("read time is up")
+        return recv(size)
+
+    reader.recv = recv_in_time
 
 
 def _close_status(data: bytes) -> tuple[int | None, str]:
