@@ -346,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port-file", help="write the chosen port here once listening")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between demo notifications")
     parser.add_argument("--heartbeat-interval", type=float, default=30.0)
+    parser.add_argument("--demo-task", metavar="TASK_ID",
+                        help="a task that, once its status is first asked for, runs for ten intervals (progress on the "
+                        "notification stream), then completes")
     args = parser.parse_args(argv)
     secret = os.environ.get("JWT_SECRET")
     if not secret:
@@ -360,10 +363,18 @@ def main(argv: list[str] | None = None) -> int:
     kinds = [("analysis", "Analysis finished", "000001 平安银行: report ready"),
              ("alert", "Price alert", "600000 crossed 10.50"),
              ("system", "Sync failed", "akshare daily sync failed at 99%; re-run tacn sync")]
-    n = 0
+    n = step = 0
+    if args.demo_task:
+        server.set_task(args.demo_task, "pending", 0, "queued", publish=False)
     try:
         while not stop.wait(args.interval):
             n += 1
+            if args.demo_task and server.status_requests and step < 10:  # the task starts once someone asks
+                step += 1
+                done = step == 10
+                server.set_task(args.demo_task, "completed" if done else "running", step * 10,
+                                "report ready" if done else f"analysing, step {step} of 10",
+                                current_step=f"step {step}")
             kind, title, content = kinds[n % len(kinds)]
             server.publish(notification_message(n, title=title, content=content, kind=kind))
     except KeyboardInterrupt:

@@ -69,11 +69,12 @@ DEMO_ENV="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/examples/demo.env"
 step "Configuration check of the example .env: placeholders warn, exit 0" 0 tacn config-check --offline --env-file "$DEMO_ENV"
 # --- watch steps ---
 # A local stand-in for the application's WebSocket endpoints (pipelines/dev_ws_server.py):
-# it verifies JWTs with its own demo secret and publishes a notification every 0.3 s.
+# it verifies JWTs with its own demo secret, publishes a notification every 0.3 s and runs one
+# analysis task (demo-analysis-1) that completes after 3 s.
 DEMO_JWT_SECRET="demo-only-jwt-secret-0123456789abcdef0123456789"
 WS_PORT_FILE="$(mktemp -u "${TMPDIR:-/tmp}/tacn-demo-ws.XXXXXX")"
 env JWT_SECRET="$DEMO_JWT_SECRET" "$(dirname "$(command -v tacn)")/python" -m pipelines.dev_ws_server \
-  --port-file "$WS_PORT_FILE" --interval 0.3 &
+  --port-file "$WS_PORT_FILE" --interval 0.3 --demo-task demo-analysis-1 &
 WS_PID=$!
 for _ in $(seq 100); do [ -s "$WS_PORT_FILE" ] && break; sleep 0.1; done
 WS_API="http://127.0.0.1:$(cat "$WS_PORT_FILE" 2>/dev/null || echo 9)"
@@ -83,6 +84,10 @@ step "The same stream as NDJSON for jq, for 3 seconds" 0 \
   env JWT_SECRET="$DEMO_JWT_SECRET" tacn watch --api-url "$WS_API" --mint-token --json --timeout 3
 step "A refused token: exit 3 at once, the token never printed" 3 \
   tacn watch --api-url "$WS_API" --token not-a-valid-jwt-0123456789
+step "Follow one analysis task: status polled, its progress shown, exit 0 when it completes" 0 \
+  env JWT_SECRET="$DEMO_JWT_SECRET" tacn watch --api-url "$WS_API" --mint-token --task demo-analysis-1 --poll-interval 0.5
+step "An unknown task: HTTP 404 from the application, exit 3" 3 \
+  env JWT_SECRET="$DEMO_JWT_SECRET" tacn watch --api-url "$WS_API" --mint-token --task no-such-task
 step "Who is connected to the WebSocket endpoints" 0 tacn ws-stats --api-url "$WS_API"
 kill "$WS_PID" 2>/dev/null; wait "$WS_PID" 2>/dev/null; rm -f "$WS_PORT_FILE"
 # --- data quality across sources: volume units, freshness, reconcile, HTML reports ---

@@ -164,10 +164,10 @@ class _Renderer:
             self.out.info(event.text)
 
     def message(self, message: dict) -> None:
-        from pipelines.safe_text import json_safe
-
         if self.json_mode:
             import json
+
+            from pipelines.safe_text import json_safe
 
             sys.stdout.write(json_safe(scrub(json.dumps(message, ensure_ascii=False, separators=(",", ":")))) + "\n")
             sys.stdout.flush()
