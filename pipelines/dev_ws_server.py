@@ -22,7 +22,8 @@ It behaves like the application (see the README's watch section and the referenc
 Test hooks: ``refuse_status`` refuses every handshake with that HTTP status; ``silence()``
 stops the frames of the open connections while keeping their sockets open; ``publish_raw``
 sends any text or bytes frame; ``client_close_codes`` records the close codes clients sent;
-``set_task`` sets what the status endpoint answers (and publishes the progress frame).
+``set_task`` sets what the status endpoint answers (and publishes the progress frame);
+``status_unavailable = N`` answers the next N status requests with 503.
 
 Needs the ``websockets`` package (a test dependency); imported only when a server starts.
 Run ``python -m pipelines.dev_ws_server --help`` for the stand-alone demo server.
@@ -107,6 +108,7 @@ class DevWsServer:
         self.client_close_codes: list[int | None] = []
         self.client_messages: list[str] = []
         self.tasks: dict[str, dict] = {}
+        self.status_unavailable = 0  # test hook: answer this many task status requests with 503
         self._sessions: set[_Session] = set()  # the connection manager: notification sockets only
         self._task_sessions: set[_Session] = set()
         self._cond = threading.Condition()
@@ -256,6 +258,10 @@ class DevWsServer:
             return self._json(connection, 403, {"detail": "Not authenticated"})
         if self._user_of(authorization[len("Bearer "):]) is None:
             return self._json(connection, 401, {"detail": "Invalid token"})
+        with self._cond:
+            unavailable, self.status_unavailable = self.status_unavailable > 0, max(0, self.status_unavailable - 1)
+        if unavailable:
+            return self._json(connection, 503, {"detail": "Service Unavailable"})
         if task is None:
             return self._json(connection, 404, {"detail": "任务不存在"})
         return self._json(connection, 200, {"success": True, "data": task, "message": "获取任务状态成功"})

@@ -25,6 +25,7 @@ from pipelines.watch import (
     WatchConfig,
     api_base,
     endpoint_url,
+    follow_task,
     is_ws_endpoint,
     mint_token,
     shown_url,
@@ -406,6 +407,46 @@ def test_task_status_refuses_a_bad_token(server):
     assert result.exit_code == 3
     assert "/api/analysis/tasks/t-1/status refused the token given with --token (HTTP 401" in result.stderr
     assert "not-a-jwt-0123456789" not in result.stderr
+
+
+def test_task_status_unavailable_is_polled_again_with_a_warning(server):
+    server.set_task("t-9", "completed", 100, "done", publish=False)
+    server.status_unavailable = 2
+    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--task", "t-9", "--json",
+                     "--poll-interval", "0.1")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("answered HTTP 503") == 2 and "asking again in" in result.stderr
+    assert [m["data"]["status"] for m in json_lines(result.stdout)] == ["completed"]
+
+
+def test_task_poll_gives_up_after_max_retries(server):
+    server.set_task("t-9", "running", publish=False)
+    server.status_unavailable = 10
+    watching = Watching(config_for(server, task_id="t-9", max_retries=1, backoff=Backoff(base=0.05, cap=0.1)),
+                        run=follow_task, poll_interval=0.05)
+    watching.thread.join(20)
+    assert isinstance(watching.error, SourceError) and "after 1 retry" in str(watching.error)
+    assert "HTTP 503" in str(watching.error)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_task_follow_interrupted_exits_130_and_closes_the_stream(server, signum):
+    server.set_task("t-5", "running", 5, publish=False)
+    exe = os.path.join(os.path.dirname(sys.executable), "tacn")
+    proc = subprocess.Popen([exe, "watch", "--api-url", server.api_url, "--task", "t-5", "--json",
+                             "--poll-interval", "0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TACN_TOKEN": server.token()})
+    try:
+        assert server.wait_sessions(1, timeout=30)
+        assert json.loads(proc.stdout.readline())["type"] == "task_status"  # polling
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert server.wait_client_close(1) and server.client_close_codes == [1000]
 
 
 def test_task_timeout_without_a_final_status_cannot_run(server):
