@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from typing import Annotated
 
 import typer
 
 from tacn_cli import exit_codes
-from tacn_cli.options import ApiUrlOption, InsecureOption, JsonOption, parse_duration
+from tacn_cli.options import ApiUrlOption, InsecureOption, JsonOption, finite, parse_duration
 from tacn_cli.render import Output
 from tacn_cli.runner import handle_errors
 from tacn_cli.secrets import register_secret, scrub
 
 SEVERITY_STYLE = {"error": "red", "warning": "yellow", "success": "green", "info": None}
-
-
-def _finite(value: float | None) -> float | None:
-    """Typer accepts 'inf' (and 'nan' for options without bounds); seconds must be a real number."""
-    if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"expected a number of seconds, got {value}")
-    return value
 
 
 def watch_command(
@@ -41,19 +33,19 @@ def watch_command(
     count: Annotated[int | None, typer.Option("--count", min=1, help="Exit 0 after N shown messages.",
                                               show_default=False)] = None,
     timeout: Annotated[float | None, typer.Option(
-        "--timeout", min=0.001, callback=_finite, help="Exit 0 after S seconds (with --task: exit 3 when the task "
+        "--timeout", min=0.001, callback=finite, help="Exit 0 after S seconds (with --task: exit 3 when the task "
         "has not finished; default 7200).", show_default=False)] = None,
     max_retries: Annotated[int | None, typer.Option("--max-retries", min=0, help="Give up (exit 3) after N "
                                                     "failed reconnects in a row (default: unlimited).",
                                                     show_default=False)] = None,
     heartbeat_timeout: Annotated[float | None, typer.Option(
-        "--heartbeat-timeout", min=0, callback=_finite, help="Reconnect when no frame arrives for S seconds; "
+        "--heartbeat-timeout", min=0, callback=finite, help="Reconnect when no frame arrives for S seconds; "
         "0 = off (default 75).", show_default=False)] = None,
     task: Annotated[str | None, typer.Option("--task", help="Follow one analysis task: poll its status, show its "
                                              "progress; exit 0 completed, 1 failed or cancelled, 3 unknown task.",
                                              show_default=False)] = None,
     poll_interval: Annotated[float, typer.Option(
-        "--poll-interval", min=0.1, max=3600, callback=_finite,
+        "--poll-interval", min=0.1, max=3600, callback=finite,
         help="With --task: seconds between status polls.")] = 2.0,
     utc: Annotated[bool, typer.Option("--utc", help="Show times in UTC (default: Asia/Shanghai).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show heartbeats too.")] = False,
