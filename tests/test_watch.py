@@ -590,6 +590,8 @@ def test_severity_only_when_the_message_has_one_and_lines():
     assert "PROGRESS  t  running  12.5%" in line and style is None
     line, _ = message_line({"type": "notification"})  # no data at all: still a line
     assert "NOTIFICATION" in line
+    line, _ = message_line({"type": "task_status", "data": {"task_id": "t", "status": "running", "progress": 10**400}})
+    assert "TASK  t  running  1000000" in line  # JSON allows an integer too large for a float
 
 
 def test_auth_refused_from_the_library_names_the_origin(server):

@@ -60,6 +60,7 @@ def watch_command(
         raise typer.BadParameter("--task follows one task to its end: --count and --type do not apply",
                                  param_hint="--task")
     with handle_errors(out):
+        from pipelines.safe_text import escape_unprintable
         from pipelines.watch import (
             DEFAULT_HEARTBEAT_TIMEOUT,
             DEFAULT_TASK_TIMEOUT,
@@ -79,6 +80,7 @@ def watch_command(
         endpoint = endpoint_url(url, api_url or (None if url else env.get("TACN_API_URL")))
         if task is not None:
             check_task_id(task)
+            task_shown = escape_unprintable(task)
         resolved, origin, minted = resolve_token(
             token, env_token=env.get("TACN_TOKEN"), env_token_origin=env.origin.get("TACN_TOKEN"), mint=mint_token,
             jwt_secret=env.get("JWT_SECRET"), jwt_secret_origin=env.origin.get("JWT_SECRET"), user=user,
@@ -96,7 +98,7 @@ def watch_command(
             out.info(f"watching {shown_url(endpoint)} (token {origin.split(' (')[0]}){zone}")
             result = watch(config, render)
         else:
-            out.info(f"following task {task}: polling {task_status_url(api_base(endpoint), task)} every "
+            out.info(f"following task {task_shown}: polling {task_status_url(api_base(endpoint), task)} every "
                      f"{poll_interval:g} s, its progress from {shown_url(endpoint)} (token {origin.split(' (')[0]})"
                      f"{zone}")
             result = follow_task(config, render, poll_interval=poll_interval)
@@ -104,11 +106,11 @@ def watch_command(
                  f"{result.warnings} warning(s); ended by {result.ended_by}")
         if task is not None:
             if result.ended_by == "task":
-                out.info(f"task {task} {result.task_status}" + (f": {result.task_message}" if result.task_message else ""))
+                out.info(f"task {task_shown} {result.task_status}" + (f": {result.task_message}" if result.task_message else ""))
                 raise typer.Exit(exit_codes.PROBLEMS_FOUND if result.task_failed else exit_codes.OK)
             if result.ended_by == "timeout":
                 limit = timeout if timeout is not None else DEFAULT_TASK_TIMEOUT
-                out.error(f"task {task} did not finish within {limit:g} s")
+                out.error(f"task {task_shown} did not finish within {limit:g} s")
                 raise typer.Exit(exit_codes.CANNOT_RUN)
     raise typer.Exit(exit_codes.OK)
 
@@ -210,8 +212,7 @@ def message_line(message: dict, zone=None) -> tuple[str, str | None]:
         progress = data.get("progress")
         parts = [when, "PROGRESS" if kind == "progress" else "TASK", _text(data.get("task_id")),
                  _text(data.get("status")),
-                 f"{progress:g}%" if isinstance(progress, int | float) and not isinstance(progress, bool)
-                 else _text(progress),
+                 _percent(progress),
                  _text(data.get("current_step")), _text(data.get("message"))]
         level = severity(data)
         style = SEVERITY_STYLE.get(level) if level else FINAL_STYLE.get(str(data.get("status")).lower())
@@ -248,6 +249,15 @@ def shown_time(data: dict, zone=None) -> str:
 
 def _text(value) -> str:
     return "" if value is None else str(value)
+
+
+def _percent(value) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return f"{float(value):g}%"
+        except OverflowError:  # an integer too large for a float: JSON allows it
+            pass
+    return _text(value)
 
 
 ORDER = 80
