@@ -484,6 +484,44 @@ def test_signal_closes_with_1000_and_exits_130(server, signum):
     assert token not in stderr
 
 
+# -- the dev server behaves like the application --------------------------------------------------
+
+def test_dev_server_speaks_like_the_application(server):
+    import websocket
+
+    for query in ("", "?token=", "?token=garbage"):  # missing, empty, bad: refused before accepting
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(server.ws_url() + query, timeout=5)
+        assert refused.value.status_code == 403
+    token = server.token("someone")
+    notifications = websocket.create_connection(f"{server.ws_url()}?token={token}", timeout=5)
+    task_socket = websocket.create_connection(f"{server.ws_url('/api/ws/tasks/t1')}?token={token}", timeout=5)
+    try:
+        for ws in (notifications, task_socket):
+            connected = json.loads(ws.recv())
+            assert connected["type"] == "connected" and connected["data"]["user_id"] == "admin"
+            assert "+" not in connected["data"]["timestamp"]  # naive UTC
+        assert server.wait_for(lambda s: s.task_sessions_opened == 1)
+        server.set_task("t1", "running", 30, "x")  # progress goes to the notification sockets
+        server.publish(notification_message(1))
+        frames = []
+        while len(frames) < 2:
+            frame = json.loads(notifications.recv())
+            if frame["type"] != "heartbeat":
+                frames.append(frame)
+        assert [f["type"] for f in frames] == ["progress", "notification"]
+        assert frames[0]["data"]["task_id"] == "t1"
+        published = frames[1]["data"]
+        assert "severity" not in published and published["status"] == "unread"
+        assert published["created_at"].endswith("+08:00")
+        task_socket.settimeout(0.5)
+        with pytest.raises(websocket.WebSocketTimeoutException):  # the task socket gets nothing more
+            task_socket.recv()
+    finally:
+        notifications.close()
+        task_socket.close()
+
+
 # -- ws-stats ----------------------------------------------------------------------------------
 
 def test_ws_stats_reports_users_and_connections(server):
