@@ -19,6 +19,14 @@ class StoreUnavailable(TacnError):
     """The store cannot be opened or reached."""
 
 
+class StoreMissing(StoreUnavailable):
+    """The store does not exist (and the command does not create one)."""
+
+    def __init__(self, message: str, display_url: str = ""):
+        super().__init__(message)
+        self.display_url = display_url
+
+
 class StoreError(TacnError):
     """The store answered, but the operation failed."""
 

@@ -80,6 +80,18 @@ def test_only_commands_that_put_data_in_create_a_store_and_say_so(tmp_path):
     assert "created" not in again.stderr  # only the run that created it says so
 
 
+@pytest.mark.parametrize("missing", ["new/q.db", "q.db"])
+def test_a_dry_run_sync_never_creates_a_store(tmp_path, missing):
+    path = tmp_path / missing
+    sample = REPO / "examples" / "akshare_quotes_sample.csv"
+    result = invoke("sync", "--source", f"file:{sample}", "--store", f"sqlite:///{path}", "--dry-run", "--json")
+    assert result.exit_code in (0, 1), result.stderr
+    assert not path.exists() and not path.parent.joinpath("q.db.lock").exists()
+    assert "does not exist: the dry run compares with an empty store" in result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["dry_run"] is True and payload["rows_fetched"] > 0 and "does not exist yet" in payload["store"]
+
+
 def test_a_reading_command_leaves_an_existing_store_untouched(tmp_path):
     path = tmp_path / "q.db"
     with SQLiteStore(path) as store:
@@ -152,7 +164,7 @@ def test_min_records_passes_when_enough_were_checked(tmp_path):
         (["validate", "--data-source", "nope"], 2, "usage_error"),
         (["stats", "--store", ""], 2, "usage_error"),
         (["verify-fix", "--since", "99999999d"], 2, "usage_error"),
-        (["stats", "--store", "sqlite:///{tmp}/typo.db"], 3, "store_unavailable"),
+        (["stats", "--store", "sqlite:///{tmp}/typo.db"], 3, "store_missing"),
         (["validate", "{tmp}/no-such-file.csv"], 3, None),
         (["stats", "--store", "ftp://x"], 2, "usage_error"),
     ],

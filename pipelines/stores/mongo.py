@@ -13,7 +13,7 @@ from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
-from pipelines.errors import StoreError, StoreUnavailable, UsageError
+from pipelines.errors import StoreError, StoreMissing, StoreUnavailable, UsageError
 from pipelines.stores.base import (
     CREATE,
     GroupStats,
@@ -171,9 +171,10 @@ class MongoStore:
         self.created = COLLECTION not in names
         if self.created and mode != CREATE:
             held = f"it has: {', '.join(names)}" if names else "it has no collections"
-            raise StoreUnavailable(
+            raise StoreMissing(
                 f"MongoDB database {self.database_name!r} has no {COLLECTION} collection ({held}); "
-                "check --database or the URL's database (tacn sync creates the collection)"
+                "check --database or the URL's database (tacn sync creates the collection)",
+                self.display_url,
             )
 
     # -- indexes ----------------------------------------------------------------

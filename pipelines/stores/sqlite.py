@@ -22,7 +22,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import StoreError, StoreUnavailable, UsageError
+from pipelines.errors import StoreError, StoreMissing, StoreUnavailable, UsageError
 from pipelines.stores.base import (
     CREATE,
     OPEN_MODES,
@@ -331,7 +331,7 @@ class SQLiteStore:
         if self.path.exists() and self.path.is_dir():
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: it is a directory")
         if mode != CREATE and not self.path.exists():
-            raise StoreUnavailable(_missing_store_message(self.path, mode))
+            raise StoreMissing(_missing_store_message(self.path, mode), self.display_url)
         try:
             if mode == READ:
                 self.conn = _connect_read_only(self.path)

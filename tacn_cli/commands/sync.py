@@ -68,11 +68,29 @@ def sync_command(
                      f"{adjust} prices under the same keys break its series at every ex-date")
         from pipelines.sync import run_sync
 
-        with open_store_for(out, store, database, env=env, mode="create") as opened:
+        with _open_sync_store(out, store, database, env, dry_run) as opened:
             with _ProgressDisplay(out) as display:
                 result = run_sync(opened, request, progress=display.update)
         _render(out, result, json_)
     raise typer.Exit(result.exit_code)
+
+
+def _open_sync_store(out, store, database, env, dry_run: bool):
+    """A real run creates a missing store; a dry run never writes, so it reads an existing store and
+    compares a missing SQLite file with an empty in-memory store."""
+    if not dry_run:
+        return open_store_for(out, store, database, env=env, mode="create")
+    from pipelines.errors import StoreMissing
+
+    try:
+        return open_store_for(out, store, database, env=env, mode="read")
+    except StoreMissing as exc:
+        from pipelines.stores.sqlite import SQLiteStore
+
+        out.info(f"store {exc.display_url} does not exist: the dry run compares with an empty store and creates nothing")
+        empty = SQLiteStore(":memory:")
+        empty.display_url = f"{exc.display_url} (does not exist yet)"
+        return empty
 
 
 def _request(source, symbols, symbols_file, all_symbols, start, end, default_start, period, adjust, workers, dry_run, rejects,
