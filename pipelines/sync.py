@@ -304,10 +304,14 @@ class _Caller:
 
 
 def gate(converted, *, now: datetime | None = None):
-    """(ok: bool ndarray, reasons: {label: [..]}) — the record contract plus every error-level rule."""
+    """(ok: bool ndarray, reasons: {label: [..]}) — the record contract plus every error-level rule.
+
+    The rules run through the same pandera schema as tacn validate (validators.schemas).
+    """
     import numpy as np
 
-    from validators.rules import CheckContext, failing_masks
+    from validators.rules import CheckContext
+    from validators.schemas import failing_masks
 
     frame = converted.frame
     ok = np.ones(len(frame), dtype=bool)

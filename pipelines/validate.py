@@ -18,17 +18,20 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import StoreUnavailable, UsageError
 from pipelines.stores.base import RecordFilter
-from validators.records import KEY_FIELDS
+from validators.records import DOCUMENT_VERSION, KEY_FIELDS
 from validators.rules import (
     DATASET,
+    HIDDEN_COLUMNS,
+    ROW_COLUMN,
     RULES,
     RULES_BY_NAME,
     CheckContext,
     Rule,
     explain,
-    failing_masks,
+    flatten_nested,
     select_rules,
 )
+from validators.schemas import Verdict, judge, quote_schema
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,6 +61,9 @@ class ValidateOptions:
     now_utc: datetime | None = None  # the clock the rules judge against (tests pin it)
     volume_units: dict[str, str] | None = None  # expected unit per data_source (None: the application's)
     observers: list = field(default_factory=list)  # extra per-chunk consumers: .add(frame, masks) (reports)
+    layout: str | None = None  # files: force akshare | tushare | document (default: from the columns)
+    file_type: str | None = None  # files: force csv | jsonl | parquet (default: extension, or a stream's first bytes)
+    stream_wait_s: float = 5.0  # a FIFO nobody writes to is given up after this long
 
 
 @dataclass
@@ -254,18 +260,19 @@ def _refuse_past_calendar_end(days_by_series: dict, last_session: int) -> None:
 
 def file_format(path: Path) -> str:
     """csv, parquet or jsonl, by the suffixes file sources use (.json: mongoexport's one document per line)."""
-    from pipelines.sources.files import SUFFIXES
+    from pipelines.sources.files import file_type_of
 
-    fmt = SUFFIXES.get(path.suffix.lower())
-    if fmt is None:
-        raise UsageError(
-            f"cannot tell the format of {path.name}: expected one of {', '.join(sorted(SUFFIXES))}"
-        )
-    return fmt
+    return file_type_of(path)
 
 
-def _restore_file_types(frame: pd.DataFrame) -> pd.DataFrame:
-    """CSV is all text: numbers and timestamps back to their types; text that is not one stays text."""
+def restore_text_types(frame: pd.DataFrame) -> pd.DataFrame:
+    """A CSV holds text: number and timestamp fields that pandas could not type go back to their types.
+
+    A column pandas read as numbers is kept as it is. A column that stayed text
+    (one value in it is not a number) is converted value by value: what parses
+    becomes a number or a naive UTC datetime, what does not stays the original
+    text, so it fails a type rule with its row instead of becoming a null.
+    """
     import pandas as pd
 
     from validators.records import FIELDS
@@ -275,8 +282,12 @@ def _restore_file_types(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         raw = frame[spec.name]
         if spec.kind == "datetime":
+            if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+                continue
             parsed = pd.to_datetime(raw, format="ISO8601", utc=True, errors="coerce").dt.tz_localize(None)
         else:
+            if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+                continue
             parsed = pd.to_numeric(raw, errors="coerce")
         unparsed = raw.notna() & parsed.isna()
         if unparsed.any():
@@ -286,56 +297,57 @@ def _restore_file_types(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _read_csv(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+def file_documents(source, options: ValidateOptions, *, now: datetime | None = None) -> Iterator[pd.DataFrame]:
+    """A file's rows as document frames, read by the same reader as sync (``pipelines.sources.files``).
+
+    A document-layout file (an export of the collection) is judged strictly as
+    stored records. An AKShare or Tushare file is converted exactly as sync
+    converts it; the conversion's own rejects fail ``row_readable`` (a date it
+    refuses keeps its original value, so ``trade_date_iso`` says why).
+    Each frame carries ``__row`` (1-based row of the file) and, where a row
+    could not be read or converted, ``__problem``.
+    """
     import pandas as pd
 
-    # Every column as text: "000001" keeps its zeros, and a number in trade_date stays visible as digits.
-    reader = pd.read_csv(path, chunksize=chunk_size, dtype=str, keep_default_na=False, na_values=[""])
-    with reader:
-        for chunk in reader:
-            yield _restore_file_types(chunk)
+    from pipelines.sources.files import UNPARSEABLE, iter_frames
+    from validators.rules import PROBLEM_COLUMN, ROW_COLUMN
+    from validators.source_layouts import DATE_COLUMN, LayoutError, convert_frame
 
-
-def _read_parquet(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
-    import pyarrow.parquet as pq
-
-    parquet = pq.ParquetFile(path)
-    for batch in parquet.iter_batches(batch_size=chunk_size):
-        yield batch.to_pandas()
-
-
-def _read_jsonl(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
-    import pandas as pd
-    from bson import ObjectId
-
-    from pipelines.extjson import decode_line
-
-    docs: list[dict] = []
-    with path.open("r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            if number == 1 and line.lstrip().startswith("["):
-                raise TargetUnreadable(
-                    f"{path} is a JSON array (mongoexport --jsonArray): export one document per line instead"
-                )
+    symbols = options.flt.symbols
+    fill_symbol = symbols[0] if symbols and len(symbols) == 1 else None
+    for raw in iter_frames(source, chunk_rows=options.chunk_size):
+        problems: dict = {}
+        if UNPARSEABLE in raw.columns:
+            bad = raw[UNPARSEABLE].notna().to_numpy(dtype=bool)
+            problems = dict(zip(raw.index[bad], raw[UNPARSEABLE][bad], strict=True))
+            raw = raw.drop(columns=[UNPARSEABLE])
+        raw = raw.reindex(columns=list(dict.fromkeys([*source.columns, *raw.columns])))
+        if source.layout == "document":
+            frame = restore_text_types(raw) if source.file_type == "csv" else raw
+        else:
             try:
-                doc = decode_line(line)  # mongoexport output or a tacn backup
-            except (ValueError, TypeError) as exc:
-                raise TargetUnreadable(f"{path} line {number} is not JSON: {exc}") from None
-            if not isinstance(doc, dict):
-                raise TargetUnreadable(f"{path} line {number} is not a JSON object")
-            if isinstance(doc.get("_id"), ObjectId):
-                doc["_id"] = str(doc["_id"])
-            docs.append(doc)
-            if len(docs) >= chunk_size:
-                yield pd.DataFrame.from_records(docs, coerce_float=False)
-                docs = []
-    if docs:
-        yield pd.DataFrame.from_records(docs, coerce_float=False)
-
-
-_READERS = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_jsonl}
+                converted = convert_frame(raw, source.layout, symbol=fill_symbol, now=now)
+            except LayoutError as exc:
+                raise UsageError(f"{source.path}: {exc}") from None
+            frame = converted.frame
+            # the stamps and version sync writes (validators.source_layouts.documents)
+            frame["created_at"] = frame["updated_at"] = converted.now
+            frame["version"] = DOCUMENT_VERSION
+            date_column = raw[DATE_COLUMN[source.layout]]
+            refused_dates = []
+            for label, reasons in converted.problems.items():
+                rest = [r for r in reasons if not r.startswith("trade_date_iso:")]
+                if len(rest) < len(reasons):
+                    refused_dates.append(label)
+                if rest and label not in problems:
+                    problems[label] = "; ".join(rest)
+            if refused_dates:  # the original value, for trade_date_iso to judge and show
+                frame["trade_date"] = frame["trade_date"].astype(object)
+                frame.loc[refused_dates, "trade_date"] = date_column.loc[refused_dates].astype(object)
+        frame[ROW_COLUMN] = frame.index + 1
+        if problems:
+            frame[PROBLEM_COLUMN] = pd.Series(problems, dtype=object).reindex(frame.index)
+        yield filter_frame(frame.reset_index(drop=True), options.flt)
 
 
 def filter_frame(frame: pd.DataFrame, flt: RecordFilter) -> pd.DataFrame:
@@ -369,32 +381,6 @@ def filter_frame(frame: pd.DataFrame, flt: RecordFilter) -> pd.DataFrame:
     return frame if keep is None else frame[keep]
 
 
-def _file_frames(path: Path, fmt: str, options: ValidateOptions) -> Iterator[pd.DataFrame]:
-    """Chunks of the file's rows, filtered, with ``__row`` (1-based row/line number in the file)."""
-    import pandas as pd
-
-    if not path.exists():
-        raise TargetUnreadable(f"cannot read {path}: no such file")
-    if path.is_dir():
-        raise TargetUnreadable(f"cannot read {path}: it is a directory")
-    offset = 0
-    try:
-        for frame in _READERS[fmt](path, options.chunk_size):
-            rows = len(frame)
-            frame = frame.reset_index(drop=True)
-            frame["__row"] = pd.RangeIndex(offset + 1, offset + rows + 1)
-            offset += rows
-            yield filter_frame(frame, options.flt)
-    except TargetUnreadable:
-        raise
-    except (OSError, UnicodeDecodeError, ValueError) as exc:  # pandas/pyarrow parse errors are ValueErrors
-        raise TargetUnreadable(f"cannot read {path} as {fmt}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
-    except Exception as exc:  # pyarrow.ArrowException and friends: an unreadable file, not a crash
-        if type(exc).__module__.startswith(("pyarrow", "pandas")):
-            raise TargetUnreadable(f"cannot read {path} as {fmt}: {exc}") from None
-        raise
-
-
 # -- judging ---------------------------------------------------------------------------------
 
 
@@ -420,8 +406,9 @@ def _plain(value: Any) -> Any:
 
 
 def _record(frame: pd.DataFrame, position: int) -> dict:
+    """The row as a dict (hidden columns included: explain() reads __problem and __nested)."""
     row = frame.iloc[position]
-    return {name: _plain(value) for name, value in row.items() if name != "__row"}
+    return {name: _plain(value) for name, value in row.items() if name != ROW_COLUMN}
 
 
 def _sample(rule: Rule, frame: pd.DataFrame, position: int, ctx: CheckContext) -> dict:
@@ -432,8 +419,8 @@ def _sample(rule: Rule, frame: pd.DataFrame, position: int, ctx: CheckContext) -
     sample["reason"] = "key already seen" if rule.name == "key_unique" else explain(rule.name, record, context=ctx)
     if "_id" in record:
         sample["_id"] = str(record["_id"])
-    if "__row" in frame.columns:
-        sample["row"] = int(frame["__row"].iloc[position])
+    if ROW_COLUMN in frame.columns:
+        sample["row"] = int(frame[ROW_COLUMN].iloc[position])
     return sample
 
 
@@ -449,16 +436,16 @@ class _FailuresWriter:
         except OSError as exc:
             raise UsageError(f"cannot write --failures-out {path}: {exc.strerror or exc}") from None
 
-    def write(self, frame: pd.DataFrame, masks: dict[str, pd.Series]) -> None:
+    def write(self, frame: pd.DataFrame, masks: dict[str, np.ndarray]) -> None:
         import numpy as np
         from bson import json_util
 
         names = list(masks)
-        matrix = np.column_stack([m.to_numpy() for m in masks.values()])
+        matrix = np.column_stack(list(masks.values()))
         for position in np.flatnonzero(matrix.any(axis=1)):
             line: dict[str, Any] = {"rules": [names[i] for i in np.flatnonzero(matrix[position])]}
-            if "__row" in frame.columns:
-                line["row"] = int(frame["__row"].iloc[position])
+            if ROW_COLUMN in frame.columns:
+                line["row"] = int(frame[ROW_COLUMN].iloc[position])
             line["document"] = _jsonable_document(_record(frame, position))
             self._handle.write(json_util.dumps(line, json_options=json_util.RELAXED_JSON_OPTIONS) + "\n")
             self.records += 1
@@ -470,6 +457,8 @@ class _FailuresWriter:
 def _jsonable_document(doc: dict) -> dict:
     out = {}
     for name, value in doc.items():
+        if name in HIDDEN_COLUMNS:
+            continue
         if isinstance(value, date) and not isinstance(value, datetime):
             value = value.isoformat()  # BSON has no bare date
         out[name] = value
@@ -522,42 +511,49 @@ def validate_frames(
     writer = _FailuresWriter(options.failures_out) if options.failures_out else None
     failing_records = dict.fromkeys(THRESHOLDS, 0)
     records = chunks = 0
+    schema = quote_schema(rules=row_rules, context=ctx, samples=options.max_samples) if row_rules else None
     try:
         for frame in frames:
             if frame.empty:
                 continue
-            frame = frame.reset_index(drop=True)
+            frame = flatten_nested(frame.reset_index(drop=True))
             chunks += 1
             records += len(frame)
-            masks = failing_masks(frame, rules=row_rules, context=ctx) if row_rules else {}
+            rows = len(frame)
+            verdict = judge(schema, frame) if schema is not None else Verdict()
+            masks = {name: verdict.mask(name, rows) for name in row_rules}
+            sample_at = dict(verdict.samples)
             if seen is not None:
-                masks["key_unique"] = _series(seen.add(key_hashes(frame)), frame)
+                masks["key_unique"] = seen.add(key_hashes(frame))
+                sample_at["key_unique"] = [int(p) for p in np.flatnonzero(masks["key_unique"])[: options.max_samples]]
             if completeness is not None or units is not None:
-                date_ok = ~masks["trade_date_iso"] if "trade_date_iso" in masks else _valid_dates(frame, ctx)
+                date_ok = _series(~masks["trade_date_iso"], frame) if "trade_date_iso" in masks \
+                    else _valid_dates(frame, ctx)
                 if completeness is not None:
                     completeness.add(frame, date_ok)
                 if units is not None:
                     units.add(frame, date_ok)
-            for observer in options.observers:
-                observer.add(frame, masks)
+            if options.observers:  # reports take the masks as Series aligned to the chunk
+                as_series = {name: _series(mask, frame) for name, mask in masks.items()}
+                for observer in options.observers:
+                    observer.add(frame, as_series)
             for severity in THRESHOLDS:
-                same = [m.to_numpy() for name, m in masks.items() if outcomes[name].severity == severity]
+                same = [m for name, m in masks.items() if outcomes[name].severity == severity]
                 if same:
                     failing_records[severity] += int(np.logical_or.reduce(same).sum())
-            for name, mask in masks.items():
+            for name, bad in masks.items():
                 outcome = outcomes[name]
-                outcome.checked += len(frame)
-                bad = mask.to_numpy()
+                outcome.checked += rows
                 count = int(bad.sum())
                 outcome.failing += count
                 need = options.max_samples - len(outcome.samples)
                 if count and need > 0:
                     rule = RULES_BY_NAME[name]
-                    outcome.samples.extend(_sample(rule, frame, int(p), ctx) for p in np.flatnonzero(bad)[:need])
+                    outcome.samples.extend(_sample(rule, frame, p, ctx) for p in sample_at.get(name, [])[:need])
             if writer is not None and masks:
                 writer.write(frame, masks)
             if on_chunk is not None:
-                on_chunk(len(frame))
+                on_chunk(rows)
     finally:
         if writer is not None:
             writer.close()
@@ -608,12 +604,28 @@ def validate_store(store, options: ValidateOptions, *, on_chunk: Callable[[int],
 def validate_file(
     path: Path | str, options: ValidateOptions, *, on_chunk: Callable[[int], None] | None = None
 ) -> ValidationResult:
-    """Validate a CSV, Parquet or JSON Lines file (mongoexport output included), chunk by chunk."""
-    path = Path(path)
-    fmt = file_format(path)
-    target = {"kind": "file", "name": str(path), "format": fmt}
-    frames = _file_frames(path, fmt, options)
-    return validate_frames(frames, options, target=target, filters=options.flt.describe(), on_chunk=on_chunk)
+    """Validate a CSV, Parquet or JSON Lines file (mongoexport output, a pipe or FIFO included), chunk by chunk.
+
+    The file is read by sync's reader: the same type and layout detection
+    (``options.file_type``/``options.layout`` force them), the same conversion.
+    """
+    from pipelines.errors import SourceError
+    from pipelines.sources.files import open_file_source
+
+    try:
+        source = open_file_source(path, file_type=options.file_type, layout=options.layout,
+                                  wait_s=options.stream_wait_s)
+    except SourceError as exc:
+        raise TargetUnreadable(str(exc)) from None
+    target = {"kind": "file", "name": str(path), "format": source.file_type, "layout": source.layout}
+
+    def frames():
+        try:
+            yield from file_documents(source, options, now=options.now_utc)
+        except SourceError as exc:
+            raise TargetUnreadable(str(exc)) from None
+
+    return validate_frames(frames(), options, target=target, filters=options.flt.describe(), on_chunk=on_chunk)
 
 
 # -- reports -----------------------------------------------------------------------------------

@@ -33,6 +33,17 @@ SymbolsOption = Annotated[
 SinceOption = Annotated[
     str | None, typer.Option("--since", help="Records updated since: a duration (24h, 7d, 30m) or a date.")
 ]
+# Files (sync's file: source and validate's TARGET): one reader, one pair of options.
+LayoutOption = Annotated[
+    str | None,
+    typer.Option("--layout", "--format", help="Files: force the column layout: akshare, tushare or document "
+                 "(default: from the columns).", show_default=False),
+]
+FileTypeOption = Annotated[
+    str | None,
+    typer.Option("--file-type", help="Files: force csv, jsonl or parquet (default: the extension; for a pipe "
+                 "or FIFO, its first bytes tell JSON Lines and Parquet).", show_default=False),
+]
 
 _DURATION_RE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

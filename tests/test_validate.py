@@ -409,8 +409,7 @@ def test_mongoexport_extended_json(tmp_path):
         (["validate", "--since", "yesterday-ish"], 2, "--since"),
         (["validate", "--symbols", "12"], 2, "6-digit"),
         (["validate", "--chunk-size", "0"], 2, "--chunk-size"),
-        (["validate", "quotes.xlsx"], 2, "cannot tell the format"),
-        (["validate", "missing.csv"], 3, "no such file"),
+        (["validate", "missing.csv"], 3, "does not exist"),
         (["validate", "--store", "sqlite:///"], 2, "sqlite:///PATH"),
     ],
 )
@@ -424,8 +423,6 @@ def test_bad_input_gets_a_message_and_a_code(args, code, words):
     ("name", "content", "words"),
     [
         ("broken.parquet", b"PAR1 not really", "cannot read"),
-        ("broken.jsonl", b'{"symbol": "600000"}\n{not json\n', "line 2 is not JSON"),
-        ("array.json", b'[{"symbol": "600000"}]\n', "JSON array"),
         ("binary.csv", b"\xff\xfe\x00\x81garbage\x00\n\x00\x00", "cannot read"),
     ],
 )
@@ -436,6 +433,13 @@ def test_unreadable_files_exit_3(tmp_path, name, content, words):
         validate_file(path, options())
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 3 and "Traceback" not in result.stderr
+
+
+def test_a_file_of_unknown_type_is_a_usage_error(tmp_path):
+    path = tmp_path / "quotes.xlsx"
+    path.write_bytes(b"PK\x03\x04 not ours")
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2 and "cannot tell the type" in result.stderr and "--file-type" in result.stderr
 
 
 def test_a_directory_as_target_exits_3(tmp_path):

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from validators.dates import (
     FIRST_TRADE_DATE_ISO,
+    ISO_DATE_PATTERN,
     InvalidTradeDate,
     latest_allowed_trade_date,
     normalize_trade_date,
@@ -28,6 +29,7 @@ from validators.dates import (
 )
 from validators.records import (
     DATA_SOURCES,
+    FIELDS,
     KEY_FIELDS,
     MARKETS,
     PERIODS,
@@ -50,6 +52,12 @@ CLOCK_SKEW = timedelta(minutes=1)
 
 VOLUME_FIELDS = ("volume", "amount")
 TIMESTAMP_FIELDS = ("created_at", "updated_at")
+NUMBER_FIELDS = tuple(f.name for f in FIELDS if f.kind in ("float", "int"))
+# Hidden columns a reader adds beside the document's own (never part of a record):
+ROW_COLUMN = "__row"  # the 1-based row/line of a file
+PROBLEM_COLUMN = "__problem"  # why a file's row could not be read or converted as sync would
+NESTED_COLUMN = "__nested"  # the fields of the row that held an object or a list
+HIDDEN_COLUMNS = (ROW_COLUMN, PROBLEM_COLUMN, NESTED_COLUMN)
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,10 @@ class Rule:
     scope: str = ROW  # ROW: failing_masks evaluates it; DATASET: the validate pipeline does
     fields: tuple[str, ...] = ()  # the values a sample of a failing record shows
     opt_in: bool = False  # runs only when asked (completeness)
+    # The part of the rule pandera can say with its own built-in checks, for `tacn schema --pandera`:
+    # (column, check name, argument). The rule's own check (CHECKS) is what runs; a rule without
+    # a portable part, or with more than it (the date bound that moves with "tomorrow"), is listed by name.
+    portable: tuple[tuple[str, str, Any], ...] = ()
 
 
 @dataclass
@@ -79,12 +91,29 @@ RULES: tuple[Rule, ...] = (
         "error",
         f"trade_date is a YYYY-MM-DD string, a real calendar date, from {FIRST_TRADE_DATE_ISO} to tomorrow (Asia/Shanghai)",
         fields=("trade_date",),
+        portable=(("trade_date", "str_matches", ISO_DATE_PATTERN), ("trade_date", "ge", FIRST_TRADE_DATE_ISO)),
     ),
-    Rule("symbol_format", "error", "symbol is a string of 6 digits", fields=("symbol",)),
+    Rule("symbol_format", "error", "symbol is a string of 6 digits", fields=("symbol",),
+         portable=(("symbol", "str_matches", r"^[0-9]{6}$"),)),
     Rule("code_matches_symbol", "error", "code is present and equals symbol", fields=("code", "symbol")),
-    Rule("period_known", "error", f"period is one of {', '.join(PERIODS)}", fields=("period",)),
-    Rule("data_source_known", "error", f"data_source is one of {', '.join(sorted(DATA_SOURCES))}", fields=("data_source",)),
-    Rule("market_known", "error", f"market is one of {', '.join(MARKETS)}", fields=("market",)),
+    Rule("period_known", "error", f"period is one of {', '.join(PERIODS)}", fields=("period",),
+         portable=(("period", "isin", PERIODS),)),
+    Rule("data_source_known", "error", f"data_source is one of {', '.join(sorted(DATA_SOURCES))}", fields=("data_source",),
+         portable=(("data_source", "isin", DATA_SOURCES),)),
+    Rule("market_known", "error", f"market is one of {', '.join(MARKETS)}", fields=("market",),
+         portable=(("market", "isin", MARKETS),)),
+    Rule(
+        "value_types",
+        "error",
+        "every value is a single value (no object or list) and the number fields hold numbers where present",
+        fields=NUMBER_FIELDS,
+    ),
+    Rule(
+        "row_readable",
+        "error",
+        "a file's row is a JSON object and, in an AKShare or Tushare file, converts to a document as sync converts it",
+        fields=(PROBLEM_COLUMN,),
+    ),
     Rule(
         "key_unique",
         "error",
@@ -96,10 +125,12 @@ RULES: tuple[Rule, ...] = (
     # A warning, not an error: forward-adjusted (qfq) history can be zero or negative. Eastmoney's qfq
     # subtracts later dividends, so the application itself stores such prices for long-listed stocks.
     Rule("prices_positive", "warning", "open, high, low, close, pre_close are positive where present "
-         "(qfq history of long-listed stocks can be zero or negative, as the application stores it)", fields=PRICE_FIELDS),
+         "(qfq history of long-listed stocks can be zero or negative, as the application stores it)", fields=PRICE_FIELDS,
+         portable=tuple((name, "gt", 0) for name in PRICE_FIELDS)),
     Rule("high_is_highest", "error", "high >= open, close and low (where present)", fields=("high", "open", "close", "low")),
     Rule("low_is_lowest", "error", "low <= open and close (where present)", fields=("low", "open", "close")),
-    Rule("volume_amount_non_negative", "error", "volume and amount are numbers >= 0 where present", fields=VOLUME_FIELDS),
+    Rule("volume_amount_non_negative", "error", "volume and amount are numbers >= 0 where present", fields=VOLUME_FIELDS,
+         portable=tuple((name, "ge", 0) for name in VOLUME_FIELDS)),
     Rule(
         "full_symbol_exchange",
         "warning",
@@ -253,6 +284,19 @@ def _member_fails(name: str, allowed: tuple[str, ...]):
     return check
 
 
+def _fails_value_types(frame, ctx):
+    fails = present(column(frame, NESTED_COLUMN))
+    for name in NUMBER_FIELDS:
+        if name in frame.columns:
+            values = frame[name]
+            fails |= present(values) & as_number(values).isna()
+    return fails
+
+
+def _fails_row_readable(frame, ctx):
+    return present(column(frame, PROBLEM_COLUMN))
+
+
 def _fails_prices(frame, ctx):
     import pandas as pd
 
@@ -376,6 +420,8 @@ CHECKS: dict[str, Callable[[Any, CheckContext], Any]] = {
     "period_known": _member_fails("period", PERIODS),
     "data_source_known": _member_fails("data_source", DATA_SOURCES),
     "market_known": _member_fails("market", MARKETS),
+    "value_types": _fails_value_types,
+    "row_readable": _fails_row_readable,
     "prices_numeric": _fails_prices_numeric,
     "prices_positive": _fails_prices,
     "high_is_highest": _fails_high,
@@ -463,6 +509,14 @@ def explain(rule_name: str, record: dict, *, context: CheckContext | None = None
         bound = "> 0" if rule_name == "prices_positive" else ">= 0"
         bad = [f"{n}={get(n)!r}" for n in names if not _missing(get(n)) and not _number_ok(get(n), rule_name)]
         return f"not a number {bound}: {', '.join(bad)}"
+    if rule_name == "value_types":
+        nested = get(NESTED_COLUMN)
+        if not _missing(nested):
+            return f"an object or a list in {nested}"
+        bad = [f"{n}={get(n)!r}" for n in NUMBER_FIELDS if not _missing(get(n)) and not _is_number(get(n))]
+        return f"not a number: {', '.join(bad)}"
+    if rule_name == "row_readable":
+        return str(get(PROBLEM_COLUMN))
     if rule_name == "high_is_highest":
         return f"high {get('high')} below " + ", ".join(
             f"{n} {get(n)}" for n in ("open", "close", "low") if _gt(get(n), get("high"))
@@ -491,15 +545,20 @@ def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and value != value) or (value != value)
 
 
-def _number_ok(value: object, rule_name: str) -> bool:
+def _is_number(value: object) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
         try:
             import numpy as np
 
-            if not isinstance(value, np.integer | np.floating):
-                return False
+            return isinstance(value, np.integer | np.floating)
         except ImportError:  # pragma: no cover - numpy ships with pandas
             return False
+    return True
+
+
+def _number_ok(value: object, rule_name: str) -> bool:
+    if not _is_number(value):
+        return False
     if rule_name == "prices_numeric":
         return value == value and abs(value) != float("inf")
     return value > 0 if rule_name == "prices_positive" else value >= 0
@@ -510,3 +569,52 @@ def _gt(a: object, b: object) -> bool:
         return a is not None and b is not None and a > b
     except TypeError:
         return False
+
+
+# -- nested values: judged by value_types, never a crash in the other rules ---------------
+
+_SCALAR_INFERRED = frozenset({"string", "empty", "floating", "integer", "mixed-integer-float", "decimal", "boolean",
+                              "datetime64", "datetime", "date", "timedelta64", "timedelta", "time", "period", "bytes"})
+
+
+def flatten_nested(frame: pd.DataFrame) -> pd.DataFrame:
+    """Objects and lists in any column become their JSON text, and NESTED_COLUMN names the fields they were in.
+
+    The other rules then see an ordinary (wrong) value instead of an unhashable
+    one; value_types fails the record. The frame is returned unchanged (no copy)
+    when nothing is nested, which pandas can tell in C for each column.
+    """
+    import numpy as np
+    import pandas as pd
+
+    flattened = {}
+    names_at: dict[int, list[str]] = {}
+    for name in frame.columns:
+        values = frame[name]
+        if values.dtype != object or name in HIDDEN_COLUMNS:
+            continue
+        if pd.api.types.infer_dtype(values, skipna=True) in _SCALAR_INFERRED:
+            continue
+        nested = values.map(lambda v: isinstance(v, dict | list | tuple | set)).to_numpy(dtype=bool)
+        if not nested.any():
+            continue
+        fixed = values.copy()
+        fixed[nested] = [_as_json(v) for v in values[nested]]
+        flattened[name] = fixed
+        for position in np.flatnonzero(nested):
+            names_at.setdefault(int(position), []).append(str(name))
+    if not flattened:
+        return frame
+    label = np.full(len(frame), None, dtype=object)
+    for position, names in names_at.items():
+        label[position] = ", ".join(names)
+    flattened[NESTED_COLUMN] = label
+    return frame.assign(**flattened)
+
+
+def _as_json(value) -> str:
+    import json
+
+    if isinstance(value, set):
+        value = sorted(map(str, value))
+    return json.dumps(value, default=str, ensure_ascii=False, sort_keys=True)

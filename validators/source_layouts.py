@@ -137,6 +137,8 @@ def normalize_trade_dates(series: pd.Series, *, now: datetime | None = None) -> 
     import pandas as pd
 
     if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(series.dtype):
+        if isinstance(series.dtype, pd.DatetimeTZDtype):  # an instant: its date on the exchange's clock
+            series = series.dt.tz_convert("Asia/Shanghai")
         candidates = series.dt.strftime("%Y-%m-%d").astype("string")
         text_rows = pd.Series(True, index=series.index)
     else:

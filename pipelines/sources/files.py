@@ -1,18 +1,31 @@
-"""``file:PATH`` sources: CSV, JSON Lines (MongoDB Extended JSON included) or Parquet, read in chunks.
+"""Reading quote files, for sync's ``file:PATH`` source and ``tacn validate FILE`` alike.
 
+CSV, JSON Lines (MongoDB Extended JSON included) or Parquet, read in chunks.
 Each chunk is a DataFrame in the file's own layout (AKShare's, Tushare's or the
-store's documents), detected from the columns unless forced. The index of a
-chunk is the row's position in the file (0-based, across chunks), so a reject
-can point at its line.
+store's documents), detected from the columns unless forced (``--layout``). The
+index of a chunk is the row's position in the file (0-based, across chunks), so
+a reject or a failing record can point at its line.
+
+Streams (a pipe, a FIFO, ``<(…)`` process substitution, a character device)
+are read once, as they arrive: their head is buffered to tell the columns,
+then replayed. A stream's type comes from ``--file-type``, its name's
+extension, or its first bytes (a JSON object, Parquet's magic); anything else
+needs ``--file-type``. A FIFO nobody writes to is given up after the connect
+timeout. Every line (CSV and JSON Lines) is bounded by :data:`MAX_LINE_BYTES`,
+so ``/dev/zero`` or a runaway line ends in a clear error, not in MemoryError.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import select
+import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from pipelines.errors import SourceError, UsageError
 from validators.source_layouts import LAYOUTS, TEXT_COLUMNS, detect_layout, missing_columns
@@ -25,6 +38,15 @@ SUFFIXES = {".csv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
             ".parquet": "parquet", ".pq": "parquet"}
 CHUNK_ROWS = 50_000  # rows per chunk: memory stays flat whatever the file size
 UNPARSEABLE = "__tacn_unparseable__"  # column carrying a JSON line that could not be read
+MAX_LINE_BYTES = 16 * 1024 * 1024  # one CSV row or JSON document; a quote is a few hundred bytes
+HEAD_BYTES = 1024 * 1024  # what is read to tell the columns (and replayed for a stream)
+HEAD_LINES = 1000  # JSON Lines: the columns are the union of the keys of the first lines
+STREAM_WAIT_S = 5.0  # how long a FIFO may stay without a writer (the CLI passes TACN_CONNECT_TIMEOUT)
+PARQUET_MAGIC = b"PAR1"
+
+
+class LineTooLong(SourceError):
+    """A line longer than MAX_LINE_BYTES (``/dev/zero``, a binary file, a runaway export). Exit 3."""
 
 
 @dataclass(frozen=True)
@@ -33,75 +55,266 @@ class FileSource:
     file_type: str
     layout: str
     columns: tuple[str, ...]
+    stream: _Stream | None = field(default=None, compare=False, repr=False)  # a pipe/FIFO: readable once
+
+    @property
+    def is_stream(self) -> bool:
+        return self.stream is not None
 
 
-def file_type_of(path: Path, forced: str | None = None) -> str:
+def file_type_of(path: Path, forced: str | None = None, head: bytes | None = None) -> str:
+    """csv, jsonl or parquet: ``--file-type``, else the extension, else (a stream) its first bytes."""
     if forced:
         if forced not in FILE_TYPES:
             raise UsageError(f"--file-type must be one of {', '.join(FILE_TYPES)}, got {forced!r}")
         return forced
     kind = SUFFIXES.get(path.suffix.lower())
-    if kind is None:
+    if kind is not None:
+        return kind
+    if head is not None:
+        sniffed = _sniff(head)
+        if sniffed is not None:
+            return sniffed
         raise UsageError(
-            f"cannot tell the type of {path} from its extension: use .csv, .jsonl or .parquet, or pass --file-type"
+            f"cannot tell the type of {path}: it is a stream (pipe, FIFO or <(…)) whose first bytes are "
+            "neither a JSON object nor Parquet; pass --file-type csv|jsonl|parquet"
         )
-    return kind
+    raise UsageError(
+        f"cannot tell the type of {path} from its extension: use .csv, .jsonl or .parquet, or pass --file-type"
+    )
 
 
-def open_file_source(path: str | Path, *, file_type: str | None = None, layout: str | None = None) -> FileSource:
+def _sniff(head: bytes) -> str | None:
+    if head.startswith(PARQUET_MAGIC):
+        return "parquet"
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if text.startswith(b"{"):
+        return "jsonl"
+    return None
+
+
+def open_file_source(
+    path: str | Path,
+    *,
+    file_type: str | None = None,
+    layout: str | None = None,
+    wait_s: float = STREAM_WAIT_S,
+) -> FileSource:
     """Check the file is there and readable, and work out its type and layout.
 
     A missing or unreadable file is a source that cannot be read (SourceError, exit 3);
-    a file whose type or layout cannot be told is a usage error (pass --file-type/--format).
+    a file whose type or layout cannot be told is a usage error (pass --file-type/--layout).
     """
     path = Path(path).expanduser()
-    if not path.exists():
-        raise SourceError(f"file {path} does not exist")
-    if path.is_dir():
-        raise SourceError(f"{path} is a directory, not a file")
-    kind = file_type_of(path, file_type)
-    columns = _columns(path, kind)
     if layout is not None and layout not in LAYOUTS:
-        raise UsageError(f"--format must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        raise UsageError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise SourceError(f"file {path} does not exist") from None
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise SourceError(f"{path} is a directory, not a file")
+    stream = None
+    if stat.S_ISREG(mode):
+        kind = file_type_of(path, file_type)
+        head = b"" if kind == "parquet" else _read_head(path)
+    else:
+        stream = _Stream.open(path, wait_s)
+        kind = file_type_of(path, file_type, stream.head)
+        head = stream.head
+    columns = _columns(path, kind, head, stream)
     detected = layout or detect_layout(columns)
     if detected is None:
+        hint = ""
+        if kind == "jsonl" and head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"["):
+            hint = " (a JSON array, as mongoexport --jsonArray writes: export one document per line instead)"
         raise UsageError(
-            f"cannot tell the layout of {path} from its columns ({', '.join(columns[:12]) or 'none'}): "
+            f"cannot tell the layout of {path} from its columns ({', '.join(columns[:12]) or 'none'}){hint}: "
             "expected AKShare's (日期, 开盘, 收盘, …), Tushare's (ts_code, trade_date, vol, …) or the store's "
-            "documents (symbol, trade_date, …); pass --format to force one"
+            "documents (symbol, trade_date, …); pass --layout to force one"
         )
     lacking = missing_columns(columns, detected)
     if lacking:
         raise UsageError(f"{path} is in the {detected} layout but lacks the columns {', '.join(lacking)}")
-    return FileSource(path, kind, detected, tuple(columns))
+    return FileSource(path, kind, detected, tuple(columns), stream)
 
 
-def _columns(path: Path, kind: str) -> list[str]:
+# -- bounded reading ---------------------------------------------------------------
+
+
+class _LineLimited(io.RawIOBase):
+    """A binary reader that refuses a line longer than ``limit`` bytes (checked per block, in C)."""
+
+    def __init__(self, inner: BinaryIO, name: Path, limit: int = MAX_LINE_BYTES, line_offset: int = 0):
+        self._inner = inner
+        self._name = name
+        self._limit = limit
+        self._since_newline = line_offset  # bytes of the current line read so far
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._inner.read(len(buffer))
+        if not data:
+            return 0
+        last = data.rfind(b"\n")
+        if last < 0:
+            self._since_newline += len(data)
+        else:
+            first = data.find(b"\n")
+            if self._since_newline + first > self._limit:
+                self._too_long()
+            self._since_newline = len(data) - last - 1
+        if self._since_newline > self._limit:
+            self._too_long()
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _too_long(self):
+        raise LineTooLong(
+            f"cannot read {self._name}: a line is longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB "
+            "(not a quotes file?)"
+        )
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
+
+
+def _read_head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(HEAD_BYTES)
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+class _Stream:
+    """A pipe, FIFO or device, opened once: its head buffered, then the rest as it comes."""
+
+    def __init__(self, path: Path, handle: BinaryIO, head: bytes):
+        self.path = path
+        self.head = head
+        self._handle = handle
+        self._used = False
+
+    @classmethod
+    def open(cls, path: Path, wait_s: float) -> _Stream:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO without a writer would block open()
+        except OSError as exc:
+            raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN | select.POLLHUP)
+            if not poller.poll(max(0.0, wait_s) * 1000):
+                raise SourceError(
+                    f"cannot read {path}: nothing was written to it within {wait_s:g}s (a FIFO nobody writes to?)"
+                )
+            os.set_blocking(fd, True)
+            handle = os.fdopen(fd, "rb", buffering=1024 * 1024)
+        except BaseException:
+            os.close(fd)
+            raise
+        head = bytearray()
+        while len(head) < HEAD_BYTES and head.count(b"\n") < HEAD_LINES:
+            block = handle.read1(HEAD_BYTES - len(head))
+            if not block:
+                break
+            head += block
+        return cls(path, handle, bytes(head))
+
+    def reader(self) -> BinaryIO:
+        """The whole stream, head included: once only (a pipe cannot be rewound)."""
+        if self._used:
+            raise SourceError(f"{self.path} is a stream and was already read")
+        self._used = True
+        return io.BufferedReader(_Replay(self.head, self._handle), buffer_size=1024 * 1024)
+
+
+class _Replay(io.RawIOBase):
+    def __init__(self, head: bytes, rest: BinaryIO):
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._head:
+            size = min(len(buffer), len(self._head))
+            buffer[:size] = self._head[:size]
+            self._head = self._head[size:]
+            return size
+        data = self._rest.read1(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._rest.close()
+        super().close()
+
+
+def _binary(source: FileSource) -> BinaryIO:
+    """The file's bytes, every line bounded by MAX_LINE_BYTES."""
+    inner = source.stream.reader() if source.stream is not None else source.path.open("rb")
+    return io.BufferedReader(_LineLimited(inner, source.path), buffer_size=256 * 1024)
+
+
+def _head_lines(head: bytes, path: Path) -> list[bytes]:
+    """The complete lines of a head (the last one may be cut by the head's size)."""
+    lines = head.split(b"\n")
+    if len(head) >= HEAD_BYTES:
+        lines = lines[:-1]
+        if not lines:
+            raise LineTooLong(f"cannot read {path}: the first line is longer than {HEAD_BYTES // 1024} KiB")
+    return lines
+
+
+def _columns(path: Path, kind: str, head: bytes, stream: _Stream | None) -> list[str]:
     try:
         if kind == "csv":
             import pandas as pd
 
-            return [str(c) for c in pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns]
+            header = _head_lines(head, path)[0]
+            if not header.strip():
+                raise SourceError(f"cannot read {path} as csv: no header line (an empty file or stream?)")
+            return [str(c) for c in pd.read_csv(io.BytesIO(header), nrows=0, encoding="utf-8-sig").columns]
         if kind == "parquet":
             import pyarrow.parquet as pq
 
-            return list(pq.read_schema(path).names)
+            return list(pq.read_schema(path if stream is None else _parquet_buffer(stream)).names)
         names: dict[str, None] = {}
-        with path.open(encoding="utf-8-sig") as handle:
-            for _, line in zip(range(1000), handle, strict=False):
-                try:
-                    record = _parse_line(line)
-                except ValueError:  # a bad line becomes a reject when the rows are read
-                    continue
-                if isinstance(record, dict):
-                    names.update(dict.fromkeys(record))
+        for line in _head_lines(head, path)[:HEAD_LINES]:
+            try:
+                record = _parse_line(line.decode("utf-8-sig"))
+            except (ValueError, UnicodeDecodeError):  # a bad line becomes a reject when the rows are read
+                continue
+            if isinstance(record, dict):
+                names.update(dict.fromkeys(record))
         return list(names)
-    except UsageError:
+    except (UsageError, SourceError):
         raise
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise SourceError(f"cannot read {path} as {kind}: {str(exc)[:200]}") from None
     except Exception as exc:  # noqa: BLE001 - pyarrow and pandas raise many kinds for a bad file
         raise SourceError(f"cannot read {path} as {kind}: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def _parquet_buffer(stream: _Stream):
+    """Parquet keeps its schema at the end: a streamed Parquet file is read whole, once."""
+    import pyarrow as pa
+
+    buffered = getattr(stream, "_parquet", None)
+    if buffered is None:
+        with stream.reader() as handle:
+            buffered = pa.BufferReader(handle.read())
+        stream._parquet = buffered
+    buffered.seek(0)
+    return buffered
 
 
 def _parse_line(line: str):
@@ -124,10 +337,19 @@ def iter_frames(source: FileSource, *, chunk_rows: int = CHUNK_ROWS) -> Iterator
             yield from _parquet_frames(source, chunk_rows)
         else:
             yield from _jsonl_frames(source, chunk_rows)
-    except UsageError:
+    except (UsageError, SourceError):
         raise
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise SourceError(f"cannot read {source.path}: {str(exc)[:200]}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # pandas/pyarrow parse errors are ValueErrors
+        raise SourceError(f"cannot read {source.path} as {source.file_type}: {_first_line(exc)}") from None
+    except Exception as exc:  # pyarrow.ArrowException and friends: an unreadable file, not a crash
+        if type(exc).__module__.startswith(("pyarrow", "pandas")):
+            raise SourceError(f"cannot read {source.path} as {source.file_type}: {_first_line(exc)}") from None
+        raise
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc)
+    return text.splitlines()[0][:200] if text else repr(exc)
 
 
 def _csv_frames(source: FileSource, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -135,8 +357,8 @@ def _csv_frames(source: FileSource, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
     dtype = {c: str for c in source.columns if c in TEXT_COLUMNS}
     offset = 0
-    with pd.read_csv(source.path, chunksize=chunk_rows, dtype=dtype, encoding="utf-8-sig",
-                     skipinitialspace=True) as reader:
+    with _binary(source) as handle, pd.read_csv(handle, chunksize=chunk_rows, dtype=dtype, encoding="utf-8-sig",
+                                                 skipinitialspace=True) as reader:
         for chunk in reader:
             chunk.index = pd.RangeIndex(offset, offset + len(chunk))
             offset += len(chunk)
@@ -148,7 +370,8 @@ def _parquet_frames(source: FileSource, chunk_rows: int) -> Iterator[pd.DataFram
     import pyarrow.parquet as pq
 
     offset = 0
-    for batch in pq.ParquetFile(source.path).iter_batches(batch_size=chunk_rows):
+    target = source.path if source.stream is None else _parquet_buffer(source.stream)
+    for batch in pq.ParquetFile(target).iter_batches(batch_size=chunk_rows):
         chunk = batch.to_pandas()
         chunk.index = pd.RangeIndex(offset, offset + len(chunk))
         offset += len(chunk)
@@ -157,19 +380,20 @@ def _parquet_frames(source: FileSource, chunk_rows: int) -> Iterator[pd.DataFram
 
 def _jsonl_frames(source: FileSource, chunk_rows: int) -> Iterator[pd.DataFrame]:
     import pandas as pd
+    from bson import ObjectId
 
     records: list[dict] = []
     labels: list[int] = []
     position = 0
 
     def frame() -> pd.DataFrame:
-        chunk = pd.DataFrame.from_records(records, index=labels) if records else pd.DataFrame()
+        chunk = pd.DataFrame.from_records(records, index=labels, coerce_float=False) if records else pd.DataFrame()
         for name in TEXT_COLUMNS:  # keep text as text (a date written as a number stays a number: rejected)
             if name in chunk.columns:
                 chunk[name] = chunk[name].astype(object)
         return chunk
 
-    with source.path.open(encoding="utf-8-sig") as handle:
+    with _binary(source) as binary, io.TextIOWrapper(binary, encoding="utf-8-sig") as handle:
         for line in handle:
             if not line.strip():
                 continue
@@ -177,9 +401,10 @@ def _jsonl_frames(source: FileSource, chunk_rows: int) -> Iterator[pd.DataFrame]
                 record = _parse_line(line)
                 if not isinstance(record, dict):
                     raise ValueError("a JSON value that is not an object")
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 record = {UNPARSEABLE: f"line {position + 1}: not valid JSON ({str(exc)[:80]})"}
-            record.pop("_id", None)
+            if isinstance(record.get("_id"), ObjectId):
+                record["_id"] = str(record["_id"])
             records.append(record)
             labels.append(position)
             position += 1

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from tacn_cli import exit_codes
-from tacn_cli.options import DatabaseOption, JsonOption, StoreOption, finite, parse_date_option, parse_symbols
+from tacn_cli.options import (
+    DatabaseOption,
+    FileTypeOption,
+    JsonOption,
+    LayoutOption,
+    StoreOption,
+    finite,
+    parse_date_option,
+    parse_symbols,
+)
 from tacn_cli.render import Output, error_fields
 from tacn_cli.runner import handle_errors, open_store_for
 
@@ -33,8 +42,8 @@ def sync_command(
     workers: Annotated[int, typer.Option("--workers", min=1, help="Symbols fetched in parallel (rate limits are shared).")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Fetch and validate, write nothing.")] = False,
     rejects: Annotated[str | None, typer.Option("--rejects", help="Rejected rows go here, JSON Lines (default: TACN_HOME/rejects/<run>.jsonl).")] = None,
-    layout: Annotated[str | None, typer.Option("--format", help="file: force the column layout: akshare, tushare or document.")] = None,
-    file_type: Annotated[str | None, typer.Option("--file-type", help="file: force csv, jsonl or parquet (default: from the extension).")] = None,
+    layout: LayoutOption = None,
+    file_type: FileTypeOption = None,
     timeout: Annotated[float, typer.Option("--timeout", min=0.001, callback=finite, help="Seconds for each HTTP call.")] = 30.0,
     retries: Annotated[int, typer.Option("--retries", min=0, help="Retries of a transient error (connection, timeout, HTTP 5xx, rate limit).")] = 3,
     akshare_interval: Annotated[float, typer.Option("--akshare-interval", min=0, callback=finite, help="Minimum seconds between AKShare calls.")] = 0.5,

@@ -13,7 +13,9 @@ from tacn_cli import exit_codes
 from tacn_cli.options import (
     DatabaseOption,
     DataSourceOption,
+    FileTypeOption,
     JsonOption,
+    LayoutOption,
     MinRecordsOption,
     PeriodOption,
     SinceOption,
@@ -80,6 +82,8 @@ def validate_command(
     max_lag: MaxLagOption = 0,
     cutoff: CutoffOption = "17:30",
     html: HtmlOption = None,
+    layout: LayoutOption = None,
+    file_type: FileTypeOption = None,
     store: StoreOption = None,
     database: DatabaseOption = None,
 ) -> None:
@@ -111,6 +115,9 @@ def validate_command(
             completeness=completeness,
             failures_out=failures_out,
             volume_units=parse_volume_units(volume_units),
+            layout=layout,
+            file_type=file_type,
+            stream_wait_s=_connect_timeout(),
         )
         sections = QualitySections(out, freshness=freshness, max_lag=max_lag, cutoff=cutoff, html=html)
         options.observers.extend(sections.observers())
@@ -135,6 +142,13 @@ def validate_command(
         sections.render()
     passed = result.passed and not gate["too_few_records"] and sections.passed
     raise typer.Exit(exit_codes.OK if passed else exit_codes.PROBLEMS_FOUND)
+
+
+def _connect_timeout() -> float:
+    """TACN_CONNECT_TIMEOUT: also how long a FIFO given as TARGET may stay without a writer."""
+    from tacn_cli.settings import load_env
+
+    return float(load_env().get("TACN_CONNECT_TIMEOUT", "5"))
 
 
 @contextmanager
