@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from validators.dates import (
@@ -243,7 +244,44 @@ def as_number(series: pd.Series) -> pd.Series:
     return pd.to_numeric(series.where(numeric), errors="coerce").astype("float64")
 
 
+def _is_string_dtype(series: pd.Series) -> bool:
+    """A pandas string column (every present value is text): no per-value type test needed."""
+    import pandas as pd
+
+    return series.dtype != object and pd.api.types.is_string_dtype(series.dtype)
+
+
+def as_text(series: pd.Series) -> pd.Series:
+    """The text values as a string column; non-text values missing."""
+    if _is_string_dtype(series):
+        return series
+    return series.where(is_text(series)).astype("string")
+
+
+def in_set(series: pd.Series, allowed) -> pd.Series:
+    """True where the value is text and one of ``allowed`` (hashed in C; pandas' isin on Arrow
+    strings turns every allowed value into a Python scalar first, which costs 0.1 s per 10k values)."""
+    import numpy as np
+    import pandas as pd
+
+    if _is_string_dtype(series) and getattr(series.array, "_pa_array", None) is not None:
+        import pyarrow.compute as pc
+
+        found = pc.is_in(series.array._pa_array, value_set=_arrow_values(frozenset(allowed)))
+        return pd.Series(np.asarray(pc.fill_null(found, False)), index=series.index)
+    return is_text(series) & series.isin(list(allowed))
+
+
+@lru_cache(maxsize=16)
+def _arrow_values(values: frozenset):
+    import pyarrow as pa
+
+    return pa.array(sorted(values), type=pa.large_string())
+
+
 def _fullmatch(series: pd.Series, pattern: str) -> pd.Series:
+    if _is_string_dtype(series):
+        return series.str.fullmatch(pattern).fillna(False).astype(bool)
     text = is_text(series)
     matched = series.where(text).astype("string").str.fullmatch(pattern)
     return text & matched.fillna(False).astype(bool)
@@ -254,11 +292,14 @@ def _fullmatch(series: pd.Series, pattern: str) -> pd.Series:
 
 def valid_dates(frame, ctx):
     """valid_iso_mask of the frame's trade_date, computed once per frame (two rules and completeness use it)."""
+    import weakref
+
     memo = ctx.__dict__.get("_valid_dates")
-    if memo is not None and memo[0] is frame:
+    if memo is not None and memo[0]() is frame:
         return memo[1]
     mask = valid_iso_mask(column(frame, "trade_date"), now=ctx.now_utc)
-    ctx.__dict__["_valid_dates"] = (frame, mask)
+    # a weak reference: the context lives as long as the schema, which must not keep a chunk alive
+    ctx.__dict__["_valid_dates"] = (weakref.ref(frame), mask)
     return mask
 
 
@@ -272,14 +313,15 @@ def _fails_symbol(frame, ctx):
 
 def _fails_code(frame, ctx):
     code, symbol = column(frame, "code"), column(frame, "symbol")
+    if _is_string_dtype(code) and _is_string_dtype(symbol):
+        return ~(code == symbol).fillna(False).astype(bool)
     same = (code.astype(object) == symbol.astype(object)).fillna(False).astype(bool)
     return ~(is_text(code) & same)
 
 
 def _member_fails(name: str, allowed: tuple[str, ...]):
     def check(frame, ctx):
-        values = column(frame, name)
-        return ~(is_text(values) & values.isin(allowed))
+        return ~in_set(column(frame, name), allowed)
 
     return check
 
@@ -343,24 +385,22 @@ def _fails_volume(frame, ctx):
     return fails
 
 
-def expected_full_symbol(code: pd.Series) -> pd.Series:
-    """code + its exchange suffix, vectorised (:func:`validators.records.exchange_suffix`)."""
-    import numpy as np
-
-    text = code.where(is_text(code)).astype("string")
-    suffix = np.select(
-        [text.str.startswith("6").fillna(False), text.str.startswith(("4", "8", "92")).fillna(False)],
-        [".SH", ".BJ"],
-        default=".SZ",
-    )
-    return text + suffix
-
-
 def _fails_full_symbol(frame, ctx):
+    """code + its exchange suffix (:func:`validators.records.exchange_suffix`), vectorised as
+    comparisons with constants, which Arrow strings answer without building the expected text."""
     code, full_symbol = column(frame, "code"), column(frame, "full_symbol")
     judged = _fullmatch(code, r"[0-9]{6}")  # a bad code is already an error of its own
-    matches = (full_symbol.where(is_text(full_symbol)).astype("string") == expected_full_symbol(code)).fillna(False)
-    return judged & ~matches.astype(bool)
+    text, full = as_text(code), as_text(full_symbol)
+    shanghai = text.str.startswith("6").fillna(False).astype(bool)
+    beijing = text.str.startswith(("4", "8", "92")).fillna(False).astype(bool)
+    suffix = full.str.slice(6)
+
+    def has(wanted: str):
+        return suffix.eq(wanted).fillna(False).astype(bool)
+
+    right_suffix = (shanghai & has(".SH")) | (beijing & has(".BJ")) | (~shanghai & ~beijing & has(".SZ"))
+    same_code = (full.str.slice(0, 6) == text).fillna(False).astype(bool)
+    return judged & ~(same_code & right_suffix)
 
 
 def _fails_pct_chg(frame, ctx):
@@ -376,8 +416,8 @@ def _fails_trading_day(frame, ctx):
 
     dates = column(frame, "trade_date")
     judged = valid_dates(frame, ctx).copy()
-    judged &= (dates.where(judged).astype("string") <= last_known_session()).fillna(False).astype(bool)
-    return judged & ~dates.isin(session_set())
+    judged &= (as_text(dates) <= last_known_session()).fillna(False).astype(bool)
+    return judged & ~in_set(dates, session_set())
 
 
 def as_naive_utc(series: pd.Series) -> pd.Series:

@@ -147,11 +147,11 @@ def open_file_source(
 class _LineLimited(io.RawIOBase):
     """A binary reader that refuses a line longer than ``limit`` bytes (checked per block, in C)."""
 
-    def __init__(self, inner: BinaryIO, name: Path, limit: int = MAX_LINE_BYTES, line_offset: int = 0):
+    def __init__(self, inner: BinaryIO, name: Path, limit: int | None = None):
         self._inner = inner
         self._name = name
-        self._limit = limit
-        self._since_newline = line_offset  # bytes of the current line read so far
+        self._limit = MAX_LINE_BYTES if limit is None else limit
+        self._since_newline = 0  # bytes of the current line read so far
 
     def readable(self) -> bool:
         return True
@@ -167,6 +167,13 @@ class _LineLimited(io.RawIOBase):
             first = data.find(b"\n")
             if self._since_newline + first > self._limit:
                 self._too_long()
+            if last - first > self._limit:  # a block longer than the limit may hide a long line inside
+                start = first + 1
+                while start <= last:
+                    end = data.find(b"\n", start)
+                    if end - start > self._limit:
+                        self._too_long()
+                    start = end + 1
             self._since_newline = len(data) - last - 1
         if self._since_newline > self._limit:
             self._too_long()
@@ -174,14 +181,15 @@ class _LineLimited(io.RawIOBase):
         return len(data)
 
     def _too_long(self):
-        raise LineTooLong(
-            f"cannot read {self._name}: a line is longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB "
-            "(not a quotes file?)"
-        )
+        raise LineTooLong(f"cannot read {self._name}: a line is longer than {_size(self._limit)} (not a quotes file?)")
 
     def close(self) -> None:
         self._inner.close()
         super().close()
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"
 
 
 def _read_head(path: Path) -> bytes:
