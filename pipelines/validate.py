@@ -184,7 +184,9 @@ def key_hashes(frame: pd.DataFrame) -> np.ndarray:
         values = frame[name] if name in frame.columns else keys[name]
         if values.dtype != object and pd.api.types.is_string_dtype(values.dtype):
             other = values.isna().to_numpy()
-            kinds = np.where(other, "NoneType", "str").astype(object)
+            if not other.any():
+                continue
+            kinds = np.full(len(values), "NoneType", dtype=object)
         else:
             kinds = values.map(lambda v: type(v).__name__).to_numpy(dtype=object)
             other = kinds != "str"

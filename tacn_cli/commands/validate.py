@@ -240,12 +240,22 @@ def _short(value, limit: int = 24) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def schema_command(json_: JsonOption = False) -> None:
+def schema_command(
+    json_: JsonOption = False,
+    pandera: Annotated[
+        bool,
+        typer.Option("--pandera", help="Print the pandera schema (pandera's own YAML; JSON with --json) "
+                     "and name the checks it cannot serialise."),
+    ] = False,
+) -> None:
     """Print the rule catalogue tacn validate runs (name, severity, description)."""
     out = Output(json_)
     with handle_errors(out):
         from validators.rules import catalogue
 
+        if pandera:
+            _print_pandera(out, json_)
+            raise typer.Exit(exit_codes.OK)
         rules = catalogue()
         if json_:
             out.json({"rules": rules})
@@ -257,6 +267,21 @@ def schema_command(json_: JsonOption = False) -> None:
                 styles=["red" if r["severity"] == "error" else "yellow" for r in rules],
             )
     raise typer.Exit(exit_codes.OK)
+
+
+def _print_pandera(out: Output, json_: bool) -> None:
+    """pandera's own serialisation of the portable schema; the custom checks listed by name beside it."""
+    import json
+
+    from validators.schemas import portable_text, unportable_checks
+
+    custom = unportable_checks()
+    if json_:
+        out.json({"pandera_schema": json.loads(portable_text("json")), "not_serialised": custom})
+        return
+    lines = [portable_text("yaml").rstrip("\n"), "# Checks tacn runs that pandera cannot serialise (custom functions):"]
+    lines += [f"#   {c['name']} ({c['severity']}): {c['why']} - {c['description']}" for c in custom]
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 ORDER = 20
