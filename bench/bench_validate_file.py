@@ -37,40 +37,12 @@ NUMBERS = ("open", "high", "low", "close", "pre_close", "volume", "amount", "cha
 
 FLOOR_POLARS = r'''
 import json, sys
+sys.path.insert(0, {bench!r})
 import polars as pl
-from validators.calendar import session_set
-from validators.dates import ISO_DATE_PATTERN, latest_allowed_trade_date
+from common import polars_rule_counts
 TEXT = {TEXT!r}; NUMBERS = {NUMBERS!r}
 schema = {{**{{c: pl.Utf8 for c in TEXT}}, **{{c: pl.Float64 for c in NUMBERS}}, "version": pl.Int64}}
-df = pl.read_csv(sys.argv[1], schema_overrides=schema)
-latest = latest_allowed_trade_date().isoformat()
-td, col = pl.col("trade_date"), pl.col
-date_ok = td.str.contains(ISO_DATE_PATTERN).fill_null(False) & (td >= "1990-12-19") & (td <= latest)
-code = col("code")
-suffix = (pl.when(code.str.starts_with("6")).then(pl.lit(".SH"))
-          .when(code.str.starts_with("4") | code.str.starts_with("8") | code.str.starts_with("92")).then(pl.lit(".BJ"))
-          .otherwise(pl.lit(".SZ")))
-ts = lambda c: col(c).str.to_datetime(strict=False)
-prices = ["open", "high", "low", "close", "pre_close"]
-checks = {{
-    "trade_date_iso": ~date_ok,
-    "symbol_format": ~col("symbol").str.contains(r"^[0-9]{{6}}$").fill_null(False),
-    "code_matches_symbol": (code != col("symbol")).fill_null(True),
-    "period_known": ~col("period").is_in(["daily", "weekly", "monthly"]).fill_null(False),
-    "data_source_known": ~col("data_source").is_in(["akshare", "tushare", "baostock"]).fill_null(False),
-    "market_known": ~col("market").is_in(["CN", "HK", "US"]).fill_null(False),
-    "key_unique": pl.struct(["symbol", "trade_date", "data_source", "period"]).is_first_distinct().not_(),
-    "prices_positive": pl.any_horizontal([(col(p) <= 0).fill_null(False) for p in prices]),
-    "high_is_highest": pl.any_horizontal([(col(p) > col("high")).fill_null(False) for p in ("open", "close", "low")]),
-    "low_is_lowest": pl.any_horizontal([(col("low") > col(p)).fill_null(False) for p in ("open", "close")]),
-    "volume_amount_non_negative": pl.any_horizontal([(col(p) < 0).fill_null(False) for p in ("volume", "amount")]),
-    "full_symbol_exchange": (col("full_symbol") != code + suffix).fill_null(True),
-    "pct_chg_consistent": ((col("pct_chg") - (col("close") - col("pre_close")) / col("pre_close") * 100).abs() > 0.01).fill_null(False),
-    "trading_day": date_ok & ~td.is_in(sorted(session_set())),
-    "timestamps_valid": ts("created_at").is_null() | ts("updated_at").is_null(),
-}}
-counts = df.select([e.sum().alias(n) for n, e in checks.items()]).row(0, named=True)
-print(json.dumps(counts))
+print(json.dumps(polars_rule_counts(pl.read_csv(sys.argv[1], schema_overrides=schema))))
 '''
 
 FLOOR_PANDAS = r'''
@@ -199,7 +171,7 @@ def main() -> None:
         floors = {}
         for name, source in (("polars", FLOOR_POLARS), ("pandas", FLOOR_PANDAS)):
             script = tmp_path / f"floor_{name}.py"
-            script.write_text(source.format(TEXT=TEXT, NUMBERS=NUMBERS))
+            script.write_text(source.format(TEXT=TEXT, NUMBERS=NUMBERS, bench=str(Path(__file__).resolve().parent)))
             floors[name] = [sys.executable, str(script), str(path)]
         subprocess.run([sys.executable, "-c", "from validators.calendar import session_set; session_set()"],
                        env=env, check=True)  # the session table cached under TACN_HOME, for all three

@@ -87,3 +87,43 @@ def report(title: str, rows: list[tuple[str, str]]) -> None:
     for key, value in rows:
         print(f"  {key:<{width}}  {value}")
     sys.stdout.flush()
+
+
+def polars_rule_counts(df) -> dict[str, int]:
+    """The row-level rules and key uniqueness as plain polars expressions: the floors' checks."""
+    import polars as pl
+
+    from validators.calendar import session_set
+    from validators.dates import ISO_DATE_PATTERN, latest_allowed_trade_date
+
+    latest = latest_allowed_trade_date().isoformat()
+    col, td = pl.col, pl.col("trade_date")
+    date_ok = td.str.contains(ISO_DATE_PATTERN).fill_null(False) & (td >= "1990-12-19") & (td <= latest)
+    code = col("code")
+    suffix = (pl.when(code.str.starts_with("6")).then(pl.lit(".SH"))
+              .when(code.str.starts_with("4") | code.str.starts_with("8") | code.str.starts_with("92"))
+              .then(pl.lit(".BJ")).otherwise(pl.lit(".SZ")))
+
+    def stamp(name):
+        return col(name).cast(pl.Utf8).str.to_datetime(strict=False)
+
+    prices = ["open", "high", "low", "close", "pre_close"]
+    expected_pct = (col("close") - col("pre_close")) / col("pre_close") * 100
+    checks = {
+        "trade_date_iso": ~date_ok,
+        "symbol_format": ~col("symbol").str.contains(r"^[0-9]{6}$").fill_null(False),
+        "code_matches_symbol": (code != col("symbol")).fill_null(True),
+        "period_known": ~col("period").is_in(["daily", "weekly", "monthly"]).fill_null(False),
+        "data_source_known": ~col("data_source").is_in(["akshare", "tushare", "baostock"]).fill_null(False),
+        "market_known": ~col("market").is_in(["CN", "HK", "US"]).fill_null(False),
+        "key_unique": pl.struct(["symbol", "trade_date", "data_source", "period"]).is_first_distinct().not_(),
+        "prices_positive": pl.any_horizontal([(col(p) <= 0).fill_null(False) for p in prices]),
+        "high_is_highest": pl.any_horizontal([(col(p) > col("high")).fill_null(False) for p in ("open", "close", "low")]),
+        "low_is_lowest": pl.any_horizontal([(col("low") > col(p)).fill_null(False) for p in ("open", "close")]),
+        "volume_amount_non_negative": pl.any_horizontal([(col(p) < 0).fill_null(False) for p in ("volume", "amount")]),
+        "full_symbol_exchange": (col("full_symbol") != code + suffix).fill_null(True),
+        "pct_chg_consistent": ((col("pct_chg") - expected_pct).abs() > 0.01).fill_null(False),
+        "trading_day": date_ok & ~td.is_in(sorted(session_set())),
+        "timestamps_valid": stamp("created_at").is_null() | stamp("updated_at").is_null(),
+    }
+    return df.select([expr.sum().alias(name) for name, expr in checks.items()]).row(0, named=True)

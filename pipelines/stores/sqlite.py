@@ -686,46 +686,37 @@ class SQLiteStore:
                 yield _decode_row(row[1:])
 
     def iter_frames(self, flt: RecordFilter | None = None, *, chunk_size: int = 100_000):
-        """Chunks of documents as DataFrames (``_id`` as text); memory stays per chunk."""
-        import numpy as np
-        import pandas as pd
+        """Chunks of documents as DataFrames (``_id`` as text); memory stays per chunk.
 
+        Each chunk is read column by column into Arrow, in C (ADBC's SQLite driver),
+        when every value of the chunk has its column's type. A chunk holding
+        anything else (an int trade_date, text in a price, values in ``extra``) is
+        read again row by row by the exact decoder, so bad data is seen as it is
+        stored, never coerced; the two paths give identical frames.
+        """
         where, params = self._where(flt)
-        for rows in self._iter_rows(where, params, chunk_size):
-            # Column by column: numeric columns go straight to float arrays (None -> NaN);
-            # a column holding anything else (bad data) keeps its values as objects.
-            columns = zip(*rows, strict=True)
-            next(columns)  # rid
-            data: dict[str, Any] = {"_id": pd.Series(next(columns), dtype="str")}
-            for name in _COLUMNS:
-                values = next(columns)
-                kind = _KIND[name]
-                if kind == "float":
-                    try:
-                        data[name] = np.array(values, dtype=float)
-                        continue
-                    except (TypeError, ValueError):
-                        pass
-                elif kind == "datetime":
-                    data[name] = pd.to_datetime(pd.Series(values, dtype=object), format=_DATETIME_FMT, errors="coerce")
-                    continue
-                data[name] = pd.Series(values)
-            frame = pd.DataFrame(data)
-            escaped = [(i, row) for i, row in enumerate(rows) if row[-1] is not None]
-            if escaped:
-                frame = frame.astype(object)
-                for i, row in escaped:
-                    doc = _decode_row(row[1:])
-                    for name in frame.columns:
-                        if name != "_id":
-                            frame.at[i, name] = doc.get(name)
-                    for name, value in doc.items():
-                        if name not in frame.columns:
-                            frame[name] = None
-                            frame[name] = frame[name].astype(object)
-                        if name not in _KIND and name != "_id":
-                            frame.at[i, name] = value
-            yield frame
+        columnar = _ColumnarReader.open(self.path)
+        if columnar is None:  # the driver is not installed: the row decoder for every chunk
+            for rows in self._iter_rows(where, params, chunk_size):
+                yield _frame_from_rows(rows)
+            return
+        try:
+            last = 0
+            while True:
+                rid_bounds, frame = columnar.chunk(where, params, last, chunk_size)
+                if rid_bounds is None:
+                    return
+                if frame is None:  # odd values in this chunk: the exact decoder for the same rows
+                    frame = _frame_from_rows(self._rows_between(where, params, *rid_bounds))
+                last = rid_bounds[1]
+                yield frame
+        finally:
+            columnar.close()
+
+    def _rows_between(self, where: str, params: dict, after: int, upto: int) -> list[tuple]:
+        joiner = " AND " if where else " WHERE "
+        sql = f"{self._select_sql()}{where}{joiner}rid > :after AND rid <= :upto ORDER BY rid"
+        return self.conn.execute(sql, {**params, "after": after, "upto": upto}).fetchall()
 
     def count(self, flt: RecordFilter | None = None) -> int:
         where, params = self._where(flt)
@@ -854,3 +845,134 @@ class SQLiteStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# -- reading documents as frames -----------------------------------------------------------
+
+
+def _frame_from_rows(rows: list[tuple]):
+    """The exact decoder: rows (rid, _id, columns…, extra) → a frame, bad values as they are stored."""
+    import numpy as np
+    import pandas as pd
+
+    # Column by column: numeric columns go straight to float arrays (None -> NaN);
+    # a column holding anything else (bad data) keeps its values as objects.
+    columns = zip(*rows, strict=True)
+    next(columns)  # rid
+    data: dict[str, Any] = {"_id": pd.Series(next(columns), dtype="str")}
+    for name in _COLUMNS:
+        values = next(columns)
+        kind = _KIND[name]
+        if kind == "float":
+            try:
+                data[name] = np.array(values, dtype=float)
+                continue
+            except (TypeError, ValueError):
+                pass
+        elif kind == "datetime":
+            data[name] = pd.to_datetime(pd.Series(values, dtype=object), format=_DATETIME_FMT, errors="coerce")
+            continue
+        data[name] = pd.Series(values)
+    frame = pd.DataFrame(data)
+    escaped = [(i, row) for i, row in enumerate(rows) if row[-1] is not None]
+    if escaped:
+        frame = frame.astype(object)
+        for i, row in escaped:
+            doc = _decode_row(row[1:])
+            for name in frame.columns:
+                if name != "_id":
+                    frame.at[i, name] = doc.get(name)
+            for name, value in doc.items():
+                if name not in frame.columns:
+                    frame[name] = None
+                    frame[name] = frame[name].astype(object)
+                if name not in _KIND and name != "_id":
+                    frame.at[i, name] = value
+    return frame
+
+
+# The SQLite types a column's values may have for the columnar path (anything else: the exact decoder).
+_COLUMNAR_TYPES = {"float": ("real", "integer"), "int": ("integer",), "str": ("text",), "datetime": ("text",)}
+
+
+def _columnar_select() -> str:
+    """Every known column as one SQLite type or NULL (ADBC infers a column's Arrow type from its values),
+    plus ``odd``: the row holds a value of another type, or an ``extra``."""
+    parts, odd = ["rid", "_id"], ["extra IS NOT NULL"]
+    for name in _COLUMNS:
+        kind = _KIND[name]
+        types = ", ".join(f"'{t}'" for t in _COLUMNAR_TYPES[kind])
+        value = f'CAST("{name}" AS REAL)' if kind == "float" else f'"{name}"'
+        parts.append(f'CASE WHEN typeof("{name}") IN ({types}) THEN {value} END AS "{name}"')
+        odd.append(f"typeof(\"{name}\") NOT IN ({types}, 'null')")
+    parts.append(f"({' OR '.join(odd)}) AS odd")
+    return f"SELECT {', '.join(parts)} FROM {TABLE}"
+
+
+class _ColumnarReader:
+    """A chunk of the table into Arrow through ADBC's SQLite driver (Apache Arrow project), in C."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    @classmethod
+    def open(cls, path: Path) -> _ColumnarReader | None:
+        try:
+            import adbc_driver_sqlite.dbapi as adbc
+        except ImportError:
+            return None
+        try:
+            return cls(adbc.connect(f"file:{path}?mode=ro", autocommit=True))
+        except Exception:  # noqa: BLE001 - any driver trouble: the row decoder reads instead
+            return None
+
+    def chunk(self, where: str, params: dict, after: int, size: int):
+        """((after, last rid), frame) of the next ``size`` rows; frame None when the chunk needs the exact
+        decoder; (None, None) at the end."""
+        import re
+
+        joiner = " AND " if where else " WHERE "
+        named = f"{_columnar_select()}{where}{joiner}rid > :after ORDER BY rid LIMIT :limit"
+        values = {**params, "after": after, "limit": size}
+        order = re.findall(r":([A-Za-z_][A-Za-z0-9_]*)", named)
+        sql = re.sub(r":([A-Za-z_][A-Za-z0-9_]*)", "?", named)
+        cursor = self._conn.cursor()
+        try:
+            # one Arrow batch per chunk: the driver infers each column's type from all of its values
+            cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(max(size, 1))})
+            cursor.execute(sql, parameters=tuple(values[name] for name in order))
+            table = cursor.fetch_arrow_table()
+        finally:
+            cursor.close()
+        if table.num_rows == 0:
+            return None, None
+        rids = table.column("rid")
+        bounds = (after, rids[-1].as_py())
+        if any(table.column("odd").to_pylist()):
+            return bounds, None
+        return bounds, _frame_from_arrow(table)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _frame_from_arrow(table):
+    """The frame :func:`_frame_from_rows` gives for the same rows (dtypes included)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    data: dict[str, Any] = {"_id": pd.Series(table.column("_id").to_pandas(), dtype="str")}
+    rows = table.num_rows
+    for name in _COLUMNS:
+        values = table.column(name)
+        kind = _KIND[name]
+        if values.null_count == rows and kind != "float":
+            data[name] = pd.Series([None] * rows, dtype=object)  # as pd.Series([None, …]) gives
+        elif kind == "float":
+            data[name] = values.to_numpy(zero_copy_only=False).astype("float64") if values.null_count == 0 \
+                else values.cast(pa.float64()).to_pandas().to_numpy(dtype="float64", na_value=float("nan"))
+        elif kind == "datetime":
+            data[name] = pd.to_datetime(values.to_pandas(), format=_DATETIME_FMT, errors="coerce")
+        else:
+            data[name] = values.to_pandas()
+    return pd.DataFrame(data)
