@@ -265,6 +265,13 @@ def test_a_fifo_nobody_writes_to_gives_up_after_the_connect_timeout(tmp_path):
         validate_file(fifo, options(stream_wait_s=0.2))
 
 
+def test_a_bad_connect_timeout_is_a_usage_error(tmp_path):
+    path = write_file(tmp_path / "d.jsonl", good_docs(1, ("600000",)))
+    for bad in ("abc", "-1", "nan"):
+        result = runner.invoke(app, ["validate", str(path)], env={"TACN_CONNECT_TIMEOUT": bad})
+        assert result.exit_code == 2 and "TACN_CONNECT_TIMEOUT" in result.stderr, (bad, result.stderr)
+
+
 def test_a_fifo_with_a_writer_is_read(tmp_path):
     import threading
 

@@ -148,7 +148,14 @@ def _connect_timeout() -> float:
     """TACN_CONNECT_TIMEOUT: also how long a FIFO given as TARGET may stay without a writer."""
     from tacn_cli.settings import load_env
 
-    return float(load_env().get("TACN_CONNECT_TIMEOUT", "5"))
+    text = load_env().get("TACN_CONNECT_TIMEOUT", "5")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 600:  # nan fails both comparisons
+        raise typer.BadParameter(f"TACN_CONNECT_TIMEOUT must be seconds between 0 and 600, got {text!r}")
+    return seconds
 
 
 @contextmanager
