@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import select
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -211,28 +209,19 @@ class _Stream:
 
     @classmethod
     def open(cls, path: Path, wait_s: float) -> _Stream:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO without a writer would block open()
-        except OSError as exc:
-            raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
-        try:
-            poller = select.poll()
-            poller.register(fd, select.POLLIN | select.POLLHUP)
-            if not poller.poll(max(0.0, wait_s) * 1000):
-                raise SourceError(
-                    f"cannot read {path}: nothing was written to it within {wait_s:g}s (a FIFO nobody writes to?)"
-                )
-            os.set_blocking(fd, True)
-            handle = os.fdopen(fd, "rb", buffering=1024 * 1024)
-        except BaseException:
-            os.close(fd)
-            raise
+        from pipelines.streams import open_input
+
+        handle = open_input(path, what="file", timeout_s=wait_s, error=SourceError)
         head = bytearray()
-        while len(head) < HEAD_BYTES and head.count(b"\n") < HEAD_LINES:
-            block = handle.read1(HEAD_BYTES - len(head))
-            if not block:
-                break
-            head += block
+        try:
+            while len(head) < HEAD_BYTES and head.count(b"\n") < HEAD_LINES:
+                block = handle.read1(HEAD_BYTES - len(head))
+                if not block:
+                    break
+                head += block
+        except OSError as exc:
+            handle.close()
+            raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
         return cls(path, handle, bytes(head))
 
     def reader(self) -> BinaryIO:
