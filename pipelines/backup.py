@@ -163,6 +163,11 @@ def prepare_directory(directory: Path) -> Path:
     return directory
 
 
+def encode_line(doc: Any) -> bytes:
+    """One backup line: the document as relaxed Extended JSON, newline-terminated, UTF-8."""
+    return (encode_document(doc) + "\n").encode("utf-8")
+
+
 def write_backup(
     docs: Iterable[dict],
     directory: Path,
@@ -171,10 +176,13 @@ def write_backup(
     store: str,
     selection: dict,
     on_document=None,
+    rendered: bool = False,
 ) -> Backup:
     """Write every document to a new backup in ``directory`` and return it (state complete).
 
     ``on_document(doc)`` is called for each document as it is written (summaries).
+    ``rendered``: ``docs`` are already backup lines (bytes ending in a newline, e.g. rendered by
+    the store in C), written as they are.
     """
     directory = prepare_directory(directory)
     name = f"{label}-{utc_stamp()}-{secrets.token_hex(3)}"
@@ -187,7 +195,7 @@ def write_backup(
         with open(tmp_path, "wb") as fh:
             pending: list[bytes] = []
             for doc in docs:
-                line = (encode_document(doc) + "\n").encode("utf-8")
+                line = doc if rendered else encode_line(doc)
                 pending.append(line)
                 count += 1
                 if on_document is not None:

@@ -22,6 +22,7 @@ from pipelines.backup import (
     STATE_DELETED,
     STATE_DELETING,
     Backup,
+    encode_line,
     iter_backup_ids,
     pause_point,
     write_backup,
@@ -83,13 +84,20 @@ class SelectionSummary:
         self._stamps: dict[tuple, list[datetime]] = {}  # pair key -> [first, last] updated_at
 
     def add(self, doc: dict) -> None:
+        if self.count < SAMPLE_SIZE:
+            self._sample(doc)
+        self.count += 1
+        self._tally_document(doc)
+
+    def _sample(self, doc: dict) -> None:
+        get = doc.get
+        self.samples.append({"_id": str(get("_id")), "symbol": get("symbol"), "data_source": get("data_source"),
+                             "period": get("period"), "trade_date": get("trade_date")})
+
+    def _tally_document(self, doc: dict) -> None:
         get = doc.get
         value = get("trade_date")
         key = (get("symbol"), get("data_source"), get("period"))
-        if self.count < SAMPLE_SIZE:
-            self.samples.append({"_id": str(get("_id")), "symbol": key[0], "data_source": key[1],
-                                 "period": key[2], "trade_date": value})
-        self.count += 1
         try:
             self._tally[(key, value.__class__, value)] += 1
         except TypeError:  # a dict or list somewhere: rare
@@ -107,6 +115,31 @@ class SelectionSummary:
             span[0] = stamp
         elif stamp > span[1]:
             span[1] = stamp
+
+    def add_batch(self, batch) -> None:
+        """Tally a batch of backup lines the store rendered itself (``RenderedBatch``): the same
+        tallies as :meth:`add` per document, from the store's own per-group aggregates."""
+        from pipelines.stores.sqlite import parse_stored_datetime, stored_trade_date
+
+        if self.count < SAMPLE_SIZE:  # the first samples in selection order, whichever path rendered them
+            firsts = sorted([*batch.firsts, *batch.decoded[:SAMPLE_SIZE]], key=lambda item: item[0])
+            for _, doc in firsts[: SAMPLE_SIZE - self.count]:
+                self._sample(doc)
+        for _, doc in batch.decoded:
+            self._tally_document(doc)
+        self.count += len(batch.lines)
+        for symbol, data_source, period, kind, text, count, first, last in batch.groups:
+            key = (symbol, data_source, period)
+            value = stored_trade_date(kind, text)
+            self._tally[(key, value.__class__, value)] += count
+            if first is None:
+                continue
+            first, last = parse_stored_datetime(first), parse_stored_datetime(last)
+            span = self._stamps.get(key)
+            if span is None:
+                self._stamps[key] = [first, last]
+            else:
+                span[0], span[1] = min(span[0], first), max(span[1], last)
 
     def _judge(self, value: Any) -> tuple[str, str | None]:
         """(kind, the day the value names if any)."""
@@ -154,6 +187,24 @@ class SelectionSummary:
         return result
 
 
+def _rendered_lines(store, flt: RecordFilter, summary: SelectionSummary):
+    """Backup lines rendered by the store itself (no Python dict per record), summarised batch by batch;
+    None when the store does not render them (the caller encodes documents)."""
+    if not getattr(store, "renders_backup_lines", False):
+        return None
+
+    def lines():
+        for item in store.iter_invalid_trade_date(flt, as_lines=True):
+            if isinstance(item, dict):  # a document after all (a store that could not render this one)
+                summary.add(item)
+                yield encode_line(item)
+            else:
+                summary.add_batch(item)
+                yield from item.lines
+
+    return lines()
+
+
 def _hashable(value: Any) -> Any:
     return value if isinstance(value, str | int | float | type(None)) else repr(value)
 
@@ -191,13 +242,15 @@ def clean_invalid_trade_date(
     # The sync lock: no tacn sync rewrites a record between its backup and its delete.
     with nullcontext() if lock is not None else store_lock(store, "sync", f"tacn {label} --yes"):
         pause_point("before-backup")
+        rendered = _rendered_lines(store, flt, summary)
         backup = write_backup(
-            store.iter_invalid_trade_date(flt),
+            rendered if rendered is not None else store.iter_invalid_trade_date(flt),
             backup_dir,
             label=label,
             store=store.display_url,
             selection={"predicate": PREDICATE, "filter": flt.describe()},
-            on_document=summary.add,
+            on_document=None if rendered is not None else summary.add,
+            rendered=rendered is not None,
         )
         summary.fill(result)
         result.backup, result.manifest = str(backup.data_path), str(backup.manifest_path)

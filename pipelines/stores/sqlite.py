@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from operator import itemgetter
@@ -255,6 +256,11 @@ _DATETIME_COLUMNS = tuple(name for name in _COLUMNS if _KIND[name] == "datetime"
 @lru_cache(maxsize=256)  # rows written by one upsert share their timestamps
 def _parse_datetime_text(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def parse_stored_datetime(text: str) -> datetime:
+    """A datetime column's text (naive UTC, as the store writes it) back to a datetime."""
+    return _parse_datetime_text(text)
 
 
 def _decode_row(row: tuple) -> dict:
@@ -677,13 +683,68 @@ class SQLiteStore:
             for row in rows:
                 yield _decode_row(row[1:])
 
+    @property
+    def renders_backup_lines(self) -> bool:
+        """Whether ``iter_invalid_trade_date(as_lines=True)`` renders backup lines in C (ADBC installed)."""
+        from importlib.util import find_spec
+
+        return find_spec("adbc_driver_sqlite") is not None
+
     def iter_invalid_trade_date(
-        self, flt: RecordFilter | None = None, *, batch_size: int = 5_000
+        self, flt: RecordFilter | None = None, *, batch_size: int = 5_000, as_lines: bool = False
     ) -> Iterator[dict]:
+        """The records with an invalid trade_date, as documents; or, ``as_lines``, as
+        :class:`RenderedBatch`es of backup lines (:meth:`iter_invalid_trade_date_lines`)."""
+        if as_lines:
+            batches = self.iter_invalid_trade_date_lines(flt)
+            if batches is not None:
+                yield from batches
+                return
         where, params = self._where(flt, INVALID_DATE_SQL)
         for rows in self._iter_rows(where, params, batch_size):
             for row in rows:
                 yield _decode_row(row[1:])
+
+    def iter_invalid_trade_date_lines(
+        self, flt: RecordFilter | None = None, *, batch_size: int = 20_000
+    ) -> Iterator[RenderedBatch] | None:
+        """The invalid-date records as backup lines, rendered without a Python dict per record.
+
+        Rows holding only plain values are rendered by SQLite and Arrow, in C, to the
+        lines :func:`pipelines.extjson.encode_document` would write for the same
+        document, or to lines that decode to exactly the same values (a double is
+        written with its shortest exact digits, as Arrow formats it); any other row
+        (an ``extra``, a non-ObjectId ``_id``, a value needing escapes, an infinity, a
+        datetime before 1970) goes through the decoder and the encoder. None when the
+        columnar driver is not installed: the caller then encodes documents.
+        """
+        columnar = _ColumnarReader.open(self.path)
+        if columnar is None:
+            return None
+        where, params = self._where(flt, INVALID_DATE_SQL)
+        return self._rendered_batches(columnar, where, params, batch_size)
+
+    def _rendered_batches(self, columnar, where, params, batch_size):
+        select, _ = _render_sql()
+        try:
+            last = 0
+            while True:
+                table = columnar.query(select, where, params, last, batch_size)
+                if table.num_rows == 0:
+                    return
+                last = table.column("rid")[-1].as_py()
+                yield _render_batch(table, self._decoded_rows)
+        finally:
+            columnar.close()
+
+    def _decoded_rows(self, rids: list[int]) -> dict[int, dict]:
+        found = {}
+        for start in range(0, len(rids), 500):
+            part = rids[start:start + 500]
+            sql = f"{self._select_sql()} WHERE rid IN ({', '.join('?' for _ in part)})"
+            for row in self.conn.execute(sql, part):
+                found[row[0]] = _decode_row(row[1:])
+        return found
 
     def iter_frames(self, flt: RecordFilter | None = None, *, chunk_size: int = 100_000):
         """Chunks of documents as DataFrames (``_id`` as text); memory stays per chunk.
@@ -910,40 +971,54 @@ def _columnar_select() -> str:
 
 
 class _ColumnarReader:
-    """A chunk of the table into Arrow through ADBC's SQLite driver (Apache Arrow project), in C."""
+    """A chunk of the table into Arrow through ADBC's SQLite driver (Apache Arrow project), in C.
 
-    def __init__(self, conn):
-        self._conn = conn
+    The driver's low-level API: its DB-API module imports pandas and pyarrow.dataset (a second on
+    this machine), which a clean does not otherwise need.
+    """
+
+    def __init__(self, database, connection):
+        self._database = database
+        self._connection = connection
 
     @classmethod
     def open(cls, path: Path) -> _ColumnarReader | None:
         try:
-            import adbc_driver_sqlite.dbapi as adbc
+            import adbc_driver_manager
+            import adbc_driver_sqlite
         except ImportError:
             return None
         try:
-            return cls(adbc.connect(f"file:{path}?mode=ro", autocommit=True))
+            database = adbc_driver_sqlite.connect(f"file:{path}?mode=ro")
+            return cls(database, adbc_driver_manager.AdbcConnection(database))
         except Exception:  # noqa: BLE001 - any driver trouble: the row decoder reads instead
             return None
+
+    def query(self, select: str, where: str, params: dict, after: int, size: int):
+        """The next ``size`` rows after rid ``after`` as one Arrow table (parameters as SQL literals)."""
+        import re
+
+        import adbc_driver_manager
+        import pyarrow as pa
+
+        joiner = " AND " if where else " WHERE "
+        named = f"{select}{where}{joiner}rid > :after ORDER BY rid LIMIT :limit"
+        values = {**params, "after": after, "limit": size}
+        sql = re.sub(r":([A-Za-z_][A-Za-z0-9_]*)", lambda m: _sql_literal(values[m.group(1)]), named)
+        statement = adbc_driver_manager.AdbcStatement(self._connection)
+        try:
+            # one Arrow batch per chunk: the driver infers each column's type from all of its values
+            statement.set_options(**{"adbc.sqlite.query.batch_rows": str(max(size, 1))})
+            statement.set_sql_query(sql)
+            stream, _ = statement.execute_query()
+            return pa.RecordBatchReader._import_from_c(stream.address).read_all()
+        finally:
+            statement.close()
 
     def chunk(self, where: str, params: dict, after: int, size: int):
         """((after, last rid), frame) of the next ``size`` rows; frame None when the chunk needs the exact
         decoder; (None, None) at the end."""
-        import re
-
-        joiner = " AND " if where else " WHERE "
-        named = f"{_columnar_select()}{where}{joiner}rid > :after ORDER BY rid LIMIT :limit"
-        values = {**params, "after": after, "limit": size}
-        order = re.findall(r":([A-Za-z_][A-Za-z0-9_]*)", named)
-        sql = re.sub(r":([A-Za-z_][A-Za-z0-9_]*)", "?", named)
-        cursor = self._conn.cursor()
-        try:
-            # one Arrow batch per chunk: the driver infers each column's type from all of its values
-            cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(max(size, 1))})
-            cursor.execute(sql, parameters=tuple(values[name] for name in order))
-            table = cursor.fetch_arrow_table()
-        finally:
-            cursor.close()
+        table = self.query(_columnar_select(), where, params, after, size)
         if table.num_rows == 0:
             return None, None
         rids = table.column("rid")
@@ -953,7 +1028,19 @@ class _ColumnarReader:
         return bounds, _frame_from_arrow(table)
 
     def close(self) -> None:
-        self._conn.close()
+        self._connection.close()
+        self._database.close()
+
+
+def _sql_literal(value: Any) -> str:
+    """A filter value as an SQL literal (the values come from tacn's own RecordFilter)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"unexpected SQL parameter {value!r}")
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
 
 
 def _frame_from_arrow(table):
@@ -976,3 +1063,177 @@ def _frame_from_arrow(table):
         else:
             data[name] = values.to_pandas()
     return pd.DataFrame(data)
+
+
+# -- backup lines rendered in C ----------------------------------------------------------------
+
+
+@dataclass
+class RenderedBatch:
+    """Backup lines of a batch of records (in rid order), and what clean's summary needs of them.
+
+    ``groups``: per (symbol, data_source, period, SQLite type of trade_date, its text) of the
+    records rendered in C, (…, count, first stamp, last stamp), aggregated by SQLite;
+    ``decoded``: (rid, document) of the others, decoded and encoded one by one;
+    ``firsts``: (rid, sample document) of the first few records rendered in C.
+    """
+
+    lines: list[bytes]
+    groups: list[tuple]
+    decoded: list[tuple[int, dict]]
+    firsts: list[tuple[int, dict]]
+
+
+_MAX_DOUBLE = "1.7976931348623157e308"
+_TEXT_KEYS = ("symbol", "data_source", "period")  # summary keys: text or null on the C path
+_SAMPLED = 10  # first records of a batch kept for samples (clean shows 10)
+
+
+@lru_cache(maxsize=1)
+def _render_sql() -> tuple[str, str]:
+    """(select, odd): per column its JSON text (numbers: integer text and real apart), and the
+    condition under which a row needs the decoder (see SQLiteStore.iter_invalid_trade_date_lines)."""
+    parts = ["rid", "_id AS id_text",
+             "CASE WHEN length(_id) = 24 AND _id NOT GLOB '*[^0-9a-f]*' THEN '{\"$oid\":\"' || _id || '\"}' END"
+             " AS id_json"]
+    odd = ["extra IS NOT NULL", "NOT (length(_id) = 24 AND _id NOT GLOB '*[^0-9a-f]*')"]
+    for name in _COLUMNS:
+        c = f'"{name}"'
+        kind = _KIND[name]
+        if kind == "str":
+            parts.append(f"CASE WHEN typeof({c}) = 'text' THEN '\"' || {c} || '\"' "
+                         f"WHEN typeof({c}) = 'integer' THEN CAST({c} AS TEXT) END AS \"{name}__j\"")
+            allowed = "'text', 'null'" if name in _TEXT_KEYS else "'text', 'integer', 'null'"
+            odd.append(f"typeof({c}) NOT IN ({allowed})")
+            # a text JSON would escape (a quote, a backslash, a control character) goes through the encoder
+            odd.append(f"(typeof({c}) = 'text' AND json_quote({c}) != '\"' || {c} || '\"')")
+        elif kind == "datetime":
+            day, micro = f"substr({c}, 1, 10) || 'T' || substr({c}, 12, 8)", f"substr({c}, 21, 6)"
+            parts.append(
+                f"CASE WHEN {micro} = '000000' THEN '{{\"$date\":\"' || {day} || 'Z\"}}' "
+                f"WHEN substr({c}, 24, 3) = '000' THEN '{{\"$date\":\"' || {day} || '.' || substr({c}, 21, 3) || 'Z\"}}' "
+                f"WHEN {c} IS NOT NULL THEN '{{\"$tacnDatetime\":\"' || {day} || '.' || {micro} || '\"}}' "
+                f"END AS \"{name}__j\""
+            )
+            odd.append(f"typeof({c}) NOT IN ('text', 'null')")
+            odd.append(f"(typeof({c}) = 'text' AND (length({c}) != 26 OR substr({c}, 1, 4) < '1970' OR {c} NOT GLOB "
+                       "'[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9]"
+                       ".[0-9][0-9][0-9][0-9][0-9][0-9]'))")
+        else:  # numbers: an integer keeps its digits, a real is formatted by Arrow (shortest exact digits)
+            parts.append(f"CASE WHEN typeof({c}) = 'integer' THEN CAST({c} AS TEXT) END AS \"{name}__j\"")
+            parts.append(f"CASE WHEN typeof({c}) = 'real' THEN {c} END AS \"{name}__r\"")
+            odd.append(f"typeof({c}) NOT IN ('integer', 'real', 'null')")
+            odd.append(f"(typeof({c}) = 'real' AND abs({c}) > {_MAX_DOUBLE})")
+    parts += [f'CASE WHEN typeof("{n}") = \'text\' THEN "{n}" END AS "{n}__s"' for n in _TEXT_KEYS]
+    parts += ["typeof(trade_date) AS td_type", "CAST(trade_date AS TEXT) AS td_text", f"{_STAMP_SQL} AS stamp"]
+    condition = f"({' OR '.join(odd)})"
+    parts.append(f"{condition} AS odd")
+    return f"SELECT {', '.join(parts)} FROM {TABLE}", condition
+
+
+_STAMP_SQL = ("CASE WHEN typeof(updated_at) = 'text' THEN updated_at "
+              "WHEN typeof(created_at) = 'text' THEN created_at END")
+
+
+@lru_cache(maxsize=64)
+def _text_scalar(text: str):
+    """An Arrow string scalar made from buffers: pyarrow's pa.scalar/pa.array import pandas (0.4 s)."""
+    import struct
+
+    import pyarrow as pa
+
+    data = text.encode("utf-8")
+    array = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(struct.pack("<ii", 0, len(data))),
+                                                   pa.py_buffer(data)])
+    return array[0]
+
+
+def _summary_groups(table, odd: list[int]) -> list[tuple]:
+    """(symbol, data_source, period, trade_date's SQLite type, its text, count, first stamp, last stamp)
+    of the batch's records rendered in C: counted over tuples of plain values (no dict per record)."""
+    from collections import Counter
+
+    columns = [table.column(name).to_pylist() for name in
+               ("symbol__s", "data_source__s", "period__s", "td_type", "td_text", "stamp")]
+    counted = Counter(row for row, flag in zip(zip(*columns, strict=True), odd, strict=True) if not flag)
+    groups: dict[tuple, list] = {}
+    for (*key, stamp), count in counted.items():
+        group = groups.get(tuple(key))
+        if group is None:
+            groups[tuple(key)] = [count, stamp, stamp]
+            continue
+        group[0] += count
+        if stamp is not None:
+            group[1] = stamp if group[1] is None else min(group[1], stamp)
+            group[2] = stamp if group[2] is None else max(group[2], stamp)
+    return [(*key, count, first, last) for key, (count, first, last) in groups.items()]
+
+
+def _arrow_double_text(values):
+    """Doubles as JSON numbers that read back as the same double (and as a float: ``5`` → ``5.0``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pc.cast(values.cast(pa.float64()), pa.string())
+    integral = pc.invert(pc.match_substring_regex(text, pattern="[.eE]"))
+    return pc.if_else(integral, pc.binary_join_element_wise(text, _text_scalar(".0"), _text_scalar("")), text)
+
+
+def _render_batch(table, decode_rows) -> RenderedBatch:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = table.num_rows
+    empty = _text_scalar("")
+    pieces = [_text_scalar('{"_id":'), pc.fill_null(table.column("id_json").cast(pa.string()), empty)]
+    for name in _COLUMNS:
+        value = table.column(f"{name}__j")
+        value = pa.nulls(rows, pa.string()) if value.null_count == rows else value.cast(pa.string())
+        if f"{name}__r" in table.column_names:
+            real = table.column(f"{name}__r")
+            if real.null_count < rows:
+                value = pc.coalesce(value, _arrow_double_text(real))
+        key = _text_scalar(f',"{name}":')
+        if name in _ALWAYS:
+            pieces += [key, pc.fill_null(value, _text_scalar("null"))]
+        else:  # an optional field is written only when present
+            pieces.append(pc.fill_null(pc.binary_join_element_wise(key, value, empty), empty))
+    pieces.append(_text_scalar("}\n"))
+    lines = pc.binary_join_element_wise(*pieces, empty)
+    odd = table.column("odd").to_pylist()
+    rids = table.column("rid").to_pylist()
+    groups = _summary_groups(table, odd)
+    plain_positions = [i for i, flag in enumerate(odd) if not flag][:_SAMPLED]
+    firsts = []
+    for position in plain_positions:
+        sample = {"_id": table.column("id_text")[position].as_py(), "trade_date": stored_trade_date(
+            table.column("td_type")[position].as_py(), table.column("td_text")[position].as_py())}
+        for name in _TEXT_KEYS:
+            sample[name] = table.column(f"{name}__s")[position].as_py()
+        firsts.append((rids[position], sample))
+    if not any(odd):
+        joined = pa.concat_arrays(lines.chunks) if isinstance(lines, pa.ChunkedArray) else lines
+        joined = joined.cast(pa.large_string())
+        _, offset_buffer, data_buffer = joined.buffers()
+        offsets = np.frombuffer(offset_buffer, dtype=np.int64)[joined.offset: joined.offset + len(joined) + 1]
+        out = data_buffer.to_pybytes()[offsets[0]: offsets[-1]].splitlines(keepends=True)
+        return RenderedBatch(out, groups, [], firsts)
+    from pipelines.extjson import encode_document
+
+    odd_positions = [i for i, flag in enumerate(odd) if flag]
+    docs = decode_rows([rids[p] for p in odd_positions])
+    out = [line.encode("utf-8") if line is not None else b"" for line in lines.to_pylist()]
+    decoded = []
+    for position in odd_positions:
+        doc = docs[rids[position]]
+        out[position] = (encode_document(doc) + "\n").encode("utf-8")
+        decoded.append((rids[position], doc))
+    return RenderedBatch(out, groups, decoded, firsts)
+
+
+def stored_trade_date(kind: str, text: str | None):
+    """A stored trade_date from its SQLite type and text (the C path renders text, integer and null)."""
+    if kind == "integer":
+        return int(text)
+    return None if kind == "null" else text
