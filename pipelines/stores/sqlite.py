@@ -706,7 +706,7 @@ class SQLiteStore:
                 yield _decode_row(row[1:])
 
     def iter_invalid_trade_date_lines(
-        self, flt: RecordFilter | None = None, *, batch_size: int = 20_000
+        self, flt: RecordFilter | None = None, *, batch_size: int = 100_000
     ) -> Iterator[RenderedBatch] | None:
         """The invalid-date records as backup lines, rendered without a Python dict per record.
 
@@ -725,7 +725,7 @@ class SQLiteStore:
         return self._rendered_batches(columnar, where, params, batch_size)
 
     def _rendered_batches(self, columnar, where, params, batch_size):
-        select, _ = _render_sql()
+        select = _render_sql()
         try:
             last = 0
             while True:
@@ -1090,49 +1090,26 @@ _SAMPLED = 10  # first records of a batch kept for samples (clean shows 10)
 
 
 @lru_cache(maxsize=1)
-def _render_sql() -> tuple[str, str]:
-    """(select, odd): per column its JSON text (numbers: integer text and real apart), and the
-    condition under which a row needs the decoder (see SQLiteStore.iter_invalid_trade_date_lines)."""
-    parts = ["rid", "_id AS id_text",
-             "CASE WHEN length(_id) = 24 AND _id NOT GLOB '*[^0-9a-f]*' THEN '{\"$oid\":\"' || _id || '\"}' END"
-             " AS id_json"]
-    odd = ["extra IS NOT NULL", "NOT (length(_id) = 24 AND _id NOT GLOB '*[^0-9a-f]*')"]
+def _render_sql() -> str:
+    """Every column split by SQLite type (text, integer, real: each an Arrow column of one type), and
+    ``odd``: a value of a type the C path does not render (the rest is checked on the Arrow side)."""
+    parts = ["rid", "_id"]
+    odd = ["extra IS NOT NULL"]
     for name in _COLUMNS:
         c = f'"{name}"'
         kind = _KIND[name]
-        if kind == "str":
-            parts.append(f"CASE WHEN typeof({c}) = 'text' THEN '\"' || {c} || '\"' "
-                         f"WHEN typeof({c}) = 'integer' THEN CAST({c} AS TEXT) END AS \"{name}__j\"")
-            allowed = "'text', 'null'" if name in _TEXT_KEYS else "'text', 'integer', 'null'"
-            odd.append(f"typeof({c}) NOT IN ({allowed})")
-            # a text JSON would escape (a quote, a backslash, a control character) goes through the encoder
-            odd.append(f"(typeof({c}) = 'text' AND json_quote({c}) != '\"' || {c} || '\"')")
-        elif kind == "datetime":
-            day, micro = f"substr({c}, 1, 10) || 'T' || substr({c}, 12, 8)", f"substr({c}, 21, 6)"
-            parts.append(
-                f"CASE WHEN {micro} = '000000' THEN '{{\"$date\":\"' || {day} || 'Z\"}}' "
-                f"WHEN substr({c}, 24, 3) = '000' THEN '{{\"$date\":\"' || {day} || '.' || substr({c}, 21, 3) || 'Z\"}}' "
-                f"WHEN {c} IS NOT NULL THEN '{{\"$tacnDatetime\":\"' || {day} || '.' || {micro} || '\"}}' "
-                f"END AS \"{name}__j\""
-            )
-            odd.append(f"typeof({c}) NOT IN ('text', 'null')")
-            odd.append(f"(typeof({c}) = 'text' AND (length({c}) != 26 OR substr({c}, 1, 4) < '1970' OR {c} NOT GLOB "
-                       "'[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9]"
-                       ".[0-9][0-9][0-9][0-9][0-9][0-9]'))")
-        else:  # numbers: an integer keeps its digits, a real is formatted by Arrow (shortest exact digits)
-            parts.append(f"CASE WHEN typeof({c}) = 'integer' THEN CAST({c} AS TEXT) END AS \"{name}__j\"")
-            parts.append(f"CASE WHEN typeof({c}) = 'real' THEN {c} END AS \"{name}__r\"")
-            odd.append(f"typeof({c}) NOT IN ('integer', 'real', 'null')")
+        kinds = {"str": ("text", "integer"), "datetime": ("text",), "float": ("integer", "real"),
+                 "int": ("integer", "real")}[kind]
+        if name in _TEXT_KEYS:
+            kinds = ("text",)  # summary keys: text or null on the C path
+        for sqlite_type in kinds:
+            parts.append(f"CASE WHEN typeof({c}) = '{sqlite_type}' THEN {c} END AS \"{name}__{sqlite_type[0]}\"")
+        odd.append(f"typeof({c}) NOT IN ({', '.join(repr(t) for t in kinds)}, 'null')")
+        if "real" in kinds:
             odd.append(f"(typeof({c}) = 'real' AND abs({c}) > {_MAX_DOUBLE})")
-    parts += [f'CASE WHEN typeof("{n}") = \'text\' THEN "{n}" END AS "{n}__s"' for n in _TEXT_KEYS]
-    parts += ["typeof(trade_date) AS td_type", "CAST(trade_date AS TEXT) AS td_text", f"{_STAMP_SQL} AS stamp"]
-    condition = f"({' OR '.join(odd)})"
-    parts.append(f"{condition} AS odd")
-    return f"SELECT {', '.join(parts)} FROM {TABLE}", condition
-
-
-_STAMP_SQL = ("CASE WHEN typeof(updated_at) = 'text' THEN updated_at "
-              "WHEN typeof(created_at) = 'text' THEN created_at END")
+    parts.append("typeof(trade_date) AS td_type")
+    parts.append(f"({' OR '.join(odd)}) AS odd")
+    return f"SELECT {', '.join(parts)} FROM {TABLE}"
 
 
 @lru_cache(maxsize=64)
@@ -1148,13 +1125,13 @@ def _text_scalar(text: str):
     return array[0]
 
 
-def _summary_groups(table, odd: list[int]) -> list[tuple]:
+def _summary_groups(table, odd: list[bool], td_text, stamp) -> list[tuple]:
     """(symbol, data_source, period, trade_date's SQLite type, its text, count, first stamp, last stamp)
     of the batch's records rendered in C: counted over tuples of plain values (no dict per record)."""
     from collections import Counter
 
-    columns = [table.column(name).to_pylist() for name in
-               ("symbol__s", "data_source__s", "period__s", "td_type", "td_text", "stamp")]
+    columns = [_as_strings(table, name).to_pylist() for name in ("symbol__t", "data_source__t", "period__t")]
+    columns += [table.column("td_type").to_pylist(), td_text.to_pylist(), stamp.to_pylist()]
     counted = Counter(row for row, flag in zip(zip(*columns, strict=True), odd, strict=True) if not flag)
     groups: dict[tuple, list] = {}
     for (*key, stamp), count in counted.items():
@@ -1179,38 +1156,86 @@ def _arrow_double_text(values):
     return pc.if_else(integral, pc.binary_join_element_wise(text, _text_scalar(".0"), _text_scalar("")), text)
 
 
+def _as_strings(table, name: str):
+    """A text column of the query (all-null columns come back typed int64 from the driver)."""
+    import pyarrow as pa
+
+    values = table.column(name)
+    return pa.nulls(table.num_rows, pa.string()) if values.null_count == table.num_rows else values.cast(pa.string())
+
+
+def _join(*pieces):
+    import pyarrow.compute as pc
+
+    return pc.binary_join_element_wise(*pieces, _text_scalar(""))
+
+
+_OID_RE = "^[0-9a-f]{24}$"
+_ESCAPED_RE = r'["\\\x00-\x1f]'  # what a JSON encoder escapes: a quote, a backslash, control characters
+_STORED_DATETIME_RE = r"^(19[7-9][0-9]|[2-9][0-9]{3})-[01][0-9]-[0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9]\.[0-9]{6}$"
+
+
+def _datetime_json(text):
+    """A stored datetime text as the encoder writes it: $date (milliseconds) or $tacnDatetime (microseconds)."""
+    import pyarrow.compute as pc
+
+    def part(start, stop):
+        return pc.utf8_slice_codeunits(text, start, stop)
+
+    day = _join(part(0, 10), _text_scalar("T"), part(11, 19))
+    whole_second = pc.equal(part(20, 26), _text_scalar("000000"))
+    millisecond = pc.equal(part(23, 26), _text_scalar("000"))
+    return pc.if_else(
+        whole_second, _join(_text_scalar('{"$date":"'), day, _text_scalar('Z"}')),
+        pc.if_else(millisecond, _join(_text_scalar('{"$date":"'), day, _text_scalar("."), part(20, 23),
+                                      _text_scalar('Z"}')),
+                   _join(_text_scalar('{"$tacnDatetime":"'), day, _text_scalar("."), part(20, 26),
+                         _text_scalar('"}'))))
+
+
 def _render_batch(table, decode_rows) -> RenderedBatch:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     rows = table.num_rows
-    empty = _text_scalar("")
-    pieces = [_text_scalar('{"_id":'), pc.fill_null(table.column("id_json").cast(pa.string()), empty)]
+    ids = table.column("_id").cast(pa.string())
+    odd = pc.or_(pc.cast(table.column("odd"), pa.bool_()), pc.invert(pc.match_substring_regex(ids, pattern=_OID_RE)))
+    pieces = [_text_scalar('{"_id":{"$oid":"'), ids, _text_scalar('"}')]
     for name in _COLUMNS:
-        value = table.column(f"{name}__j")
-        value = pa.nulls(rows, pa.string()) if value.null_count == rows else value.cast(pa.string())
-        if f"{name}__r" in table.column_names:
-            real = table.column(f"{name}__r")
-            if real.null_count < rows:
-                value = pc.coalesce(value, _arrow_double_text(real))
+        kind = _KIND[name]
+        value = pa.nulls(rows, pa.string())
+        if f"{name}__t" in table.column_names:
+            text = _as_strings(table, f"{name}__t")
+            if text.null_count < rows:
+                if kind == "datetime":
+                    odd = pc.or_kleene(odd, pc.invert(pc.fill_null(
+                        pc.match_substring_regex(text, pattern=_STORED_DATETIME_RE), True)))
+                    value = _datetime_json(text)
+                else:
+                    odd = pc.or_kleene(odd, pc.fill_null(pc.match_substring_regex(text, pattern=_ESCAPED_RE), False))
+                    value = _join(_text_scalar('"'), text, _text_scalar('"'))
+        for column, render in ((f"{name}__i", lambda v: pc.cast(v, pa.string())), (f"{name}__r", _arrow_double_text)):
+            if column in table.column_names and table.column(column).null_count < rows:
+                value = pc.coalesce(value, render(table.column(column)))
         key = _text_scalar(f',"{name}":')
         if name in _ALWAYS:
             pieces += [key, pc.fill_null(value, _text_scalar("null"))]
         else:  # an optional field is written only when present
-            pieces.append(pc.fill_null(pc.binary_join_element_wise(key, value, empty), empty))
+            pieces.append(pc.fill_null(_join(key, value), _text_scalar("")))
     pieces.append(_text_scalar("}\n"))
-    lines = pc.binary_join_element_wise(*pieces, empty)
-    odd = table.column("odd").to_pylist()
+    lines = _join(*pieces)
+    odd = pc.fill_null(odd, True).to_pylist()
     rids = table.column("rid").to_pylist()
-    groups = _summary_groups(table, odd)
-    plain_positions = [i for i, flag in enumerate(odd) if not flag][:_SAMPLED]
+    trade_dates = pc.coalesce(_as_strings(table, "trade_date__t"), pc.cast(table.column("trade_date__i"), pa.string()))
+    stamps = pc.coalesce(_as_strings(table, "updated_at__t"), _as_strings(table, "created_at__t"))
+    groups = _summary_groups(table, odd, trade_dates, stamps)
     firsts = []
-    for position in plain_positions:
-        sample = {"_id": table.column("id_text")[position].as_py(), "trade_date": stored_trade_date(
-            table.column("td_type")[position].as_py(), table.column("td_text")[position].as_py())}
+    for position in [i for i, flag in enumerate(odd) if not flag][:_SAMPLED]:
+        sample = {"_id": ids[position].as_py(), "trade_date": stored_trade_date(
+            table.column("td_type")[position].as_py(), trade_dates[position].as_py())}
         for name in _TEXT_KEYS:
-            sample[name] = table.column(f"{name}__s")[position].as_py()
+            sample[name] = _as_strings(table, f"{name}__t")[position].as_py()
         firsts.append((rids[position], sample))
     if not any(odd):
         joined = pa.concat_arrays(lines.chunks) if isinstance(lines, pa.ChunkedArray) else lines
