@@ -1106,7 +1106,8 @@ def _render_sql() -> str:
             parts.append(f"CASE WHEN typeof({c}) = '{sqlite_type}' THEN {c} END AS \"{name}__{sqlite_type[0]}\"")
         odd.append(f"typeof({c}) NOT IN ({', '.join(repr(t) for t in kinds)}, 'null')")
         if "real" in kinds:
-            odd.append(f"(typeof({c}) = 'real' AND abs({c}) > {_MAX_DOUBLE})")
+            # comparisons, not abs(): abs() of the smallest integer overflows
+            odd.append(f"(typeof({c}) = 'real' AND ({c} > {_MAX_DOUBLE} OR {c} < -{_MAX_DOUBLE}))")
     parts.append("typeof(trade_date) AS td_type")
     parts.append(f"({' OR '.join(odd)}) AS odd")
     return f"SELECT {', '.join(parts)} FROM {TABLE}"
