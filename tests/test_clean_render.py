@@ -37,7 +37,8 @@ def rendered_and_decoded(store: SQLiteStore):
 
 FLOATS = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.sampled_from(
     [-0.0, 0.0, 0.1 + 0.2, 5e-324, 1.7976931348623157e308, 1e22, 2.5e-7, 10.1, 1e16, 123456789.123456789]))
-VALUES = st.one_of(FLOATS, st.integers(-(2**63), 2**63 - 1), st.sampled_from([-(2**63), 2**63 - 1]), st.none(), st.just(float("inf")), st.just(float("nan")))
+VALUES = st.one_of(FLOATS, st.integers(-(2**63), 2**63 - 1), st.sampled_from([-(2**63), 2**63 - 1]), st.none(),
+                   st.just(float("inf")), st.just(float("nan")))
 STAMPS = st.one_of(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1)),
                    st.sampled_from([T0, T0.replace(microsecond=123000), T0.replace(microsecond=123456)]))
 TEXTS = st.one_of(st.sampled_from(["000001", "600000", "中文", 'a"b', "a\\b", "line\nbreak", "\x7f", "\u2028"]),
