@@ -61,6 +61,7 @@ def test_clean_documents_read_columnar_equal_the_decoder(sqlite_store):
         {"_id": ObjectId()},
         {"created_at": "2025-10-23"},  # text where a datetime belongs
         {"updated_at": None},
+        {"pct_chg": "1.5"},  # text in a number column: the driver would turn the column into text
     ],
 )
 def test_bad_and_odd_values_read_columnar_equal_the_decoder(sqlite_store, change):
@@ -77,7 +78,10 @@ def test_a_column_null_in_one_chunk_and_set_in_the_next(sqlite_store):
     for doc in docs[:6]:
         doc["pre_close"] = None
         doc["market"] = None
-    sqlite_store.upsert(docs, now=STAMP)
+        doc["version"] = None
+    for doc in docs[:4]:
+        doc["updated_at"] = doc["created_at"] = None
+    assert sqlite_store.put_documents([{**doc, "_id": ObjectId()} for doc in docs]).inserted == len(docs)
     assert_same(sqlite_store, chunk_size=6)
     assert_same(sqlite_store, chunk_size=4)
 

@@ -725,13 +725,16 @@ class SQLiteStore:
         return self._rendered_batches(columnar, where, params, batch_size)
 
     def _rendered_batches(self, columnar, where, params, batch_size):
-        select = _render_sql()
         try:
             last = 0
             while True:
-                table = columnar.query(select, where, params, last, batch_size)
+                table = columnar.query(_render_sql_raw(), where, params, last, batch_size)
                 if table.num_rows == 0:
                     return
+                if not _raw_types_hold(table):  # the driver converted a column: the same rows, split by type
+                    upto = table.column("rid")[-1].as_py()
+                    table = columnar.query(_render_sql(), where + (" AND " if where else " WHERE ") + f"rid <= {upto}",
+                                           params, last, batch_size)
                 last = table.column("rid")[-1].as_py()
                 yield _render_batch(table, self._decoded_rows)
         finally:
@@ -768,16 +771,21 @@ class SQLiteStore:
                 if rid_bounds is None:
                     return
                 if frame is None:  # odd values in this chunk: the exact decoder for the same rows
-                    frame = _frame_from_rows(self._rows_between(where, params, *rid_bounds))
+                    rows = self._rows_between(where, params, rid_bounds[0], rid_bounds[1], chunk_size)
+                    if not rows:
+                        return
+                    frame, rid_bounds = _frame_from_rows(rows), (rid_bounds[0], rows[-1][0])
                 last = rid_bounds[1]
                 yield frame
         finally:
             columnar.close()
 
-    def _rows_between(self, where: str, params: dict, after: int, upto: int) -> list[tuple]:
+    def _rows_between(self, where: str, params: dict, after: int, upto: int | None, limit: int) -> list[tuple]:
+        """Rows after rid ``after``, up to rid ``upto`` (None: the next ``limit`` rows)."""
         joiner = " AND " if where else " WHERE "
-        sql = f"{self._select_sql()}{where}{joiner}rid > :after AND rid <= :upto ORDER BY rid"
-        return self.conn.execute(sql, {**params, "after": after, "upto": upto}).fetchall()
+        upper = "" if upto is None else " AND rid <= :upto"
+        sql = f"{self._select_sql()}{where}{joiner}rid > :after{upper} ORDER BY rid LIMIT :limit"
+        return self.conn.execute(sql, {**params, "after": after, "upto": upto, "limit": limit}).fetchall()
 
     def count(self, flt: RecordFilter | None = None) -> int:
         where, params = self._where(flt)
@@ -952,22 +960,18 @@ def _frame_from_rows(rows: list[tuple]):
     return frame
 
 
-# The SQLite types a column's values may have for the columnar path (anything else: the exact decoder).
-_COLUMNAR_TYPES = {"float": ("real", "integer"), "int": ("integer",), "str": ("text",), "datetime": ("text",)}
-
-
 def _columnar_select() -> str:
-    """Every known column as one SQLite type or NULL (ADBC infers a column's Arrow type from its values),
-    plus ``odd``: the row holds a value of another type, or an ``extra``."""
-    parts, odd = ["rid", "_id"], ["extra IS NOT NULL"]
-    for name in _COLUMNS:
-        kind = _KIND[name]
-        types = ", ".join(f"'{t}'" for t in _COLUMNAR_TYPES[kind])
-        value = f'CAST("{name}" AS REAL)' if kind == "float" else f'"{name}"'
-        parts.append(f'CASE WHEN typeof("{name}") IN ({types}) THEN {value} END AS "{name}"')
-        odd.append(f"typeof(\"{name}\") NOT IN ({types}, 'null')")
-    parts.append(f"({' OR '.join(odd)}) AS odd")
-    return f"SELECT {', '.join(parts)} FROM {TABLE}"
+    """The columns as stored, plus ``odd``: the row holds an ``extra``, or a text column holds a value
+    that is not text (ADBC would turn an integer there into its digits, silently).
+
+    Number columns need no test here: ADBC gives a column of integers and reals as doubles, as the row
+    decoder does, and a column holding text comes back as text, which :meth:`_ColumnarReader.chunk`
+    sends to the decoder.
+    """
+    odd = ["extra IS NOT NULL"]
+    odd += [f"typeof(\"{name}\") NOT IN ('text', 'null')" for name in _COLUMNS if _KIND[name] in ("str", "datetime")]
+    columns = ", ".join(f'"{name}"' for name in _COLUMNS)
+    return f"SELECT rid, _id, {columns}, ({' OR '.join(odd)}) AS odd FROM {TABLE}"
 
 
 class _ColumnarReader:
@@ -1018,12 +1022,19 @@ class _ColumnarReader:
     def chunk(self, where: str, params: dict, after: int, size: int):
         """((after, last rid), frame) of the next ``size`` rows; frame None when the chunk needs the exact
         decoder; (None, None) at the end."""
-        table = self.query(_columnar_select(), where, params, after, size)
+        import pyarrow as pa
+
+        try:
+            table = self.query(_columnar_select(), where, params, after, size)
+        except Exception:  # noqa: BLE001 - the driver refused the chunk's types: the decoder reads it
+            return (after, None), None
         if table.num_rows == 0:
             return None, None
-        rids = table.column("rid")
-        bounds = (after, rids[-1].as_py())
-        if any(table.column("odd").to_pylist()):
+        bounds = (after, table.column("rid")[-1].as_py())
+        numeric = (pa.float64(), pa.int64(), pa.null())
+        if any(table.column("odd").to_pylist()) or any(
+            table.column(name).type not in numeric for name in _COLUMNS if _KIND[name] in ("float", "int")
+        ):
             return bounds, None
         return bounds, _frame_from_arrow(table)
 
@@ -1053,7 +1064,9 @@ def _frame_from_arrow(table):
     for name in _COLUMNS:
         values = table.column(name)
         kind = _KIND[name]
-        if values.null_count == rows and kind != "float":
+        if values.null_count == rows and kind == "datetime":
+            data[name] = pd.to_datetime(pd.Series([None] * rows, dtype=object), format=_DATETIME_FMT, errors="coerce")
+        elif values.null_count == rows and kind != "float":
             data[name] = pd.Series([None] * rows, dtype=object)  # as pd.Series([None, …]) gives
         elif kind == "float":
             data[name] = values.to_numpy(zero_copy_only=False).astype("float64") if values.null_count == 0 \
@@ -1157,6 +1170,45 @@ def _arrow_double_text(values):
     return pc.if_else(integral, pc.binary_join_element_wise(text, _text_scalar(".0"), _text_scalar("")), text)
 
 
+@lru_cache(maxsize=1)
+def _render_sql_raw() -> str:
+    """The fast read for rendering: the columns as stored, under the names :func:`_render_sql` gives them
+    for the type each column should hold, and ``odd`` for a row holding anything else. A batch whose
+    Arrow types show that the driver converted a column (text in a number column) is read again with
+    :func:`_render_sql`."""
+    parts = ["rid", "_id"]
+    odd = ["extra IS NOT NULL"]
+    for name in _COLUMNS:
+        c = f'"{name}"'
+        kind = _KIND[name]
+        if kind in ("str", "datetime"):
+            parts.append(f'{c} AS "{name}__t"')
+            odd.append(f"typeof({c}) NOT IN ('text', 'null')")
+        elif kind == "float":
+            parts.append(f'{c} AS "{name}__r"')
+            odd.append(f"typeof({c}) NOT IN ('real', 'null')")
+            odd.append(f"(typeof({c}) = 'real' AND ({c} > {_MAX_DOUBLE} OR {c} < -{_MAX_DOUBLE}))")  # never NULL
+        else:
+            parts.append(f'{c} AS "{name}__i"')
+            odd.append(f"typeof({c}) NOT IN ('integer', 'null')")
+    parts.append("typeof(trade_date) AS td_type")
+    parts.append(f"({' OR '.join(odd)}) AS odd")
+    return f"SELECT {', '.join(parts)} FROM {TABLE}"
+
+
+def _raw_types_hold(table) -> bool:
+    """The driver kept every column of a raw read in its one expected Arrow type (else it converted one)."""
+    import pyarrow as pa
+
+    expected = {"t": (pa.string(), pa.large_string()), "r": (pa.float64(),), "i": (pa.int64(),)}
+    for name in table.column_names:
+        if "__" in name and name.rsplit("__", 1)[1] in expected:
+            column = table.column(name)
+            if column.null_count < table.num_rows and column.type not in expected[name.rsplit("__", 1)[1]]:
+                return False
+    return True
+
+
 def _as_strings(table, name: str):
     """A text column of the query (all-null columns come back typed int64 from the driver)."""
     import pyarrow as pa
@@ -1228,7 +1280,9 @@ def _render_batch(table, decode_rows) -> RenderedBatch:
     lines = _join(*pieces)
     odd = pc.fill_null(odd, True).to_pylist()
     rids = table.column("rid").to_pylist()
-    trade_dates = pc.coalesce(_as_strings(table, "trade_date__t"), pc.cast(table.column("trade_date__i"), pa.string()))
+    trade_dates = _as_strings(table, "trade_date__t")
+    if "trade_date__i" in table.column_names:
+        trade_dates = pc.coalesce(trade_dates, pc.cast(table.column("trade_date__i"), pa.string()))
     stamps = pc.coalesce(_as_strings(table, "updated_at__t"), _as_strings(table, "created_at__t"))
     groups = _summary_groups(table, odd, trade_dates, stamps)
     firsts = []
