@@ -128,12 +128,12 @@ class SelectionSummary:
         for _, doc in batch.decoded:
             self._tally_document(doc)
         self.count += len(batch.lines)
-        for symbol, data_source, period, kind, text, count, first, last in batch.groups:
-            key = (symbol, data_source, period)
+        tallies, spans = batch.groups
+        for symbol, data_source, period, kind, text, count in tallies:
             value = stored_trade_date(kind, text)
-            self._tally[(key, value.__class__, value)] += count
-            if first is None:
-                continue
+            self._tally[((symbol, data_source, period), value.__class__, value)] += count
+        for symbol, data_source, period, first, last in spans:
+            key = (symbol, data_source, period)
             first, last = parse_stored_datetime(first), parse_stored_datetime(last)
             span = self._stamps.get(key)
             if span is None:

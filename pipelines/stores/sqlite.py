@@ -122,6 +122,8 @@ def _new_object_id_hexes(count: int) -> list[str]:
 
 
 def _encode_id(value: Any) -> str:
+    if type(value).__name__ == "ObjectId" and type(value).__module__ == "bson.objectid":
+        return str(value)  # the common case, without an import statement per id (deletes take 80k at a time)
     from bson import ObjectId
 
     if isinstance(value, ObjectId):
@@ -1085,14 +1087,14 @@ def _frame_from_arrow(table):
 class RenderedBatch:
     """Backup lines of a batch of records (in rid order), and what clean's summary needs of them.
 
-    ``groups``: per (symbol, data_source, period, SQLite type of trade_date, its text) of the
-    records rendered in C, (…, count, first stamp, last stamp), aggregated by SQLite;
+    ``groups``: of the records rendered in C, ([(symbol, data_source, period, SQLite type of
+    trade_date, its text, count)], [(symbol, data_source, period, first stamp, last stamp)]);
     ``decoded``: (rid, document) of the others, decoded and encoded one by one;
     ``firsts``: (rid, sample document) of the first few records rendered in C.
     """
 
     lines: list[bytes]
-    groups: list[tuple]
+    groups: tuple[list[tuple], list[tuple]]
     decoded: list[tuple[int, dict]]
     firsts: list[tuple[int, dict]]
 
@@ -1139,25 +1141,24 @@ def _text_scalar(text: str):
     return array[0]
 
 
-def _summary_groups(table, odd: list[bool], td_text, stamp) -> list[tuple]:
-    """(symbol, data_source, period, trade_date's SQLite type, its text, count, first stamp, last stamp)
-    of the batch's records rendered in C: counted over tuples of plain values (no dict per record)."""
+def _summary_groups(table, odd: list[bool], td_text, stamp) -> tuple[list[tuple], list[tuple]]:
+    """Of the batch's records rendered in C, counted over tuples of plain values (no dict per record):
+    ([(symbol, data_source, period, trade_date's SQLite type, its text, count)],
+     [(symbol, data_source, period, first stamp, last stamp)])."""
     from collections import Counter
 
-    columns = [_as_strings(table, name).to_pylist() for name in ("symbol__t", "data_source__t", "period__t")]
-    columns += [table.column("td_type").to_pylist(), td_text.to_pylist(), stamp.to_pylist()]
-    counted = Counter(row for row, flag in zip(zip(*columns, strict=True), odd, strict=True) if not flag)
-    groups: dict[tuple, list] = {}
-    for (*key, stamp), count in counted.items():
-        group = groups.get(tuple(key))
-        if group is None:
-            groups[tuple(key)] = [count, stamp, stamp]
-            continue
-        group[0] += count
-        if stamp is not None:
-            group[1] = stamp if group[1] is None else min(group[1], stamp)
-            group[2] = stamp if group[2] is None else max(group[2], stamp)
-    return [(*key, count, first, last) for key, (count, first, last) in groups.items()]
+    keys = [_as_strings(table, name).to_pylist() for name in ("symbol__t", "data_source__t", "period__t")]
+    types, texts, stamps = table.column("td_type").to_pylist(), td_text.to_pylist(), stamp.to_pylist()
+    plain = [not flag for flag in odd]
+    tallies = Counter(row for row, keep in zip(zip(*keys, types, texts, strict=True), plain, strict=True) if keep)
+    stamped = Counter(row for row, keep in zip(zip(*keys, stamps, strict=True), plain, strict=True)
+                      if keep and row[3] is not None)  # a batch holds few distinct stamps per pair
+    spans: dict[tuple, list] = {}
+    for (*pair, when), _ in stamped.items():
+        span = spans.setdefault(tuple(pair), [when, when])
+        span[0], span[1] = min(span[0], when), max(span[1], when)
+    return ([(*key, count) for key, count in tallies.items()],
+            [(*pair, first, last) for pair, (first, last) in spans.items()])
 
 
 def _arrow_double_text(values):
@@ -1284,7 +1285,7 @@ def _render_batch(table, decode_rows) -> RenderedBatch:
     if "trade_date__i" in table.column_names:
         trade_dates = pc.coalesce(trade_dates, pc.cast(table.column("trade_date__i"), pa.string()))
     stamps = pc.coalesce(_as_strings(table, "updated_at__t"), _as_strings(table, "created_at__t"))
-    groups = _summary_groups(table, odd, trade_dates, stamps)
+    groups = _summary_groups(table, odd, trade_dates, stamps)  # (tallies, stamp spans)
     firsts = []
     for position in [i for i, flag in enumerate(odd) if not flag][:_SAMPLED]:
         sample = {"_id": ids[position].as_py(), "trade_date": stored_trade_date(
