@@ -49,12 +49,12 @@ FLOOR_PANDAS = r'''
 import json, sys
 import numpy as np, pandas as pd
 from validators.calendar import session_set
-from validators.dates import ISO_DATE_PATTERN, latest_allowed_trade_date
+from validators.dates import ISO_DATE_SHAPE, latest_allowed_trade_date
 TEXT = {TEXT!r}; NUMBERS = {NUMBERS!r}
 df = pd.read_csv(sys.argv[1], dtype={{**{{c: str for c in TEXT}}, **{{c: "float64" for c in NUMBERS}}}})
 latest = latest_allowed_trade_date().isoformat()
 td = df["trade_date"]
-date_ok = td.str.fullmatch(ISO_DATE_PATTERN[1:-1]).fillna(False) & (td >= "1990-12-19") & (td <= latest)
+date_ok = td.str.fullmatch(ISO_DATE_SHAPE).fillna(False) & (td >= "1990-12-19") & (td <= latest)
 prices = df[["open", "high", "low", "close", "pre_close"]]
 code = df["code"]
 suffix = np.select([code.str.startswith("6"), code.str.startswith(("4", "8", "92"))], [".SH", ".BJ"], ".SZ")
@@ -69,6 +69,7 @@ fails = {{
     "data_source_known": ~df["data_source"].isin(["akshare", "tushare", "baostock"]),
     "market_known": ~df["market"].isin(["CN", "HK", "US"]),
     "key_unique": df.duplicated(["symbol", "trade_date", "data_source", "period"]),
+    "prices_numeric": (prices.notna() & ~np.isfinite(prices)).any(axis=1),
     "prices_positive": (prices <= 0).any(axis=1),
     "high_is_highest": (df["open"] > df["high"]) | (df["close"] > df["high"]) | (df["low"] > df["high"]),
     "low_is_lowest": (df["low"] > df["open"]) | (df["low"] > df["close"]),

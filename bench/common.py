@@ -94,11 +94,11 @@ def polars_rule_counts(df) -> dict[str, int]:
     import polars as pl
 
     from validators.calendar import session_set
-    from validators.dates import ISO_DATE_PATTERN, latest_allowed_trade_date
+    from validators.dates import ISO_DATE_SHAPE, latest_allowed_trade_date
 
     latest = latest_allowed_trade_date().isoformat()
     col, td = pl.col, pl.col("trade_date")
-    date_ok = td.str.contains(ISO_DATE_PATTERN).fill_null(False) & (td >= "1990-12-19") & (td <= latest)
+    date_ok = td.str.contains(f"^(?:{ISO_DATE_SHAPE})$").fill_null(False) & (td >= "1990-12-19") & (td <= latest)
     code = col("code")
     suffix = (pl.when(code.str.starts_with("6")).then(pl.lit(".SH"))
               .when(code.str.starts_with("4") | code.str.starts_with("8") | code.str.starts_with("92"))
@@ -117,6 +117,7 @@ def polars_rule_counts(df) -> dict[str, int]:
         "data_source_known": ~col("data_source").is_in(["akshare", "tushare", "baostock"]).fill_null(False),
         "market_known": ~col("market").is_in(["CN", "HK", "US"]).fill_null(False),
         "key_unique": pl.struct(["symbol", "trade_date", "data_source", "period"]).is_first_distinct().not_(),
+        "prices_numeric": pl.any_horizontal([col(p).is_infinite().fill_null(False) for p in prices]),
         "prices_positive": pl.any_horizontal([(col(p) <= 0).fill_null(False) for p in prices]),
         "high_is_highest": pl.any_horizontal([(col(p) > col("high")).fill_null(False) for p in ("open", "close", "low")]),
         "low_is_lowest": pl.any_horizontal([(col("low") > col(p)).fill_null(False) for p in ("open", "close")]),

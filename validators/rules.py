@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from validators.dates import (
     FIRST_TRADE_DATE_ISO,
-    ISO_DATE_PATTERN,
+    ISO_DATE_LENGTH,
+    ISO_DATE_SHAPE,
     InvalidTradeDate,
     latest_allowed_trade_date,
     normalize_trade_date,
@@ -70,7 +71,7 @@ class Rule:
     fields: tuple[str, ...] = ()  # the values a sample of a failing record shows
     opt_in: bool = False  # runs only when asked (completeness)
     # The part of the rule pandera can say with its own built-in checks, for `tacn schema --pandera`:
-    # (column, check name, argument). The rule's own check (CHECKS) is what runs; a rule without
+    # (column, check name, argument; a tuple: the arguments). The rule's own check (CHECKS) is what runs; a rule without
     # a portable part, or with more than it (the date bound that moves with "tomorrow"), is listed by name.
     portable: tuple[tuple[str, str, Any], ...] = ()
 
@@ -92,7 +93,9 @@ RULES: tuple[Rule, ...] = (
         "error",
         f"trade_date is a YYYY-MM-DD string, a real calendar date, from {FIRST_TRADE_DATE_ISO} to tomorrow (Asia/Shanghai)",
         fields=("trade_date",),
-        portable=(("trade_date", "str_matches", ISO_DATE_PATTERN), ("trade_date", "ge", FIRST_TRADE_DATE_ISO)),
+        portable=(("trade_date", "str_matches", "^" + ISO_DATE_SHAPE),
+                  ("trade_date", "str_length", (ISO_DATE_LENGTH, ISO_DATE_LENGTH)),
+                  ("trade_date", "ge", FIRST_TRADE_DATE_ISO)),
     ),
     Rule("symbol_format", "error", "symbol is a string of 6 digits", fields=("symbol",),
          portable=(("symbol", "str_matches", r"^[0-9]{6}$"),)),

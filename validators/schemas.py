@@ -181,7 +181,8 @@ def portable_schema() -> pa.DataFrameSchema:
     built_in: dict[str, list] = {}
     for rule in RULES:
         for column, check_name, argument in rule.portable:
-            check = getattr(pa.Check, check_name)(argument)
+            arguments = argument if isinstance(argument, tuple) and check_name != "isin" else (argument,)
+            check = getattr(pa.Check, check_name)(*arguments)
             built_in.setdefault(column, []).append(check)
     columns = {
         spec.name: pa.Column(
