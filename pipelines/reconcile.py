@@ -534,10 +534,11 @@ def reconcile_files(path_a: Path | str, path_b: Path | str, options: ReconcileOp
 def _file_documents(path: Path, source: str, period: str) -> Iterator[dict]:
     import pandas as pd
 
-    from pipelines.validate import ValidateOptions, _file_frames, file_format
+    from pipelines.validate import ValidateOptions, read_file_documents
+    from validators.rules import HIDDEN_COLUMNS
 
-    for frame in _file_frames(path, file_format(path), ValidateOptions()):
-        frame = frame.drop(columns=[c for c in ("__row", "_id") if c in frame.columns])
+    for frame in read_file_documents(path, ValidateOptions()):
+        frame = frame.drop(columns=[c for c in (*HIDDEN_COLUMNS, "_id") if c in frame.columns])
         frame["data_source"] = source
         if "period" not in frame.columns:
             frame["period"] = period

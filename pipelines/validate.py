@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -603,6 +604,39 @@ def validate_store(store, options: ValidateOptions, *, on_chunk: Callable[[int],
     return validate_frames(frames, options, target=target, filters=options.flt.describe(), on_chunk=on_chunk)
 
 
+@contextmanager
+def _unreadable_as_target_error():
+    """A file that cannot be read is the target that cannot be read (exit 3), with the reader's message."""
+    from pipelines.errors import SourceError
+
+    try:
+        yield
+    except SourceError as exc:
+        raise TargetUnreadable(str(exc)) from None
+
+
+def _open_file(path: Path | str, options: ValidateOptions):
+    from pipelines.sources.files import open_file_source
+
+    with _unreadable_as_target_error():
+        return open_file_source(path, file_type=options.file_type, layout=options.layout,
+                                wait_s=options.stream_wait_s)
+
+
+def _documents_of(source, options: ValidateOptions) -> Iterator[pd.DataFrame]:
+    with _unreadable_as_target_error():
+        yield from file_documents(source, options, now=options.now_utc)
+
+
+def read_file_documents(path: Path | str, options: ValidateOptions) -> Iterator[pd.DataFrame]:
+    """A file's rows as document frames, as validate judges them (for other jobs: reconcile's file pairs).
+
+    Frames carry the hidden columns of :data:`validators.rules.HIDDEN_COLUMNS`; unreadable files raise
+    :class:`TargetUnreadable` (exit 3), unknown types or layouts :class:`UsageError` (exit 2).
+    """
+    yield from _documents_of(_open_file(path, options), options)
+
+
 def validate_file(
     path: Path | str, options: ValidateOptions, *, on_chunk: Callable[[int], None] | None = None
 ) -> ValidationResult:
@@ -611,23 +645,10 @@ def validate_file(
     The file is read by sync's reader: the same type and layout detection
     (``options.file_type``/``options.layout`` force them), the same conversion.
     """
-    from pipelines.errors import SourceError
-    from pipelines.sources.files import open_file_source
-
-    try:
-        source = open_file_source(path, file_type=options.file_type, layout=options.layout,
-                                  wait_s=options.stream_wait_s)
-    except SourceError as exc:
-        raise TargetUnreadable(str(exc)) from None
+    source = _open_file(path, options)
     target = {"kind": "file", "name": str(path), "format": source.file_type, "layout": source.layout}
-
-    def frames():
-        try:
-            yield from file_documents(source, options, now=options.now_utc)
-        except SourceError as exc:
-            raise TargetUnreadable(str(exc)) from None
-
-    return validate_frames(frames(), options, target=target, filters=options.flt.describe(), on_chunk=on_chunk)
+    return validate_frames(_documents_of(source, options), options, target=target,
+                           filters=options.flt.describe(), on_chunk=on_chunk)
 
 
 # -- reports -----------------------------------------------------------------------------------

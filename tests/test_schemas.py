@@ -66,10 +66,13 @@ def oracle(doc: dict) -> set[str]:
     numbers = ("open", "high", "low", "close", "pre_close", "volume", "amount", "change", "pct_chg")
     if nested or any(not _missing(get(n)) and not _number(get(n)) for n in numbers):
         failed.add("value_types")
-    for rule, names, ok in (("prices_positive", ("open", "high", "low", "close", "pre_close"), lambda x: x > 0),
-                            ("volume_amount_non_negative", ("volume", "amount"), lambda x: x >= 0)):
-        if any(not _missing(get(n)) and not (_number(get(n)) and ok(get(n))) for n in names):
-            failed.add(rule)
+    prices = ("open", "high", "low", "close", "pre_close")
+    if any(not _missing(get(n)) and not (_number(get(n)) and math.isfinite(get(n))) for n in prices):
+        failed.add("prices_numeric")
+    if any(_number(get(n)) and not math.isnan(get(n)) and not get(n) > 0 for n in prices):
+        failed.add("prices_positive")  # a non-number is prices_numeric's business
+    if any(not _missing(get(n)) and not (_number(get(n)) and get(n) >= 0) for n in ("volume", "amount")):
+        failed.add("volume_amount_non_negative")
 
     def num(name):
         v = get(name)
@@ -84,7 +87,7 @@ def oracle(doc: dict) -> set[str]:
 
 
 ORACLE_RULES = ("trade_date_iso", "symbol_format", "code_matches_symbol", "period_known", "data_source_known",
-                "market_known", "value_types", "prices_positive", "volume_amount_non_negative",
+                "market_known", "value_types", "prices_numeric", "prices_positive", "volume_amount_non_negative",
                 "high_is_highest", "low_is_lowest")
 
 # every trade_date trap of the incident and its cousins, mixed types in one column included

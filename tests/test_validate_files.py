@@ -21,10 +21,14 @@ from pipelines.validate import TargetUnreadable, ValidateOptions, validate_file,
 from tacn_cli.app import app
 from tests.test_sync_file import akshare_rows, write_akshare_csv
 from tests.test_validate import NOW, good_docs, write_file
+from validators.rules import error_rule_names
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "examples" / "akshare_quotes_sample.csv"
 runner = CliRunner()
+
+
+ERROR_ROW_RULES = tuple(name for name in error_rule_names())
 
 
 def options(**kw) -> ValidateOptions:
@@ -111,7 +115,7 @@ def test_a_source_layout_file_reports_exactly_sync_rejects_plus_rule_failures(tm
 def test_a_document_layout_file_is_judged_strictly_as_stored_records(tmp_path):
     docs = good_docs(3, ("600000",))
     docs[1] = dict(docs[1], trade_date="20251022")  # sync would normalise it; stored, it is a bad record
-    result = validate_file(write_file(tmp_path / "d.csv", docs), options())
+    result = validate_file(write_file(tmp_path / "d.csv", docs), options(rules=ERROR_ROW_RULES))
     assert failing(result) == {"trade_date_iso": 1}
     assert result.target["layout"] == "document"
 
@@ -141,7 +145,7 @@ def test_a_bad_value_in_a_typed_column_fails_a_type_rule_with_its_row(tmp_path):
     out = tmp_path / "f.jsonl"
     result = validate_file(write_file(tmp_path / "d.csv", docs), options(failures_out=out, chunk_size=2))
     found = failing(result)
-    assert found["value_types"] == 1 and found["prices_positive"] == 1
+    assert found["value_types"] == 1 and found["prices_numeric"] == 1
     assert set(failure_rows(out)) == {3}
     sample = next(r for r in result.rules if r.name == "value_types").samples[0]
     assert sample["row"] == 3 and "close='abc'" in sample["reason"]

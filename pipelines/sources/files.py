@@ -285,13 +285,17 @@ def _columns(path: Path, kind: str, head: bytes, stream: _Stream | None) -> list
 
             return list(pq.read_schema(path if stream is None else _parquet_buffer(stream)).names)
         names: dict[str, None] = {}
-        for line in _head_lines(head, path)[:HEAD_LINES]:
+        first_error = None
+        for number, line in enumerate(_head_lines(head, path)[:HEAD_LINES], start=1):
             try:
                 record = _parse_line(line.decode("utf-8-sig"))
-            except (ValueError, UnicodeDecodeError):  # a bad line becomes a reject when the rows are read
+            except (ValueError, UnicodeDecodeError) as exc:  # a bad line becomes a reject when the rows are read
+                first_error = first_error or f"line {number} is not valid JSON ({str(exc)[:120]})"
                 continue
             if isinstance(record, dict):
                 names.update(dict.fromkeys(record))
+        if not names and first_error:  # not one readable line: not a JSON Lines file at all
+            raise SourceError(f"cannot read {path} as jsonl: {first_error}")
         return list(names)
     except (UsageError, SourceError):
         raise
