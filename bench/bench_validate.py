@@ -2,7 +2,8 @@
 
 1,000,000 records (1,000 symbols x 1,000 XSHG sessions) with 5% bad trade_dates
 (the 2025-10-23 bug: the row number as the date). In the same run:
-(a) `tacn validate --json` end to end, as a subprocess (start-up, import, read,
+(a) `tacn validate --json --rules <row rules,key_unique>` (the rules the floor computes;
+    volume_unit is measured by bench_reconcile) end to end, as a subprocess (start-up, import, read,
     every rule, report);
 (b) the floor: one columnar read of the same rows (ADBC's SQLite driver into
     Arrow) and the same checks as plain polars expressions, in this process.
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bson import ObjectId  # noqa: E402
-from common import polars_rule_counts, report, scaled  # noqa: E402
+from common import polars_rule_counts, report, row_and_key_rules, scaled  # noqa: E402
 
 from pipelines.stores.sqlite import TABLE, SQLiteStore, _encode_row  # noqa: E402
 from validators.calendar import sessions_between  # noqa: E402
@@ -98,7 +99,8 @@ def run_validate(path: Path, workdir: Path) -> tuple[float, float, dict, int]:
     peak = 0
     with out_path.open("w") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen([exe, "validate", "--store", f"sqlite:///{path}", "--json"], stdout=out,
+        proc = subprocess.Popen([exe, "validate", "--store", f"sqlite:///{path}", "--json",
+                                 "--rules", row_and_key_rules()], stdout=out,
                                 stderr=subprocess.DEVNULL)
         child = psutil.Process(proc.pid)
         while proc.poll() is None:

@@ -28,18 +28,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import report, scaled  # noqa: E402
-
-from validators.rules import RULES  # noqa: E402
+from common import report, row_and_key_rules, scaled  # noqa: E402
 
 ROWS = scaled(1_000_000)
 SYMBOLS = 1_000
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 TEXT = ("symbol", "code", "full_symbol", "market", "trade_date", "period", "data_source")
 NUMBERS = ("open", "high", "low", "close", "pre_close", "volume", "amount", "change", "pct_chg")
-# What the floors compute: every row-level rule and key uniqueness (not the series-wide volume_unit,
-# which needs a whole history per symbol and has its own benchmark in bench_reconcile).
-ROW_AND_KEY_RULES = ",".join(r.name for r in RULES if r.scope == "row" or r.name == "key_unique")
+ROW_AND_KEY_RULES = row_and_key_rules()  # what the floors compute
 
 FLOOR_POLARS = r'''
 import json, sys

@@ -128,3 +128,11 @@ def polars_rule_counts(df) -> dict[str, int]:
         "timestamps_valid": stamp("created_at").is_null() | stamp("updated_at").is_null(),
     }
     return df.select([expr.sum().alias(name) for name, expr in checks.items()]).row(0, named=True)
+
+
+def row_and_key_rules() -> str:
+    """The rules the validate floors compute, for ``tacn validate --rules``: every row-level rule and key
+    uniqueness (the series-wide volume_unit needs each symbol's whole history; bench_reconcile measures it)."""
+    from validators.rules import RULES
+
+    return ",".join(r.name for r in RULES if r.scope == "row" or r.name == "key_unique")
