@@ -261,13 +261,6 @@ def _refuse_past_calendar_end(days_by_series: dict, last_session: int) -> None:
 # -- reading targets ---------------------------------------------------------------------
 
 
-def file_format(path: Path) -> str:
-    """csv, parquet or jsonl, by the suffixes file sources use (.json: mongoexport's one document per line)."""
-    from pipelines.sources.files import file_type_of
-
-    return file_type_of(path)
-
-
 def restore_text_types(frame: pd.DataFrame) -> pd.DataFrame:
     """A CSV holds text: number and timestamp fields that pandas could not type go back to their types.
 
