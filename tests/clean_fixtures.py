@@ -28,7 +28,10 @@ def good_documents() -> list[dict]:
 
 
 def bad_documents(kind: str) -> list[dict]:
-    """Invalid trade_dates with fresh ObjectIds; on SQLite also the values only it can hold."""
+    """Invalid trade_dates with fresh ObjectIds; on SQLite also the values only it can hold.
+
+    ``kind`` is a store flavour (tests/conftest.py ``store_flavour``): FerretDB v1 gets no NaN.
+    """
     from bson import ObjectId
 
     docs = [{**quote(symbol=SYMBOLS[i % 2], source="akshare", close=20.0 + i), "_id": ObjectId(), "trade_date": bad}
@@ -37,7 +40,8 @@ def bad_documents(kind: str) -> list[dict]:
     missing = {**quote(symbol="600000", close=33.0), "_id": ObjectId()}
     del missing["trade_date"]
     docs.append(missing)
-    docs.append({**quote(symbol="000001", close=34.0), "_id": ObjectId(), "trade_date": "2", "pre_close": float("nan")})
+    pre_close = 10.0 if kind == "ferretdb" else float("nan")  # FerretDB v1 closes the connection on NaN
+    docs.append({**quote(symbol="000001", close=34.0), "_id": ObjectId(), "trade_date": "2", "pre_close": pre_close})
     if kind == "sqlite":
         docs.append({**quote(symbol="000001", close=35.0), "_id": ObjectId(), "trade_date": date(2025, 10, 23)})
         docs.append({**quote(symbol="000001", close=36.0), "_id": "text-id-1", "trade_date": "3",
@@ -48,7 +52,9 @@ def bad_documents(kind: str) -> list[dict]:
 
 def seed(store) -> tuple[int, int]:
     """Good records through upsert, bad ones put as they are; returns (good, bad)."""
-    good, bad = good_documents(), bad_documents(store.kind)
+    from tests.conftest import store_flavour
+
+    good, bad = good_documents(), bad_documents(store_flavour(store))
     store.upsert(good, now=T0)
     put = store.put_documents(bad)
     assert put.inserted == len(bad) and not put.conflicts

@@ -1,7 +1,10 @@
 """Shared fixtures: the stores every contract test runs against.
 
-SQLite is real. MongoDB runs through mongomock-ng (no server can be installed
-here) and, when TACN_TEST_MONGO_URI is set, against that real server too.
+SQLite is real. MongoDB runs on mongomock-ng (fast; evaluates queries in Python)
+and on FerretDB, a real MongoDB wire-protocol server started once per session
+(tests/ferretdb_fixtures.py), and, when TACN_TEST_MONGO_URI is set, against that
+server too. A test FerretDB v1 cannot run carries ``@pytest.mark.not_on_ferretdb(
+"reason")`` naming what FerretDB lacks; it keeps running on the other kinds.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import uuid
 import pytest
 
 MONGO_URI = os.environ.get("TACN_TEST_MONGO_URI")
-MONGO_KINDS = ["mongomock"] + (["mongodb"] if MONGO_URI else [])
+MONGO_KINDS = ["mongomock", "ferretdb"] + (["mongodb"] if MONGO_URI else [])
 STORE_KINDS = ["sqlite", *MONGO_KINDS]
 
 
@@ -21,7 +24,14 @@ def make_mongomock_store(database: str = "tradingagents"):
 
     from pipelines.stores.mongo import MongoStore
 
-    return MongoStore(mongomock_ng.MongoClient(), database, "mongomock://test")
+    opened = MongoStore(mongomock_ng.MongoClient(), database, "mongomock://test")
+    opened.test_kind = "mongomock"
+    return opened
+
+
+def store_flavour(store) -> str:
+    """Which implementation a test store runs on: sqlite, mongomock, ferretdb or mongodb."""
+    return getattr(store, "test_kind", store.kind)
 
 
 @pytest.fixture(autouse=True)
@@ -34,17 +44,40 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-def open_test_store(kind: str, tmp_path):
-    """An empty store: a SQLite file, mongomock, or a throw-away database on TACN_TEST_MONGO_URI."""
+@pytest.fixture(scope="session")
+def ferretdb(tmp_path_factory):
+    """The session's FerretDB server (skipped, or failed under ``make test``, when not built)."""
+    from tests.ferretdb_fixtures import start_ferretdb
+
+    server = start_ferretdb(tmp_path_factory.mktemp("ferretdb"))
+    yield server
+    server.stop()
+
+
+def fresh_database_name() -> str:
+    return f"tacn_test_{uuid.uuid4().hex[:8]}"
+
+
+def open_test_store(kind: str, request):
+    """An empty store: a SQLite file, mongomock, or a database of its own on FerretDB or TACN_TEST_MONGO_URI."""
     if kind == "sqlite":
         from pipelines.stores.sqlite import SQLiteStore
 
-        return SQLiteStore(tmp_path / "store.db")
+        return SQLiteStore(request.getfixturevalue("tmp_path") / "store.db")
     if kind == "mongomock":
         return make_mongomock_store()
     from pipelines.stores.mongo import MongoStore
 
-    return MongoStore.from_url(MONGO_URI, database=f"tacn_test_{uuid.uuid4().hex[:8]}")
+    if kind == "ferretdb":
+        marker = request.node.get_closest_marker("not_on_ferretdb")
+        if marker is not None:
+            pytest.skip(f"not on FerretDB: {marker.args[0]}")
+        url = request.getfixturevalue("ferretdb").url
+    else:
+        url = MONGO_URI
+    opened = MongoStore.from_url(url, database=fresh_database_name())
+    opened.test_kind = kind
+    return opened
 
 
 def close_test_store(opened) -> None:
@@ -54,17 +87,17 @@ def close_test_store(opened) -> None:
 
 
 @pytest.fixture(params=STORE_KINDS)
-def store(request, tmp_path):
+def store(request):
     """An empty store of each kind."""
-    opened = open_test_store(request.param, tmp_path)
+    opened = open_test_store(request.param, request)
     yield opened
     close_test_store(opened)
 
 
 @pytest.fixture(params=MONGO_KINDS)
-def mongo_store(request, tmp_path):
-    """An empty MongoDB store: mongomock, and a real server too when TACN_TEST_MONGO_URI is set."""
-    opened = open_test_store(request.param, tmp_path)
+def mongo_store(request):
+    """An empty MongoDB store: mongomock, FerretDB, and a real server too when TACN_TEST_MONGO_URI is set."""
+    opened = open_test_store(request.param, request)
     yield opened
     close_test_store(opened)
 

@@ -135,7 +135,7 @@ def test_each_rule_fails_its_bad_record_in_a_file(tmp_path, suffix):
     assert found["key_unique"] == 0 and found["timestamps_valid"] == 0
 
 
-def test_same_verdict_in_sqlite_mongomock_and_files(tmp_path):
+def test_same_verdict_in_sqlite_mongomock_and_files(tmp_path, request):
     from pipelines.stores.sqlite import SQLiteStore
 
     docs = good_docs(20, SYMBOLS[:3]) + list(one_bad_record_per_rule().values())
@@ -143,7 +143,7 @@ def test_same_verdict_in_sqlite_mongomock_and_files(tmp_path):
     docs.append(dict(docs[1], trade_date="20251023"))
     verdicts = {}
     for kind in STORE_KINDS:
-        store = SQLiteStore(tmp_path / "v.db") if kind == "sqlite" else open_test_store(kind, tmp_path)
+        store = SQLiteStore(tmp_path / "v.db") if kind == "sqlite" else open_test_store(kind, request)
         store.upsert(docs, now=STAMP)
         # the store stamped updated_at; files get exactly what the store holds
         exported = [{k: v for k, v in d.items() if k != "_id"} for d in store.iter_documents()]

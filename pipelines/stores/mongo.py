@@ -34,6 +34,10 @@ from validators.dates import (
 from validators.records import COLLECTION, DEFAULT_DATABASE, KEY_FIELDS, UNIQUE_INDEX_NAME, utc_now
 
 UPSERT_BATCH = 500
+DUPLICATE_KEY = 11000
+# ids per delete command: FerretDB v1 scans the whole collection for each one (only a
+# single-_id filter reaches SQLite's index), so few large commands; well under 16 MiB.
+DELETE_CHUNK = 10_000
 
 # (key pattern, name, unique): the application's historical data service creates
 # these. Existing indexes with the same keys are accepted under any name.
@@ -238,8 +242,16 @@ class MongoStore:
         return result
 
     def _upsert_batch(self, batch: list[dict], stamp: datetime) -> UpsertResult:
+        """Insert the keys that are new, then compare-and-replace the ones that already exist.
+
+        Most syncs bring new days, so the batch is first inserted as it is (unordered):
+        the unique key index turns every existing key into a duplicate-key error, and only
+        those documents are looked up and replaced when their content changed. This is the
+        application's replace-with-upsert, without one keyed lookup per document (which
+        FerretDB v1 serves with a scan of the whole collection each time).
+        """
         from pymongo import ReplaceOne
-        from pymongo.errors import PyMongoError
+        from pymongo.errors import BulkWriteError, PyMongoError
 
         self._check_guard()
         result = UpsertResult()
@@ -250,19 +262,18 @@ class MongoStore:
                 result.unchanged += 1
             latest[key] = doc
         try:
-            existing = {
-                _hashable_key(doc): doc
-                for doc in self.collection.find(
-                    {"$or": [_key_filter(d) for d in latest.values()]}
-                )
-            }
+            fresh = [{**{k: v for k, v in doc.items() if k != "_id"}, "updated_at": stamp} for doc in latest.values()]
+            for doc in fresh:
+                doc.setdefault("created_at", stamp)
+            present = self._insert_new(fresh, result)
+            if not present:
+                return result
+            existing = {_hashable_key(doc): doc for doc in self.collection.find(_keys_query(present))}
             ops = []
-            for key, doc in latest.items():
+            for doc in present:
                 new = {k: v for k, v in doc.items() if k != "_id"}
-                new["updated_at"] = stamp
-                old = existing.get(key)
-                if old is None:
-                    new.setdefault("created_at", stamp)
+                old = existing.get(_hashable_key(doc))
+                if old is None:  # deleted since the insert, or refused by another unique index
                     ops.append(ReplaceOne(_key_filter(doc), new, upsert=True))
                 elif comparable(old) == comparable(new):
                     result.unchanged += 1
@@ -273,11 +284,27 @@ class MongoStore:
                 written = self.collection.bulk_write(ops, ordered=False)
                 result.inserted += written.upserted_count
                 result.changed += written.modified_count
+        except BulkWriteError as exc:
+            raise StoreError(f"MongoDB upsert failed: {_first_write_error(exc)}") from None
         except _connection_errors() as exc:
             raise StoreUnavailable(f"lost MongoDB at {self.display_url}: {brief_driver_message(str(exc))[:300]}") from None
         except PyMongoError as exc:
             raise StoreError(f"MongoDB upsert failed: {str(exc)[:300]}") from None
         return result
+
+    def _insert_new(self, docs: list[dict], result: UpsertResult) -> list[dict]:
+        """Insert ``docs`` unordered; return those whose key already exists (duplicate-key errors)."""
+        from pymongo.errors import BulkWriteError
+
+        try:
+            result.inserted += len(self.collection.insert_many(docs, ordered=False).inserted_ids)
+            return []
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors) or exc.details.get("writeConcernErrors"):
+                raise
+            result.inserted += exc.details.get("nInserted", 0)
+            return [docs[e["index"]] for e in errors]
 
     def bulk_load(self):
         """Nothing to prepare: MongoDB keeps its indexes during large loads."""
@@ -286,9 +313,10 @@ class MongoStore:
     def delete_by_ids(self, ids: Iterable[Any]) -> int:
         ids = list(ids)
         deleted = 0
-        for start in range(0, len(ids), 1000):
+        for start in range(0, len(ids), DELETE_CHUNK):
             self._check_guard()
-            deleted += self.collection.delete_many({"_id": {"$in": ids[start : start + 1000]}}).deleted_count
+            chunk = ids[start : start + DELETE_CHUNK]
+            deleted += self.collection.delete_many({"_id": {"$in": chunk}}).deleted_count
         return deleted
 
     def put_documents(self, docs: Iterable[dict]) -> PutResult:
@@ -359,11 +387,22 @@ class MongoStore:
         flt = RecordFilter(
             data_source=data_source, period=period, symbols=tuple(symbols) if symbols is not None else None, end=end
         )
-        pipeline = [
-            {"$match": self._filter(flt, {"trade_date": valid_date_query()})},
-            {"$group": {"_id": "$symbol", "last": {"$max": "$trade_date"}}},
-        ]
-        return {row["_id"]: row["last"] for row in self.collection.aggregate(pipeline)}
+        from pymongo.errors import OperationFailure
+
+        match = self._filter(flt, {"trade_date": valid_date_query()})
+        pipeline = [{"$match": match}, {"$group": {"_id": "$symbol", "last": {"$max": "$trade_date"}}}]
+        try:
+            return {row["_id"]: row["last"] for row in self.collection.aggregate(pipeline)}
+        except OperationFailure as exc:
+            if not _not_implemented(exc):
+                raise
+        # FerretDB v1 has no $max accumulator: one pass over the matching dates instead
+        latest: dict[str, str] = {}
+        for doc in self.collection.find(match, {"_id": 0, "symbol": 1, "trade_date": 1}, batch_size=10_000):
+            symbol, day = doc.get("symbol"), doc["trade_date"]
+            if day > latest.get(symbol, ""):
+                latest[symbol] = day
+        return latest
 
     def stats(self) -> StoreStats:
         valid = valid_date_query()
@@ -426,6 +465,8 @@ class MongoStore:
 
     def find_duplicate_keys(self, fields: Iterable[str], *, limit: int = 20) -> list[dict]:
         """Groups of documents sharing ``fields`` (missing counts as null, as in a unique index)."""
+        from pymongo.errors import OperationFailure
+
         fields = list(fields)
         pipeline = [
             {"$group": {"_id": {f: {"$ifNull": [f"${f}", None]} for f in fields},
@@ -434,9 +475,26 @@ class MongoStore:
             {"$sort": {f"_id.{f}": 1 for f in fields}},
             {"$limit": limit},
         ]
+        try:
+            return [
+                {"key": {f: row["_id"].get(f) for f in fields}, "count": row["count"], "ids": row["ids"]}
+                for row in self.collection.aggregate(pipeline, allowDiskUse=True)
+            ]
+        except OperationFailure as exc:
+            if not _not_implemented(exc):
+                raise
+        # FerretDB v1 has neither $ifNull nor $push: group the keys here, in one pass
+        groups: dict[tuple, list] = {}
+        values: dict[tuple, tuple] = {}
+        projection = dict.fromkeys(fields, 1)
+        for doc in self.collection.find({}, projection, batch_size=10_000).sort("_id", 1):
+            key = tuple(_index_value(doc.get(f)) for f in fields)
+            groups.setdefault(key, []).append(doc["_id"])
+            values.setdefault(key, tuple(doc.get(f) for f in fields))
+        duplicated = sorted((key for key, ids in groups.items() if len(ids) > 1), key=_bson_order)
         return [
-            {"key": {f: row["_id"].get(f) for f in fields}, "count": row["count"], "ids": row["ids"]}
-            for row in self.collection.aggregate(pipeline, allowDiskUse=True)
+            {"key": dict(zip(fields, values[key], strict=True)), "count": len(groups[key]), "ids": groups[key]}
+            for key in duplicated[:limit]
         ]
 
     def iter_missing_field(self, name: str, *, batch_size: int = 5_000) -> Iterator[dict]:
@@ -464,6 +522,62 @@ class MongoStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _keys_query(docs: list[dict]) -> dict:
+    """A query for the documents with these keys (and possibly a few more, told apart by the caller).
+
+    One ``$or`` branch per symbol or per trade_date, whichever is fewer, rather than one per
+    key: MongoDB serves each branch from the key index, and FerretDB v1, which evaluates
+    the query on every document, pays per branch.
+    """
+    symbol, trade_date, *rest = KEY_FIELDS
+    by_symbol: dict[Any, set] = {}
+    by_date: dict[Any, set] = {}
+    for doc in docs:
+        by_symbol.setdefault(doc.get(symbol), set()).add(doc.get(trade_date))
+        by_date.setdefault(doc.get(trade_date), set()).add(doc.get(symbol))
+    outer, inner, groups = (symbol, trade_date, by_symbol) if len(by_symbol) <= len(by_date) else (
+        trade_date, symbol, by_date)
+    query: dict[str, Any] = {"$or": [{outer: value, inner: {"$in": list(others)}} for value, others in groups.items()]}
+    for name in rest:
+        query[name] = {"$in": list({doc.get(name) for doc in docs})}
+    return query
+
+
+def _not_implemented(exc) -> bool:
+    """The server lacks a command, stage or operator (code 238; FerretDB v1 for $max, $push, $ifNull)."""
+    return exc.code == 238
+
+
+def _index_value(value: Any) -> Any:
+    """A hashable stand-in that is equal where a unique index sees equal values (1 == 1.0, missing == null)."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", float(value))
+    if isinstance(value, str | bytes) or value is None:
+        return value
+    return ("other", repr(value))
+
+
+def _bson_order(key: tuple) -> tuple:
+    """Sort keys made by :func:`_index_value` as MongoDB orders types: null, numbers, strings, others."""
+    def rank(value: Any) -> tuple:
+        if value is None:
+            return (0, 0)
+        if isinstance(value, tuple) and value[0] == "number":
+            return (1, value[1])
+        if isinstance(value, str):
+            return (2, value)
+        return (3, repr(value))
+
+    return tuple(rank(v) for v in key)
+
+
+def _first_write_error(exc) -> str:
+    errors = exc.details.get("writeErrors") or exc.details.get("writeConcernErrors") or [{}]
+    return f"{errors[0].get('errmsg', exc)} (code {errors[0].get('code')})"[:300]
 
 
 def brief_driver_message(text: str) -> str:
