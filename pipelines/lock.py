@@ -181,7 +181,8 @@ class MongoLock:
         except DuplicateKeyError:
             current = self.collection.find_one({"_id": self.name})
             now = self.clock()
-            if current is not None and current.get("expires_at") is not None and current["expires_at"] > now:
+            if (current is not None and current.get("expires_at") is not None and current["expires_at"] > now
+                    and not _holder_is_gone(current)):
                 holder = _info_from_doc(current)
                 raise LockHeld(
                     f"another {self.name} run holds the lock on this store: {holder.describe()} "
@@ -240,7 +241,12 @@ class MongoLock:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.collection.delete_one(self._mine())
+        from pymongo.errors import ConnectionFailure
+
+        try:
+            self.collection.delete_one(self._mine())
+        except ConnectionFailure:
+            pass  # the server is gone: the error that ends the run says so; the next run takes the lock over
         self._held = False
 
     def __enter__(self) -> MongoLock:
@@ -248,6 +254,19 @@ class MongoLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _holder_is_gone(doc: dict) -> bool:
+    """The lock was written on this host by a process that no longer exists (killed, or lost its server)."""
+    if doc.get("host") != socket.gethostname() or not isinstance(doc.get("pid"), int) or doc["pid"] <= 0:
+        return False
+    try:
+        os.kill(doc["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _info_from_doc(doc: dict) -> LockInfo:

@@ -8,6 +8,8 @@ written at all, so a second identical sync changes nothing.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from datetime import datetime
@@ -34,6 +36,11 @@ from validators.dates import (
 from validators.records import COLLECTION, DEFAULT_DATABASE, KEY_FIELDS, UNIQUE_INDEX_NAME, utc_now
 
 UPSERT_BATCH = 500
+# How long one request may wait for its answer: longer than the slowest single reply
+# tacn asks for (a $group over the whole collection in `stats`, a cursor batch behind a
+# long scan: FerretDB v1 scans ~10k documents a second), short enough that a server
+# which stopped answering ends the command. A URL's socketTimeoutMS/timeoutMS wins.
+SOCKET_TIMEOUT_MS = 120_000
 DUPLICATE_KEY = 11000
 # ids per delete command: FerretDB v1 scans the whole collection for each one (only a
 # single-_id filter reaches SQLite's index), so few large commands; well under 16 MiB.
@@ -88,6 +95,39 @@ def _connection_errors():
     return (errors.ServerSelectionTimeoutError, errors.ConnectionFailure, errors.ConfigurationError)
 
 
+def _server_lost_is_unavailable(method):
+    """A dropped connection or a server that stopped answering, in any operation, is StoreUnavailable (exit 3).
+
+    Generators are wrapped too: their reads happen while the caller iterates.
+    """
+    def lost(store: MongoStore, exc: Exception) -> StoreUnavailable:
+        from pymongo.errors import NetworkTimeout
+
+        why = brief_driver_message(str(exc))[:300]
+        if isinstance(exc, NetworkTimeout) and store.answer_limit:
+            why += f" (no answer within {store.answer_limit})"
+        return StoreUnavailable(f"lost MongoDB at {store.display_url}: {why}")
+
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def iterate(self, *args, **kwargs):
+            try:
+                yield from method(self, *args, **kwargs)
+            except _connection_errors() as exc:
+                raise lost(self, exc) from None
+
+        return iterate
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except _connection_errors() as exc:
+            raise lost(self, exc) from None
+
+    return call
+
+
 def _doc_key(doc: dict) -> tuple:
     return tuple(doc.get(name) for name in KEY_FIELDS)
 
@@ -126,11 +166,18 @@ class MongoStore:
         self.display_url = display_url
         self.created = False  # the quotes collection did not exist when opened
         self._indexes_checked = False
+        self.answer_limit: str | None = None  # e.g. "socketTimeoutMS=120000", for messages
 
     @classmethod
     def from_url(
         cls, url: str, *, database: str | None = None, timeout_ms: int = 5_000, mode: str = CREATE
     ) -> MongoStore:
+        """Connect and ping. ``timeout_ms`` bounds finding and connecting to the server.
+
+        Every request then waits at most ``socketTimeoutMS`` for its answer (default
+        SOCKET_TIMEOUT_MS; a ``socketTimeoutMS`` or ``timeoutMS`` in the URL wins), so a
+        server that stops answering ends the command with exit 3 instead of a hang.
+        """
         import pymongo
         from pymongo import uri_parser
 
@@ -140,14 +187,16 @@ class MongoStore:
         except (pymongo.errors.InvalidURI, pymongo.errors.ConfigurationError, ValueError) as exc:
             raise UsageError(f"bad MongoDB URL {display}: {_scrub(str(exc), url)}") from None
         db_name = database or (parsed.get("database") if parsed else None) or DEFAULT_DATABASE
+        url_options = {name.lower() for name in (parsed.get("options") or {})}
+        limits = {} if url_options & {"sockettimeoutms", "timeoutms"} else {"socketTimeoutMS": SOCKET_TIMEOUT_MS}
         try:
             client = pymongo.MongoClient(
                 url,
                 serverSelectionTimeoutMS=timeout_ms,
                 connectTimeoutMS=timeout_ms,
-                socketTimeoutMS=max(timeout_ms * 6, 30_000),
                 tz_aware=False,
                 appname="tacn",
+                **limits,
             )
             client.admin.command("ping")
         except _connection_errors() as exc:
@@ -159,6 +208,10 @@ class MongoStore:
                 f"MongoDB at {display} refused: {_scrub(brief_driver_message(str(exc)), url)[:300]}"
             ) from None
         opened = cls(client, db_name, f"{display} (database {db_name})")
+        if client.options.timeout is not None:
+            opened.answer_limit = f"timeoutMS={client.options.timeout * 1000:.0f}"
+        elif client.options.pool_options.socket_timeout is not None:
+            opened.answer_limit = f"socketTimeoutMS={client.options.pool_options.socket_timeout * 1000:.0f}"
         opened._check_quotes_collection(mode)
         return opened
 
@@ -182,6 +235,7 @@ class MongoStore:
             )
 
     # -- indexes ----------------------------------------------------------------
+    @_server_lost_is_unavailable
     def ensure_indexes(self) -> None:
         """Create the application's indexes that are missing (matched by keys, not names)."""
         if self._indexes_checked:
@@ -227,6 +281,7 @@ class MongoStore:
         return self._filter(flt, invalid_date_query())
 
     # -- writes -----------------------------------------------------------------
+    @_server_lost_is_unavailable
     def upsert(self, docs: Iterable[dict], *, now: datetime | None = None) -> UpsertResult:
         self.ensure_indexes()
         stamp = now or utc_now()
@@ -286,8 +341,8 @@ class MongoStore:
                 result.changed += written.modified_count
         except BulkWriteError as exc:
             raise StoreError(f"MongoDB upsert failed: {_first_write_error(exc)}") from None
-        except _connection_errors() as exc:
-            raise StoreUnavailable(f"lost MongoDB at {self.display_url}: {brief_driver_message(str(exc))[:300]}") from None
+        except _connection_errors():
+            raise  # reported by _server_lost_is_unavailable
         except PyMongoError as exc:
             raise StoreError(f"MongoDB upsert failed: {str(exc)[:300]}") from None
         return result
@@ -310,6 +365,7 @@ class MongoStore:
         """Nothing to prepare: MongoDB keeps its indexes during large loads."""
         return nullcontext()
 
+    @_server_lost_is_unavailable
     def delete_by_ids(self, ids: Iterable[Any]) -> int:
         ids = list(ids)
         deleted = 0
@@ -319,6 +375,7 @@ class MongoStore:
             deleted += self.collection.delete_many({"_id": {"$in": chunk}}).deleted_count
         return deleted
 
+    @_server_lost_is_unavailable
     def put_documents(self, docs: Iterable[dict]) -> PutResult:
         from pymongo.errors import DuplicateKeyError
 
@@ -345,6 +402,7 @@ class MongoStore:
                 result.conflicts.append({"_id": str(doc["_id"]), "reason": "another document has the same key"})
         return result
 
+    @_server_lost_is_unavailable
     def replace_documents(self, docs: Iterable[dict]) -> int:
         replaced = 0
         self._check_guard()
@@ -353,14 +411,17 @@ class MongoStore:
         return replaced
 
     # -- reads ------------------------------------------------------------------
+    @_server_lost_is_unavailable
     def iter_documents(self, flt: RecordFilter | None = None, *, batch_size: int = 5_000) -> Iterator[dict]:
         yield from self.collection.find(self._filter(flt), batch_size=batch_size).sort("_id", 1)
 
+    @_server_lost_is_unavailable
     def iter_invalid_trade_date(
         self, flt: RecordFilter | None = None, *, batch_size: int = 5_000
     ) -> Iterator[dict]:
         yield from self.collection.find(self._invalid_filter(flt), batch_size=batch_size).sort("_id", 1)
 
+    @_server_lost_is_unavailable
     def iter_frames(self, flt: RecordFilter | None = None, *, chunk_size: int = 100_000):
         import pandas as pd
 
@@ -374,12 +435,15 @@ class MongoStore:
         if chunk:
             yield pd.DataFrame.from_records(chunk, coerce_float=False)
 
+    @_server_lost_is_unavailable
     def count(self, flt: RecordFilter | None = None) -> int:
         return self.collection.count_documents(self._filter(flt))
 
+    @_server_lost_is_unavailable
     def count_invalid_trade_date(self, flt: RecordFilter | None = None) -> int:
         return self.collection.count_documents(self._invalid_filter(flt))
 
+    @_server_lost_is_unavailable
     def latest_valid_trade_dates(
         self, data_source: str, period: str = "daily", symbols: Iterable[str] | None = None,
         *, end: str | None = None,
@@ -404,6 +468,7 @@ class MongoStore:
                 latest[symbol] = day
         return latest
 
+    @_server_lost_is_unavailable
     def stats(self) -> StoreStats:
         valid = valid_date_query()
         groups: dict[tuple, GroupStats] = {}
@@ -436,6 +501,7 @@ class MongoStore:
         )
 
     # -- maintenance (migrations) -------------------------------------------------
+    @_server_lost_is_unavailable
     def list_indexes(self) -> list[dict]:
         """Indexes on the quotes collection (``_id_`` included): name, fields (in order), unique."""
         return sorted(
@@ -444,6 +510,7 @@ class MongoStore:
             key=lambda i: i["name"],
         )
 
+    @_server_lost_is_unavailable
     def create_unique_index(self, name: str, fields: Iterable[str]) -> None:
         from pymongo.errors import OperationFailure
 
@@ -453,6 +520,7 @@ class MongoStore:
             raise StoreError(f"cannot create unique index {name}: {str(exc)[:300]}") from None
         self._indexes_checked = False
 
+    @_server_lost_is_unavailable
     def drop_index(self, name: str) -> None:
         from pymongo.errors import OperationFailure
 
@@ -463,6 +531,7 @@ class MongoStore:
                 raise StoreError(f"cannot drop index {name}: {str(exc)[:300]}") from None
         self._indexes_checked = False
 
+    @_server_lost_is_unavailable
     def find_duplicate_keys(self, fields: Iterable[str], *, limit: int = 20) -> list[dict]:
         """Groups of documents sharing ``fields`` (missing counts as null, as in a unique index)."""
         from pymongo.errors import OperationFailure
@@ -497,20 +566,24 @@ class MongoStore:
             for key in duplicated[:limit]
         ]
 
+    @_server_lost_is_unavailable
     def iter_missing_field(self, name: str, *, batch_size: int = 5_000) -> Iterator[dict]:
         """Documents in which ``name`` is absent or null (older deployments lacked ``period``)."""
         yield from self.collection.find({name: None}, batch_size=batch_size).sort("_id", 1)
 
     # -- auxiliary collections ----------------------------------------------------
+    @_server_lost_is_unavailable
     def aux_upsert(self, collection: str, key: str, doc: dict) -> None:
         self.db[collection].replace_one({"_id": key}, {**doc, "_id": key}, upsert=True)
 
+    @_server_lost_is_unavailable
     def aux_find(self, collection: str) -> list[dict]:
         return [
             {k: v for k, v in doc.items() if k != "_id"}
             for doc in self.db[collection].find().sort("_id", 1)
         ]
 
+    @_server_lost_is_unavailable
     def aux_delete(self, collection: str, key: str) -> None:
         self.db[collection].delete_one({"_id": key})
 
