@@ -46,7 +46,7 @@ test: $(STAMP) redis chromium $(FERRETDB_BIN)
 	TACN_FERRETDB_BIN="$(FERRETDB_BIN)" $(BIN)/python -m pytest -q
 
 demo: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+	FERRETDB_BIN="$(FERRETDB_BIN)" PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

@@ -64,6 +64,25 @@ step "Clean again (offline demo: a real repair re-syncs from AKShare/Tushare)" 0
 step "verify-fix passes" 0 tacn verify-fix --store "$DEMO_STORE"
 step "Migrations: status (none applied yet)" 0 tacn migrate status --store "$DEMO_STORE"
 step "Apply migrations 0001-0003 in order (nothing left to remove; recorded in tacn_migrations)" 0 tacn migrate up --store "$DEMO_STORE" --backup-dir "$DEMO_BACKUPS"
+# --- MongoDB: the same tacn against a real MongoDB wire-protocol server (FerretDB) ---
+FERRETDB_BIN="${FERRETDB_BIN:-$HOME/.cache/tacn/ferretdb/bin/ferretdb}"
+if [ -x "$FERRETDB_BIN" ]; then
+  FERRET_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tacn-demo-ferretdb.XXXXXX")"
+  mkdir -p "$FERRET_DIR/data" "$FERRET_DIR/state"
+  FERRET_PORT="$("$(dirname "$(command -v tacn)")/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$FERRET_DIR/data/" --listen-addr="127.0.0.1:$FERRET_PORT" \
+    --state-dir="$FERRET_DIR/state" --debug-addr=- --telemetry=disable --log-level=error >"$FERRET_DIR/log" 2>&1 &
+  FERRET_PID=$!
+  for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$FERRET_PORT") 2>/dev/null && break; sleep 0.05; done
+  MONGO_STORE="mongodb://127.0.0.1:$FERRET_PORT/tradingagents"
+  step "MongoDB (FerretDB on 127.0.0.1:$FERRET_PORT): seed the synthetic dataset through the wire protocol" 0 tacn demo --store "$MONGO_STORE"
+  step "Validate the MongoDB store: the seeded bad trade_dates fail the gate" 1 tacn validate --store "$MONGO_STORE" --rules trade_date_iso
+  step "Clean the MongoDB store (backup first)" 0 tacn clean-invalid-trade-date --store "$MONGO_STORE" --yes --backup-dir "$FERRET_DIR/backups"
+  step "Validate again: the trade_date gate passes on MongoDB" 0 tacn validate --store "$MONGO_STORE" --rules trade_date_iso
+  kill "$FERRET_PID" 2>/dev/null; wait "$FERRET_PID" 2>/dev/null; rm -rf "$FERRET_DIR"
+else
+  printf '\n== MongoDB steps skipped: no FerretDB server at %s (`make ferretdb` builds it)\n' "$FERRETDB_BIN"
+fi
 # --- config-check steps ---
 DEMO_ENV="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/examples/demo.env"
 step "Configuration check of the example .env: placeholders warn, exit 0" 0 tacn config-check --offline --env-file "$DEMO_ENV"
