@@ -48,8 +48,8 @@ test: $(STAMP) redis chromium $(FERRETDB_BIN)
 demo: $(STAMP)
 	FERRETDB_BIN="$(FERRETDB_BIN)" PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
-bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+bench: $(STAMP) $(FERRETDB_BIN)
+	TACN_FERRETDB_BIN="$(FERRETDB_BIN)" $(BIN)/python bench/run_all.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
