@@ -136,6 +136,7 @@ def test_put_documents_into_an_empty_store_still_refuses_key_twins(store):
     assert result.inserted == 1 and [c["_id"] for c in result.conflicts] == [str(twins[1]["_id"])]
 
 
+@pytest.mark.not_on_ferretdb("FerretDB v1's unique index (SQLite) does not see a null and a missing key part as twins")
 def test_find_duplicate_keys_counts_null_and_missing_as_one_value(store):
     from validators.records import KEY_FIELDS, UNIQUE_INDEX_NAME
 

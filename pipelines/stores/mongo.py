@@ -321,7 +321,11 @@ class MongoStore:
             fresh = [{**{k: v for k, v in doc.items() if k != "_id"}, "updated_at": stamp} for doc in latest.values()]
             for doc in fresh:
                 doc.setdefault("created_at", stamp)
-            present = self._insert_new(fresh, result)
+            # A null or missing key part goes the lookup way: FerretDB's unique index (SQLite)
+            # does not count a missing field and null as the same key, as MongoDB does.
+            whole = [doc for doc in fresh if all(doc.get(name) is not None for name in KEY_FIELDS)]
+            present = self._insert_new(whole, result) if whole else []
+            present += [doc for doc in fresh if any(doc.get(name) is None for name in KEY_FIELDS)]
             if not present:
                 return result
             existing = {_hashable_key(doc): doc for doc in self.collection.find(_keys_query(present))}
@@ -382,10 +386,14 @@ class MongoStore:
 
         result = PutResult()
         self._check_guard()
-        if set(self.collection.index_information()) <= {"_id_"}:
+        indexes = self.collection.index_information()
+        if set(indexes) <= {"_id_"}:
             # A new collection (restore into an empty database): the application's indexes
             # first, as a first sync would create them, so a key twin is a clash here too.
             self.ensure_indexes()
+            indexes = self.collection.index_information()
+        key_is_unique = any(info.get("unique") and tuple(k for k, _ in info["key"]) == tuple(KEY_FIELDS)
+                            for info in indexes.values())
         for doc in docs:
             if "_id" not in doc:
                 raise UsageError("a document to restore has no _id")
@@ -395,6 +403,11 @@ class MongoStore:
                     result.already_present += 1
                 else:
                     result.conflicts.append({"_id": str(doc["_id"]), "reason": "a different document has this _id"})
+                continue
+            if key_is_unique and any(doc.get(name) is None for name in KEY_FIELDS) and self.collection.find_one(
+                _key_filter(doc), {"_id": 1}
+            ) is not None:  # FerretDB's unique index lets a null and a missing key part twin in
+                result.conflicts.append({"_id": str(doc["_id"]), "reason": "another document has the same key"})
                 continue
             try:
                 self.collection.insert_one(doc)
