@@ -619,16 +619,22 @@ def _keys_query(docs: list[dict]) -> dict:
     the query on every document, pays per branch.
     """
     symbol, trade_date, *rest = KEY_FIELDS
-    by_symbol: dict[Any, set] = {}
-    by_date: dict[Any, set] = {}
-    for doc in docs:
-        by_symbol.setdefault(doc.get(symbol), set()).add(doc.get(trade_date))
-        by_date.setdefault(doc.get(trade_date), set()).add(doc.get(symbol))
+
+    def grouped(outer: str, inner: str) -> dict[tuple, tuple[Any, dict]]:
+        groups: dict[tuple, tuple[Any, dict]] = {}  # values of any type: hashed by _key_part
+        for doc in docs:
+            value, other = doc.get(outer), doc.get(inner)
+            groups.setdefault(_key_part(value), (value, {}))[1].setdefault(_key_part(other), other)
+        return groups
+
+    by_symbol, by_date = grouped(symbol, trade_date), grouped(trade_date, symbol)
     outer, inner, groups = (symbol, trade_date, by_symbol) if len(by_symbol) <= len(by_date) else (
         trade_date, symbol, by_date)
-    query: dict[str, Any] = {"$or": [{outer: value, inner: {"$in": list(others)}} for value, others in groups.items()]}
+    query: dict[str, Any] = {
+        "$or": [{outer: value, inner: {"$in": list(others.values())}} for value, others in groups.values()]
+    }
     for name in rest:
-        query[name] = {"$in": list({doc.get(name) for doc in docs})}
+        query[name] = {"$in": list({_key_part(doc.get(name)): doc.get(name) for doc in docs}.values())}
     return query
 
 
