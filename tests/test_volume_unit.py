@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.validate import ValidateOptions, junit_xml, validate_frames
@@ -168,6 +168,7 @@ def _units_of(chunks, **kwargs):
     return outcome.checked, outcome.failing, outcome.samples, list(units.breakdown.items())
 
 
+@settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), cuts=st.lists(st.integers(1, len(MIXED) - 1), max_size=12),
        partitions=st.integers(1, 5), spill_bars=st.integers(0, 400))
 def test_chunks_in_any_order_give_the_verdicts_of_the_whole_frame(seed, cuts, partitions, spill_bars):
