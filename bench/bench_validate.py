@@ -7,7 +7,7 @@
     every rule, report);
 (b) the floor: one columnar read of the same rows (ADBC's SQLite driver into
     Arrow) and the same checks as plain polars expressions, in this process.
-Target: (a)/(b) <= 1.5. Then 5,000,000 records: peak RSS of (a) at most 1.2x its
+Target: (a)/(b) <= 1.5 ((a) and (c) at 1M: best of 2, interleaved). Then 5,000,000 records: peak RSS of (a) at most 1.2x its
 peak at 1,000,000 (bounded memory). (c) `tacn validate --json` with the default rules
 (volume_unit included, which the floor does not compute) at both sizes: its time
 next to (a) is volume_unit's cost, and its RSS 5M/1M is held to the same 1.2x.
@@ -145,6 +145,9 @@ def main() -> None:
         built_small = time.perf_counter() - started
         a_s, a_rss, a_json, a_code = run_validate(small, tmp_path, row_and_key_rules())
         c_s, c_rss, _, c_code = run_validate(small, tmp_path)
+        # volume_unit's cost: (a) and (c) again, interleaved, best of 2 each (the first read of a file is colder)
+        a_s = min(a_s, run_validate(small, tmp_path, row_and_key_rules())[0])
+        c_s = min(c_s, run_validate(small, tmp_path)[0])
         floor_s, floor_counts = floor(small)
         a_counts = {r["name"]: r["failing"] for r in a_json["rules"]}
         agree = all(a_counts[name] == count for name, count in floor_counts.items())
@@ -164,9 +167,9 @@ def main() -> None:
         (f"(a) at {N_LARGE:,} records", f"{l_s:.2f} s  exit {l_code}  peak RSS {l_rss:.0f} MiB"),
         ("peak RSS large / small", f"{rss_ratio:.2f}  (target <= 1.2) {'OK' if rss_ratio <= 1.2 else 'OVER'}"),
         ("(c) default rules (+ volume_unit)", f"{c_s:.2f} s  exit {c_code}  peak RSS {c_rss:.0f} MiB; "
-                                              f"volume_unit adds {c_s - a_s:+.2f} s"),
+                                              f"volume_unit adds {c_s - a_s:+.2f} s (best of 2)"),
         (f"(c) at {N_LARGE:,} records", f"{cl_s:.2f} s  exit {cl_code}  peak RSS {cl_rss:.0f} MiB; "
-                                        f"volume_unit adds {cl_s - l_s:+.2f} s"),
+                                        f"{cl_s - l_s:+.2f} s vs (a) (single runs)"),
         ("(c) peak RSS large / small", f"{c_rss_ratio:.2f}  (target <= 1.2) {'OK' if c_rss_ratio <= 1.2 else 'OVER'}"),
     ])
     if not agree:
