@@ -3,12 +3,15 @@
 1,000,000 records (1,000 symbols x 1,000 XSHG sessions) with 5% bad trade_dates
 (the 2025-10-23 bug: the row number as the date). In the same run:
 (a) `tacn validate --json --rules <row rules,key_unique>` (the rules the floor computes;
-    volume_unit is measured by bench_reconcile) end to end, as a subprocess (start-up, import, read,
+    volume_unit is in (c)) end to end, as a subprocess (start-up, import, read,
     every rule, report);
 (b) the floor: one columnar read of the same rows (ADBC's SQLite driver into
     Arrow) and the same checks as plain polars expressions, in this process.
-Target: (a)/(b) <= 1.5. Then 5,000,000 records: peak RSS of (a) at most 1.2x its
-peak at 1,000,000 (bounded memory). Peak RSS of a child comes from os.wait4.
+Target: (a)/(b) <= 1.5 ((a) and (c) at 1M: best of 2, interleaved). Then 5,000,000 records: peak RSS of (a) at most 1.2x its
+peak at 1,000,000 (bounded memory). (c) `tacn validate --json` with the default rules
+(volume_unit included, which the floor does not compute) at both sizes: its time
+next to (a) is volume_unit's cost, and its RSS 5M/1M is held to the same 1.2x.
+Peak RSS of a child is its RSS, polled.
 
 The datasets are written once into a temporary directory through the store's own
 row encoding (pipelines.stores.sqlite._encode_row), in batches.
@@ -86,8 +89,8 @@ def build(path: Path, start: int, stop: int, days: list[str]) -> None:
     conn.close()
 
 
-def run_validate(path: Path, workdir: Path) -> tuple[float, float, dict, int]:
-    """(wall seconds, peak RSS MiB, parsed JSON, exit code) of `tacn validate --json` as a child.
+def run_validate(path: Path, workdir: Path, rules: str | None = None) -> tuple[float, float, dict, int]:
+    """(wall seconds, peak RSS MiB, parsed JSON, exit code) of `tacn validate --json [--rules RULES]` as a child.
 
     Peak RSS is the child's own VmHWM, polled: ru_maxrss of a child also counts
     the parent's memory at fork, which would hide the child's figure.
@@ -99,9 +102,8 @@ def run_validate(path: Path, workdir: Path) -> tuple[float, float, dict, int]:
     peak = 0
     with out_path.open("w") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen([exe, "validate", "--store", f"sqlite:///{path}", "--json",
-                                 "--rules", row_and_key_rules()], stdout=out,
-                                stderr=subprocess.DEVNULL)
+        args = [exe, "validate", "--store", f"sqlite:///{path}", "--json"] + (["--rules", rules] if rules else [])
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.DEVNULL)
         child = psutil.Process(proc.pid)
         while proc.poll() is None:
             try:
@@ -141,7 +143,11 @@ def main() -> None:
         started = time.perf_counter()
         build(small, 0, N_SMALL, days[-days_small:])
         built_small = time.perf_counter() - started
-        a_s, a_rss, a_json, a_code = run_validate(small, tmp_path)
+        a_s, a_rss, a_json, a_code = run_validate(small, tmp_path, row_and_key_rules())
+        c_s, c_rss, _, c_code = run_validate(small, tmp_path)
+        # volume_unit's cost: (a) and (c) again, interleaved, best of 2 each (the first read of a file is colder)
+        a_s = min(a_s, run_validate(small, tmp_path, row_and_key_rules())[0])
+        c_s = min(c_s, run_validate(small, tmp_path)[0])
         floor_s, floor_counts = floor(small)
         a_counts = {r["name"]: r["failing"] for r in a_json["rules"]}
         agree = all(a_counts[name] == count for name, count in floor_counts.items())
@@ -149,8 +155,9 @@ def main() -> None:
         build(large, 0, N_LARGE, days)
         built_large = time.perf_counter() - started
         small.unlink()
-        l_s, l_rss, l_json, l_code = run_validate(large, tmp_path)
-    ratio, rss_ratio = a_s / floor_s, l_rss / a_rss
+        l_s, l_rss, l_json, l_code = run_validate(large, tmp_path, row_and_key_rules())
+        cl_s, cl_rss, _, cl_code = run_validate(large, tmp_path)
+    ratio, rss_ratio, c_rss_ratio = a_s / floor_s, l_rss / a_rss, cl_rss / c_rss
     report(f"tacn validate on the SQLite store, {N_SMALL:,} records, 5% bad trade_dates", [
         ("dataset build (store encoding)", f"{built_small:.1f} s, then {built_large:.1f} s for {N_LARGE:,}"),
         ("(b) floor: ADBC into Arrow + polars checks", f"{floor_s:.2f} s"),
@@ -159,6 +166,11 @@ def main() -> None:
         ("same counts as the floor", f"{'yes' if agree else 'NO'}  trade_date_iso={a_counts['trade_date_iso']:,}"),
         (f"(a) at {N_LARGE:,} records", f"{l_s:.2f} s  exit {l_code}  peak RSS {l_rss:.0f} MiB"),
         ("peak RSS large / small", f"{rss_ratio:.2f}  (target <= 1.2) {'OK' if rss_ratio <= 1.2 else 'OVER'}"),
+        ("(c) default rules (+ volume_unit)", f"{c_s:.2f} s  exit {c_code}  peak RSS {c_rss:.0f} MiB; "
+                                              f"volume_unit adds {c_s - a_s:+.2f} s (best of 2)"),
+        (f"(c) at {N_LARGE:,} records", f"{cl_s:.2f} s  exit {cl_code}  peak RSS {cl_rss:.0f} MiB; "
+                                        f"{cl_s - l_s:+.2f} s vs (a) (single runs)"),
+        ("(c) peak RSS large / small", f"{c_rss_ratio:.2f}  (target <= 1.2) {'OK' if c_rss_ratio <= 1.2 else 'OVER'}"),
     ])
     if not agree:
         print("  counts differ:", {k: (a_counts[k], v) for k, v in floor_counts.items() if a_counts[k] != v})

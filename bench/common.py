@@ -132,7 +132,8 @@ def polars_rule_counts(df) -> dict[str, int]:
 
 def row_and_key_rules() -> str:
     """The rules the validate floors compute, for ``tacn validate --rules``: every row-level rule and key
-    uniqueness (the series-wide volume_unit needs each symbol's whole history; bench_reconcile measures it)."""
+    uniqueness (the series-wide volume_unit needs each symbol's whole history; bench_validate times it
+    and measures its memory in a run with the default rules)."""
     from validators.rules import RULES
 
     return ",".join(r.name for r in RULES if r.scope == "row" or r.name == "key_unique")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.validate import ValidateOptions, junit_xml, validate_frames
@@ -136,3 +136,45 @@ def test_one_corrupt_latest_bar_does_not_hide_the_unit():
     docs[-1]["amount"] = docs[-1]["amount"] * 3  # fits neither unit
     result, outcome = run(docs)
     assert result.volume_units["akshare"]["lots"] == 1 and outcome.failing == 0
+
+
+def _mixed_history() -> pd.DataFrame:
+    """Series of every kind (units, an ex-date, a unit change, corrupt and missing bars, a repeated day)."""
+    days = DAYS[:50]
+    docs = (bars("000001", "akshare", days, unit="lots") + bars("000001", "tushare", days, unit="shares", seed=1)
+            + bars("600000", "akshare", days, unit="shares", seed=2)
+            + bars("600001", "tushare", days, unit="shares", seed=3, ex_dates={days[30]: 0.9})
+            + bars("000004", "tushare", days, unit="lots", seed=4)[:20]
+            + bars("000004", "tushare", days, unit="shares", seed=4)[20:]
+            + bars("000005", "baostock", days, unit="shares", seed=5))
+    docs[10]["amount"] *= 3  # fits neither unit
+    docs[60]["volume"] = None
+    docs[-1]["volume"] *= 7
+    docs.append(dict(docs[5], volume=docs[5]["volume"] * 100))  # the same day again, in the other unit
+    return pd.DataFrame(docs)
+
+
+MIXED = _mixed_history()
+
+
+def _units_of(chunks, **kwargs):
+    from pipelines.validate import RuleOutcome
+    from pipelines.volume_units import VolumeUnits
+
+    units, outcome = VolumeUnits(**kwargs), RuleOutcome("volume_unit", "warning", "", "dataset")
+    for chunk in chunks:
+        units.add(chunk, pd.Series(True, index=chunk.index))
+    units.outcome(outcome, max_samples=50)
+    return outcome.checked, outcome.failing, outcome.samples, list(units.breakdown.items())
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), cuts=st.lists(st.integers(1, len(MIXED) - 1), max_size=12),
+       partitions=st.integers(1, 5), spill_bars=st.integers(0, 400))
+def test_chunks_in_any_order_give_the_verdicts_of_the_whole_frame(seed, cuts, partitions, spill_bars):
+    frame = MIXED.sample(frac=1, random_state=seed).reset_index(drop=True)  # arrival order: any
+    bounds = [0, *sorted(set(cuts)), len(frame)]
+    chunks = [frame.iloc[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    whole = _units_of([frame], partitions=1, spill_bars=10**9)  # every bar proven at once, in memory
+    assert _units_of(chunks, partitions=partitions, spill_bars=spill_bars) == whole
+    assert whole[1] > 0 and len(whole[2]) > 1  # the data has findings to compare
