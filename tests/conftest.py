@@ -13,6 +13,13 @@ import os
 import uuid
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline (a loaded 2-core machine is not a slow test); CI replays the same
+# examples every run, so a red CI is reproducible, while developers' runs keep exploring.
+settings.register_profile("tacn", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "tacn")
 
 MONGO_URI = os.environ.get("TACN_TEST_MONGO_URI")
 MONGO_KINDS = ["mongomock", "ferretdb"] + (["mongodb"] if MONGO_URI else [])
