@@ -22,6 +22,7 @@ from pipelines.backup import (
     STATE_DELETED,
     STATE_DELETING,
     Backup,
+    BackupDamaged,
     encode_line,
     iter_backup_ids,
     pause_point,
@@ -32,7 +33,7 @@ from pipelines.stores.base import QuoteStore, RecordFilter
 from validators.dates import KIND_DIGITS, InvalidTradeDate, classify_stored_trade_date, normalize_trade_date
 
 SAMPLE_SIZE = 10
-DEFAULT_BATCH_SIZE = 10_000
+DEFAULT_BATCH_SIZE = 50_000  # measured: 10,000 cost 0.25 CPU s more per 82,631 deletes (commits)
 PREDICATE = "trade_date is not a valid ISO date (validators.dates: YYYY-MM-DD string, real, 1990-12-19..tomorrow)"
 
 
@@ -129,9 +130,10 @@ class SelectionSummary:
             self._tally_document(doc)
         self.count += len(batch.lines)
         tallies, spans = batch.groups
+        tally = self._tally
         for symbol, data_source, period, kind, text, count in tallies:
-            value = stored_trade_date(kind, text)
-            self._tally[((symbol, data_source, period), value.__class__, value)] += count
+            value = text if kind == "text" else stored_trade_date(kind, text)
+            tally[((symbol, data_source, period), value.__class__, value)] += count
         for symbol, data_source, period, first, last in spans:
             key = (symbol, data_source, period)
             first, last = parse_stored_datetime(first), parse_stored_datetime(last)
@@ -149,6 +151,11 @@ class SelectionSummary:
             day = None
         return classify_stored_trade_date(value, now=self.now), day
 
+    def _judge_row(self, value: Any) -> tuple[str, str | None, int | None]:
+        """(kind, day, the row number a digits value is when it names no day)."""
+        kind, day = self._judge(value)
+        return kind, day, int(value) if day is None and kind == KIND_DIGITS else None
+
     def fill(self, result: CleanResult) -> CleanResult:
         by_source: Counter = Counter()
         by_kind: Counter = Counter()
@@ -158,11 +165,11 @@ class SelectionSummary:
         judged: dict[tuple, tuple[str, str | None]] = {}  # values repeat across pairs ("0", "1", …)
         for key, value, n in entries:
             try:
-                kind, day = judged[(value.__class__, value)]
+                kind, day, row_number = judged[(value.__class__, value)]
             except KeyError:
-                kind, day = judged[(value.__class__, value)] = self._judge(value)
+                kind, day, row_number = judged[(value.__class__, value)] = self._judge_row(value)
             except TypeError:  # unhashable
-                kind, day = self._judge(value)
+                kind, day, row_number = self._judge_row(value)
             by_source[str(key[1])] += n
             by_kind[kind] += n
             pair = pairs.get(key)
@@ -172,8 +179,8 @@ class SelectionSummary:
             if day is not None:
                 pair.recoverable_first = min(filter(None, (pair.recoverable_first, day)))
                 pair.recoverable_last = max(filter(None, (pair.recoverable_last, day)))
-            elif kind == KIND_DIGITS:
-                pair.max_row_number = max(int(value), pair.max_row_number or 0)
+            elif row_number is not None:
+                pair.max_row_number = max(row_number, pair.max_row_number or 0)
         for key, (first, last) in self._stamps.items():
             pairs[key].updated_first, pairs[key].updated_last = first, last
         for sample in self.samples:
@@ -187,19 +194,23 @@ class SelectionSummary:
         return result
 
 
-def _rendered_lines(store, flt: RecordFilter, summary: SelectionSummary):
-    """Backup lines rendered by the store itself (no Python dict per record), summarised batch by batch;
-    None when the store does not render them (the caller encodes documents)."""
+def _rendered_lines(store, flt: RecordFilter, summary: SelectionSummary, keys: list):
+    """Backup lines rendered by the store itself (no Python dict per record), summarised batch by batch,
+    with each line's row key appended to ``keys`` (the rows to delete, in line order); None when the
+    store does not render them (the caller encodes documents)."""
     if not getattr(store, "renders_backup_lines", False):
         return None
 
     def lines():
         for item in store.iter_invalid_trade_date(flt, as_lines=True):
-            if isinstance(item, dict):  # a document after all (a store that could not render this one)
+            if isinstance(item, dict):  # a document after all (the store could not render this selection)
+                keys.clear()
+                keys.append(None)  # no row keys: the deletes read the _ids back from the backup
                 summary.add(item)
                 yield encode_line(item)
             else:
                 summary.add_batch(item)
+                keys.extend(item.keys)
                 yield from item.lines
 
     return lines()
@@ -242,7 +253,8 @@ def clean_invalid_trade_date(
     # The sync lock: no tacn sync rewrites a record between its backup and its delete.
     with nullcontext() if lock is not None else store_lock(store, "sync", f"tacn {label} --yes"):
         pause_point("before-backup")
-        rendered = _rendered_lines(store, flt, summary)
+        keys: list = []
+        rendered = _rendered_lines(store, flt, summary, keys)
         backup = write_backup(
             rendered if rendered is not None else store.iter_invalid_trade_date(flt),
             backup_dir,
@@ -257,20 +269,37 @@ def clean_invalid_trade_date(
         if on_backup is not None:
             on_backup(backup)
         if backup.count:
-            result.deleted, result.batches = delete_backed_up(store, backup, batch_size)
+            row_keys = keys if rendered is not None and None not in keys else None
+            result.deleted, result.batches = delete_backed_up(store, backup, batch_size, row_keys)
         else:
             backup.manifest["state"] = STATE_DELETED
             backup.save_manifest()
     return result
 
 
-def delete_backed_up(store: QuoteStore, backup: Backup, batch_size: int) -> tuple[int, int]:
-    """Delete the backed-up records in batches by ``_id``; the manifest records progress after each."""
+def _row_key_batches(keys: list, batch_size: int):
+    """(lines done, row keys) batches of the keys of a rendered backup, in line order."""
+    for start in range(0, len(keys), batch_size):
+        yield min(start + batch_size, len(keys)), keys[start:start + batch_size]
+
+
+def delete_backed_up(store: QuoteStore, backup: Backup, batch_size: int, row_keys: list | None = None) -> tuple[int, int]:
+    """Delete the backed-up records in batches; the manifest records progress after each.
+
+    By ``_id`` read back from the backup file; or, when the store rendered the backup, by the
+    ``row_keys`` of its lines (``store.delete_rows``: the row each line was rendered from, deleted
+    only while it still holds that ``_id``), which must be exactly as many as the backup's lines.
+    """
+    if row_keys is not None and len(row_keys) != backup.count:
+        raise BackupDamaged(f"backup {backup.data_path} holds {backup.count:,} lines but {len(row_keys):,} rows "
+                            "were rendered; nothing deleted")
     progress = backup.manifest["deleted"]
     backup.manifest["state"] = STATE_DELETING
     backup.save_manifest()
-    for lines_done, ids in iter_backup_ids(backup, batch_size):
-        progress["records"] += store.delete_by_ids(ids)
+    batches = (iter_backup_ids(backup, batch_size) if row_keys is None
+               else _row_key_batches(row_keys, batch_size))
+    for lines_done, ids in batches:
+        progress["records"] += store.delete_by_ids(ids) if row_keys is None else store.delete_rows(ids)
         pause_point("batch-deleted")
         progress["batches"] += 1
         progress["lines_done"] = lines_done
