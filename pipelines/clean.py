@@ -4,8 +4,9 @@ The selection is the stores' own invalid-date predicate (``count_invalid_trade_d
 / ``iter_invalid_trade_date``, the SQL / MongoDB form of validators.dates' rule),
 narrowed by a :class:`RecordFilter`. A dry run only summarises. Applying first
 writes every selected record to a backup (:mod:`pipelines.backup`), then deletes
-in batches by ``_id`` read back from that backup, recording progress in its
-manifest after each batch.
+in batches, recording progress in its manifest after each batch: by ``_id`` read
+back from that backup, or, when the store rendered the lines itself (SQLite), by
+the (rowid, ``_id``) of the row each line came from.
 """
 
 from __future__ import annotations
