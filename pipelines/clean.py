@@ -11,6 +11,7 @@ the (rowid, ``_id``) of the row each line came from.
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -195,7 +196,31 @@ class SelectionSummary:
         return result
 
 
-def _rendered_lines(store, flt: RecordFilter, summary: SelectionSummary, keys: list):
+class RowKeys:
+    """(rowid, stored ``_id``) of each rendered backup line, in line order, held compactly (an int64
+    array and the ``_id`` texts, not a tuple per record); ``usable`` is False once a line came
+    without one (the deletes then read the ``_id``s back from the backup)."""
+
+    def __init__(self) -> None:
+        self.rids = array("q")
+        self.ids: list[str] = []
+        self.usable = True
+
+    def __len__(self) -> int:
+        return len(self.rids)
+
+    def extend(self, keys: list[tuple[int, str]]) -> None:
+        self.rids.extend(rid for rid, _ in keys)
+        self.ids.extend(id_text for _, id_text in keys)
+
+    def batches(self, batch_size: int):
+        """(lines done, [(rowid, _id)]) batches, in line order."""
+        for start in range(0, len(self.rids), batch_size):
+            stop = min(start + batch_size, len(self.rids))
+            yield stop, list(zip(self.rids[start:stop], self.ids[start:stop], strict=True))
+
+
+def _rendered_lines(store, flt: RecordFilter, summary: SelectionSummary, keys: RowKeys):
     """Backup lines rendered by the store itself (no Python dict per record), summarised batch by batch,
     with each line's row key appended to ``keys`` (the rows to delete, in line order); None when the
     store does not render them (the caller encodes documents)."""
@@ -205,8 +230,7 @@ def _rendered_lines(store, flt: RecordFilter, summary: SelectionSummary, keys: l
     def lines():
         for item in store.iter_invalid_trade_date(flt, as_lines=True):
             if isinstance(item, dict):  # a document after all (the store could not render this selection)
-                keys.clear()
-                keys.append(None)  # no row keys: the deletes read the _ids back from the backup
+                keys.usable = False  # no row key: the deletes read the _ids back from the backup
                 summary.add(item)
                 yield encode_line(item)
             else:
@@ -254,7 +278,7 @@ def clean_invalid_trade_date(
     # The sync lock: no tacn sync rewrites a record between its backup and its delete.
     with nullcontext() if lock is not None else store_lock(store, "sync", f"tacn {label} --yes"):
         pause_point("before-backup")
-        keys: list = []
+        keys = RowKeys()
         rendered = _rendered_lines(store, flt, summary, keys)
         backup = write_backup(
             rendered if rendered is not None else store.iter_invalid_trade_date(flt),
@@ -270,7 +294,7 @@ def clean_invalid_trade_date(
         if on_backup is not None:
             on_backup(backup)
         if backup.count:
-            row_keys = keys if rendered is not None and None not in keys else None
+            row_keys = keys if rendered is not None and keys.usable else None
             result.deleted, result.batches = delete_backed_up(store, backup, batch_size, row_keys)
         else:
             backup.manifest["state"] = STATE_DELETED
@@ -278,13 +302,7 @@ def clean_invalid_trade_date(
     return result
 
 
-def _row_key_batches(keys: list, batch_size: int):
-    """(lines done, row keys) batches of the keys of a rendered backup, in line order."""
-    for start in range(0, len(keys), batch_size):
-        yield min(start + batch_size, len(keys)), keys[start:start + batch_size]
-
-
-def delete_backed_up(store: QuoteStore, backup: Backup, batch_size: int, row_keys: list | None = None) -> tuple[int, int]:
+def delete_backed_up(store: QuoteStore, backup: Backup, batch_size: int, row_keys: RowKeys | None = None) -> tuple[int, int]:
     """Delete the backed-up records in batches; the manifest records progress after each.
 
     By ``_id`` read back from the backup file; or, when the store rendered the backup, by the
@@ -298,7 +316,7 @@ def delete_backed_up(store: QuoteStore, backup: Backup, batch_size: int, row_key
     backup.manifest["state"] = STATE_DELETING
     backup.save_manifest()
     batches = (iter_backup_ids(backup, batch_size) if row_keys is None
-               else _row_key_batches(row_keys, batch_size))
+               else row_keys.batches(batch_size))
     for lines_done, ids in batches:
         progress["records"] += store.delete_by_ids(ids) if row_keys is None else store.delete_rows(ids)
         pause_point("batch-deleted")
