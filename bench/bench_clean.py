@@ -1,7 +1,7 @@
 """Clean benchmark: 1,000,000 records, 82,631 with trade_date "0"…"N" (the incident's count).
 
 (a) `tacn clean-invalid-trade-date --yes` (a real CLI run: selection, Extended
-    JSON backup fsynced, manifest, batched deletes by _id from the backup);
+    JSON backup fsynced, manifest, batched deletes of the backed-up rows by rowid and _id);
 (b) the floor: one bare `DELETE … WHERE <the same invalid-date predicate>` on a
     copy of the same SQLite file, same connection settings, no backup.
 Target (a)/(b) <= 2.0. Then `tacn verify-fix` over the 1,000,000 (full rules and

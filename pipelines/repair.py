@@ -141,7 +141,7 @@ def repair(
     data_source: str | None = None,
     apply: bool = False,
     backup_dir: Path | None = None,
-    batch_size: int = 10_000,
+    batch_size: int = 50_000,
     sync_options: dict | None = None,
     sync: SyncFunction | None = None,
     now: datetime | None = None,

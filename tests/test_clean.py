@@ -348,3 +348,35 @@ def test_a_store_failing_mid_backup_leaves_no_partial_file_and_deletes_nothing(t
             clean_invalid_trade_date(opened, apply=True, backup_dir=tmp_path / "bk")
         assert list((tmp_path / "bk").iterdir()) == []
         assert content_hash(opened) == before
+
+
+def test_sqlite_deletes_by_row_only_the_rows_still_holding_the_backed_up_id(tmp_path):
+    """The rowid deletes clean uses on SQLite: a row whose _id is no longer the backed-up one is left alone,
+    and a rendered selection deletes exactly the backed-up records, odd ones included."""
+    from bson import ObjectId
+
+    from pipelines.clean import RowKeys, delete_backed_up
+    from pipelines.stores.sqlite import TABLE, SQLiteStore
+
+    with SQLiteStore(tmp_path / "s.db") as opened:
+        seed(opened)  # odd records too: non-ObjectId ids, ints, nulls: they go through the encoder
+        rows = opened.conn.execute(f"SELECT rid, _id FROM {TABLE} ORDER BY rid LIMIT 3").fetchall()
+        assert opened.delete_rows([(rows[0][0], str(ObjectId())), (rows[1][0], rows[1][1])]) == 1
+        assert opened.conn.execute(f"SELECT count(*) FROM {TABLE} WHERE rid = ?", (rows[0][0],)).fetchone() == (1,)
+        selected, before = opened.count_invalid_trade_date(), content_hash(opened)
+        result = clean_invalid_trade_date(opened, apply=True, backup_dir=tmp_path / "bk", batch_size=2)
+        assert result.deleted == selected and opened.count_invalid_trade_date() == 0
+        assert restore_backup(opened, result.manifest).conflicts == [] and content_hash(opened) == before
+        keys = RowKeys()
+        keys.extend([(rows[2][0], rows[2][1])])
+        with pytest.raises(BackupDamaged):  # rows and backup lines must match one to one
+            delete_backed_up(opened, open_backup_as_backup(result.manifest), 10, keys)
+
+
+def open_backup_as_backup(manifest_path):
+    from pathlib import Path
+
+    from pipelines.backup import Backup
+
+    manifest = json.loads(Path(manifest_path).read_text())
+    return Backup(Path(manifest_path).with_name(manifest["data_file"]), Path(manifest_path), manifest)

@@ -620,6 +620,20 @@ class SQLiteStore:
             raise StoreError(f"SQLite delete failed in {self.path}: {exc}") from exc
         return deleted
 
+    def delete_rows(self, keys: Iterable[tuple[int, str]]) -> int:
+        """Delete rows by (rid, stored ``_id`` text), as :class:`RenderedBatch` keys them: each row is found by
+        its rowid (no lookup in the ``_id`` index) and deleted only if it still holds that ``_id``."""
+        self._check_guard()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            deleted = self.conn.executemany(f"DELETE FROM {TABLE} WHERE rid = ? AND _id = ?", keys).rowcount
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise StoreError(f"SQLite delete failed in {self.path}: {exc}") from exc
+        return deleted
+
     def put_documents(self, docs: Iterable[dict]) -> PutResult:
         """Put documents back exactly, ``_id`` included; present ones are left alone."""
         result = PutResult()
@@ -1090,13 +1104,15 @@ class RenderedBatch:
     ``groups``: of the records rendered in C, ([(symbol, data_source, period, SQLite type of
     trade_date, its text, count)], [(symbol, data_source, period, first stamp, last stamp)]);
     ``decoded``: (rid, document) of the others, decoded and encoded one by one;
-    ``firsts``: (rid, sample document) of the first few records rendered in C.
+    ``firsts``: (rid, sample document) of the first few records rendered in C;
+    ``keys``: (rid, stored ``_id`` text) of every line, in line order (for :meth:`SQLiteStore.delete_rows`).
     """
 
     lines: list[bytes]
     groups: tuple[list[tuple], list[tuple]]
     decoded: list[tuple[int, dict]]
     firsts: list[tuple[int, dict]]
+    keys: list[tuple[int, str]]
 
 
 _MAX_DOUBLE = "1.7976931348623157e308"
@@ -1218,6 +1234,19 @@ def _as_strings(table, name: str):
     return pa.nulls(table.num_rows, pa.string()) if values.null_count == table.num_rows else values.cast(pa.string())
 
 
+def _null_as_true(flags):
+    """Null flags as true, without ``pc.fill_null(x, True)``: a Python scalar there imports pandas (0.4 s)."""
+    import pyarrow.compute as pc
+
+    return pc.or_kleene(flags, pc.is_null(flags))
+
+
+def _null_as_false(flags):
+    import pyarrow.compute as pc
+
+    return pc.and_kleene(flags, pc.is_valid(flags))
+
+
 def _join(*pieces):
     import pyarrow.compute as pc
 
@@ -1263,11 +1292,11 @@ def _render_batch(table, decode_rows) -> RenderedBatch:
             text = _as_strings(table, f"{name}__t")
             if text.null_count < rows:
                 if kind == "datetime":
-                    odd = pc.or_kleene(odd, pc.invert(pc.fill_null(
-                        pc.match_substring_regex(text, pattern=_STORED_DATETIME_RE), True)))
+                    odd = pc.or_kleene(odd, pc.invert(_null_as_true(
+                        pc.match_substring_regex(text, pattern=_STORED_DATETIME_RE))))
                     value = _datetime_json(text)
                 else:
-                    odd = pc.or_kleene(odd, pc.fill_null(pc.match_substring_regex(text, pattern=_ESCAPED_RE), False))
+                    odd = pc.or_kleene(odd, _null_as_false(pc.match_substring_regex(text, pattern=_ESCAPED_RE)))
                     value = _join(_text_scalar('"'), text, _text_scalar('"'))
         for column, render in ((f"{name}__i", lambda v: pc.cast(v, pa.string())), (f"{name}__r", _arrow_double_text)):
             if column in table.column_names and table.column(column).null_count < rows:
@@ -1279,8 +1308,9 @@ def _render_batch(table, decode_rows) -> RenderedBatch:
             pieces.append(pc.fill_null(_join(key, value), _text_scalar("")))
     pieces.append(_text_scalar("}\n"))
     lines = _join(*pieces)
-    odd = pc.fill_null(odd, True).to_pylist()
+    odd = _null_as_true(odd).to_pylist()
     rids = table.column("rid").to_pylist()
+    keys = list(zip(rids, ids.to_pylist(), strict=True))
     trade_dates = _as_strings(table, "trade_date__t")
     if "trade_date__i" in table.column_names:
         trade_dates = pc.coalesce(trade_dates, pc.cast(table.column("trade_date__i"), pa.string()))
@@ -1299,7 +1329,7 @@ def _render_batch(table, decode_rows) -> RenderedBatch:
         _, offset_buffer, data_buffer = joined.buffers()
         offsets = np.frombuffer(offset_buffer, dtype=np.int64)[joined.offset: joined.offset + len(joined) + 1]
         out = data_buffer.to_pybytes()[offsets[0]: offsets[-1]].splitlines(keepends=True)
-        return RenderedBatch(out, groups, [], firsts)
+        return RenderedBatch(out, groups, [], firsts, keys)
     from pipelines.extjson import encode_document
 
     odd_positions = [i for i, flag in enumerate(odd) if flag]
@@ -1310,7 +1340,7 @@ def _render_batch(table, decode_rows) -> RenderedBatch:
         doc = docs[rids[position]]
         out[position] = (encode_document(doc) + "\n").encode("utf-8")
         decoded.append((rids[position], doc))
-    return RenderedBatch(out, groups, decoded, firsts)
+    return RenderedBatch(out, groups, decoded, firsts, keys)
 
 
 def stored_trade_date(kind: str, text: str | None):

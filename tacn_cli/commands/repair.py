@@ -28,7 +28,7 @@ def repair_command(
     data_source: DataSourceOption = None,
     yes: YesOption = False,
     backup_dir: BackupDirOption = None,
-    batch_size: BatchSizeOption = 10_000,
+    batch_size: BatchSizeOption = 50_000,
     json_: JsonOption = False,
     store: StoreOption = None,
     database: DatabaseOption = None,
