@@ -119,11 +119,20 @@ class VolumeUnits:
         import tempfile
         from pathlib import Path
 
-        if self._spill is None:
-            self._spill = tempfile.TemporaryDirectory(prefix="tacn-volume-unit-")
-        for p, group in self._split(bars):
-            with (Path(self._spill.name) / f"{p}.bars").open("ab") as handle:
-                group.tofile(handle)
+        from pipelines.errors import StoreError
+
+        try:
+            if self._spill is None:
+                self._spill = tempfile.TemporaryDirectory(prefix="tacn-volume-unit-")
+            for p, group in self._split(bars):
+                with (Path(self._spill.name) / f"{p}.bars").open("ab") as handle:
+                    group.tofile(handle)
+        except OSError as exc:
+            raise StoreError(
+                f"volume_unit could not spill its bars to a temporary file ({exc.strerror or exc}"
+                f"{': ' + exc.filename if getattr(exc, 'filename', None) else ''}): set TMPDIR to a writable "
+                "folder with room, or leave the rule out with --rules"
+            ) from None
 
     def _groups(self):
         """Every group's bars in arrival order, one group at a time; the temporary files are removed after."""

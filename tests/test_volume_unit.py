@@ -178,3 +178,14 @@ def test_chunks_in_any_order_give_the_verdicts_of_the_whole_frame(seed, cuts, pa
     whole = _units_of([frame], partitions=1, spill_bars=10**9)  # every bar proven at once, in memory
     assert _units_of(chunks, partitions=partitions, spill_bars=spill_bars) == whole
     assert whole[1] > 0 and len(whole[2]) > 1  # the data has findings to compare
+
+
+def test_a_temporary_folder_that_cannot_be_written_is_a_clear_store_error(tmp_path, monkeypatch):
+    import tempfile
+
+    from pipelines.errors import StoreError
+
+    missing = tmp_path / "no-such-tmp"
+    monkeypatch.setattr(tempfile, "tempdir", str(missing))  # what TMPDIR pointing nowhere gives
+    with pytest.raises(StoreError, match="TMPDIR"):
+        _units_of([MIXED], partitions=2, spill_bars=0)
