@@ -269,6 +269,16 @@ def test_a_fifo_nobody_writes_to_gives_up_after_the_connect_timeout(tmp_path):
         validate_file(fifo, options(stream_wait_s=0.2))
 
 
+def test_sync_gives_up_on_a_fifo_nobody_writes_to_after_the_connect_timeout(tmp_path):
+    fifo = tmp_path / "quotes.csv"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    proc = tacn("sync", "--source", f"file:{fifo}", "--store", f"sqlite:///{tmp_path / 'q.db'}",
+                env={"TACN_CONNECT_TIMEOUT": "1", "TACN_HOME": str(tmp_path / "h")}, timeout=60)
+    assert proc.returncode == 3 and "nothing was written" in proc.stderr and "1 s" in proc.stderr, proc.stderr
+    assert time.monotonic() - started < 30
+
+
 def test_a_bad_connect_timeout_is_a_usage_error(tmp_path):
     path = write_file(tmp_path / "d.jsonl", good_docs(1, ("600000",)))
     for bad in ("abc", "-1", "nan"):

@@ -39,7 +39,6 @@ UNPARSEABLE = "__tacn_unparseable__"  # column carrying a JSON line that could n
 MAX_LINE_BYTES = 16 * 1024 * 1024  # one CSV row or JSON document; a quote is a few hundred bytes
 HEAD_BYTES = 1024 * 1024  # what is read to tell the columns (and replayed for a stream)
 HEAD_LINES = 1000  # JSON Lines: the columns are the union of the keys of the first lines
-STREAM_WAIT_S = 5.0  # how long a FIFO may stay without a writer (the CLI passes TACN_CONNECT_TIMEOUT)
 PARQUET_MAGIC = b"PAR1"
 
 
@@ -96,7 +95,7 @@ def open_file_source(
     *,
     file_type: str | None = None,
     layout: str | None = None,
-    wait_s: float = STREAM_WAIT_S,
+    wait_s: float | None = None,
 ) -> FileSource:
     """Check the file is there and readable, and work out its type and layout.
 
@@ -119,7 +118,10 @@ def open_file_source(
         kind = file_type_of(path, file_type)
         head = b"" if kind == "parquet" else _read_head(path)
     else:
-        stream = _Stream.open(path, wait_s)
+        from pipelines.streams import connect_timeout
+
+        # How long a FIFO may stay without a writer: TACN_CONNECT_TIMEOUT unless the caller says.
+        stream = _Stream.open(path, connect_timeout() if wait_s is None else wait_s)
         kind = file_type_of(path, file_type, stream.head)
         head = stream.head
     columns = _columns(path, kind, head, stream)
