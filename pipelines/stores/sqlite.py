@@ -327,6 +327,24 @@ class SQLiteStore:
         if self.write_guard is not None:
             self.write_guard()
 
+    @contextmanager
+    def _write_transaction(self, what: str):
+        """One write batch: the lock checked, BEGIN IMMEDIATE … COMMIT; any failure (Ctrl-C and
+        SIGTERM included) rolls the whole batch back and leaves the connection usable."""
+        self._check_guard()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            yield
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise StoreError(f"SQLite {what} failed in {self.path}: {exc}") from exc
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
     def __init__(self, path: Path | str, *, mode: str = CREATE):
         """Open the store at ``path``; ``mode`` is READ, WRITE (both need an existing file) or CREATE."""
         if mode not in OPEN_MODES:
@@ -604,42 +622,26 @@ class SQLiteStore:
     def delete_by_ids(self, ids: Iterable[Any]) -> int:
         encoded = [_encode_id(i) for i in ids]
         deleted = 0
-        self._check_guard()
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self._write_transaction("delete"):
             for start in range(0, len(encoded), 500):
                 chunk = encoded[start : start + 500]
                 cur = self.conn.execute(
                     f"DELETE FROM {TABLE} WHERE _id IN ({', '.join('?' for _ in chunk)})", chunk
                 )
                 deleted += cur.rowcount
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise StoreError(f"SQLite delete failed in {self.path}: {exc}") from exc
         return deleted
 
     def delete_rows(self, keys: Iterable[tuple[int, str]]) -> int:
         """Delete rows by (rid, stored ``_id`` text), as :class:`RenderedBatch` keys them: each row is found by
         its rowid (no lookup in the ``_id`` index) and deleted only if it still holds that ``_id``."""
-        self._check_guard()
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self._write_transaction("delete"):
             deleted = self.conn.executemany(f"DELETE FROM {TABLE} WHERE rid = ? AND _id = ?", keys).rowcount
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise StoreError(f"SQLite delete failed in {self.path}: {exc}") from exc
         return deleted
 
     def put_documents(self, docs: Iterable[dict]) -> PutResult:
         """Put documents back exactly, ``_id`` included; present ones are left alone."""
         result = PutResult()
-        self._check_guard()
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self._write_transaction("restore"):
             for doc in docs:
                 if "_id" not in doc:
                     raise UsageError("a document to restore has no _id")
@@ -663,33 +665,17 @@ class SQLiteStore:
                     result.conflicts.append(
                         {"_id": str(doc["_id"]), "reason": "another document has the same key"}
                     )
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise StoreError(f"SQLite restore failed in {self.path}: {exc}") from exc
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
         return result
 
     def replace_documents(self, docs: Iterable[dict]) -> int:
         """Replace documents by ``_id`` with the given full documents (migrations)."""
         replaced = 0
         columns = ", ".join(f'"{c}" = ?' for c in _COLUMNS)
-        self._check_guard()
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self._write_transaction("update"):
             for doc in docs:
                 row = _encode_row(doc, _encode_id(doc["_id"]))
                 cur = self.conn.execute(f"UPDATE {TABLE} SET {columns}, extra = ? WHERE _id = ?", row[1:] + row[:1])
                 replaced += cur.rowcount
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise StoreError(f"SQLite update failed in {self.path}: {exc}") from exc
         return replaced
 
     # -- reads ------------------------------------------------------------------
