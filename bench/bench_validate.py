@@ -19,10 +19,7 @@ row encoding (pipelines.stores.sqlite._encode_row), in batches.
 
 from __future__ import annotations
 
-import json
-import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bson import ObjectId  # noqa: E402
-from common import polars_rule_counts, report, row_and_key_rules, scaled  # noqa: E402
+from common import polars_rule_counts, report, row_and_key_rules, run_tacn_json, scaled  # noqa: E402
 
 from pipelines.stores.sqlite import TABLE, SQLiteStore, _encode_row  # noqa: E402
 from validators.calendar import sessions_between  # noqa: E402
@@ -90,30 +87,9 @@ def build(path: Path, start: int, stop: int, days: list[str]) -> None:
 
 
 def run_validate(path: Path, workdir: Path, rules: str | None = None) -> tuple[float, float, dict, int]:
-    """(wall seconds, peak RSS MiB, parsed JSON, exit code) of `tacn validate --json [--rules RULES]` as a child.
-
-    Peak RSS is the child's own VmHWM, polled: ru_maxrss of a child also counts
-    the parent's memory at fork, which would hide the child's figure.
-    """
-    import psutil
-
-    exe = os.path.join(os.path.dirname(sys.executable), "tacn")
-    out_path = workdir / "validate.json"
-    peak = 0
-    with out_path.open("w") as out:
-        start = time.perf_counter()
-        args = [exe, "validate", "--store", f"sqlite:///{path}", "--json"] + (["--rules", rules] if rules else [])
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.DEVNULL)
-        child = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            try:
-                peak = max(peak, child.memory_info().rss)
-            except psutil.Error:  # exited between poll() and the read
-                break
-            time.sleep(0.02)  # a sampling interval, not a wait for a race
-        proc.wait()
-        elapsed = time.perf_counter() - start
-    return elapsed, peak / 2**20, json.loads(out_path.read_text()), proc.returncode
+    """(wall seconds, peak RSS MiB, parsed JSON, exit code) of `tacn validate --json [--rules RULES]` as a child."""
+    args = ["validate", "--store", f"sqlite:///{path}", "--json"] + (["--rules", rules] if rules else [])
+    return run_tacn_json(args, workdir / "validate.json")
 
 
 def floor(path: Path) -> tuple[float, dict]:
