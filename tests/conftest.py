@@ -26,6 +26,16 @@ MONGO_KINDS = ["mongomock", "ferretdb"] + (["mongodb"] if MONGO_URI else [])
 STORE_KINDS = ["sqlite", *MONGO_KINDS]
 
 
+@pytest.fixture
+def sqlite_store(tmp_path):
+    """A new SQLite store in the test's own folder."""
+    from pipelines.stores.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "quotes.db")
+    yield store
+    store.close()
+
+
 def make_mongomock_store(database: str = "tradingagents"):
     import mongomock_ng
 

@@ -32,13 +32,6 @@ def clean_docs():
     return good_docs(4, ("600000", "000001", "300750"))
 
 
-@pytest.fixture
-def sqlite_store(tmp_path):
-    store = SQLiteStore(tmp_path / "q.db")
-    yield store
-    store.close()
-
-
 def test_clean_documents_read_columnar_equal_the_decoder(sqlite_store):
     docs = clean_docs()
     docs[0]["turnover_rate"] = 1.5  # an optional field on some rows only

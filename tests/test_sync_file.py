@@ -11,7 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines.errors import LockHeld, SourceError, UsageError
-from pipelines.stores.sqlite import SQLiteStore
 from pipelines.sync import SyncRequest, read_symbols_file, run_sync
 from tacn_cli.app import app
 from tests.sync_fixtures import TushareFake, synthetic_quotes
@@ -40,13 +39,6 @@ def content(store) -> list[dict]:
     """What a store holds, minus what differs between runs (_id, timestamps)."""
     docs = [{k: v for k, v in d.items() if k not in ("_id", "created_at", "updated_at")} for d in store.iter_documents()]
     return sorted(docs, key=lambda d: (d["symbol"], d["trade_date"], d["data_source"], d["period"]))
-
-
-@pytest.fixture
-def sqlite_store(tmp_path):
-    store = SQLiteStore(tmp_path / "quotes.db")
-    yield store
-    store.close()
 
 
 def run(*args, env=None):

@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 
 from pipelines.errors import BasisMismatch, UsageError
 from pipelines.stores.base import RecordFilter
-from pipelines.stores.sqlite import SQLiteStore
 from pipelines.sync import SyncRequest, run_sync
 from tacn_cli.app import app
 from tests.sync_fixtures import EastmoneyFake, Event, FakeClock, TushareFake, synthetic_quotes
@@ -28,13 +27,6 @@ TOKEN = "tk-test-0123456789abcdef"
 START, BEFORE, AFTER = "2025-09-01", "2025-10-10", "2025-10-24"
 EX_DATE = "2025-10-15"
 VOLATILE = ("_id", "created_at", "updated_at")
-
-
-@pytest.fixture
-def sqlite_store(tmp_path):
-    store = SQLiteStore(tmp_path / "quotes.db")
-    yield store
-    store.close()
 
 
 @pytest.fixture

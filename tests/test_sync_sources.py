@@ -15,19 +15,11 @@ import requests
 import responses
 
 from pipelines.errors import AuthRefused, ConfigError, UsageError
-from pipelines.stores.sqlite import SQLiteStore
 from pipelines.sync import MinInterval, RetryPolicy, SyncRequest, classify_error, run_sync
 from tests.sync_fixtures import EastmoneyFake, FakeClock, TushareFake, free_closed_port_url, synthetic_quotes
 
 END = "2025-10-24"
 TOKEN = "tk-test-0123456789abcdef"
-
-
-@pytest.fixture
-def sqlite_store(tmp_path):
-    store = SQLiteStore(tmp_path / "quotes.db")
-    yield store
-    store.close()
 
 
 @pytest.fixture
