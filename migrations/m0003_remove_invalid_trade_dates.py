@@ -32,7 +32,7 @@ def down(store, ctx, record: dict) -> dict:
 
     restored = already_present = 0
     for backup in reversed(recorded_backups(record)):
-        result = restore_backup(store, backup)
+        result = restore_backup(store, backup, lock=ctx.lock)
         if result.conflicts:
             raise MigrationRefused(
                 f"{len(result.conflicts):,} record(s) of {backup} could not be put back (another record "

@@ -12,8 +12,10 @@ values back over the documents with the same ``_id``.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipelines.backup import VerifiedBackup, open_backup
 from pipelines.stores.base import QuoteStore
@@ -36,13 +38,19 @@ class RestoreResult:
         return not self.conflicts
 
 
-def restore_backup(store: QuoteStore, path: Path | str | VerifiedBackup) -> RestoreResult:
-    """Verify ``path`` and put its documents back. Raises BackupDamaged (nothing written) or UsageError."""
+def restore_backup(store: QuoteStore, path: Path | str | VerifiedBackup, *, lock: Any = None) -> RestoreResult:
+    """Verify ``path`` and put its documents back. Raises BackupDamaged (nothing written), UsageError or LockHeld.
+
+    ``lock``: the store lock, when the caller already holds it (a migration's down)."""
+    from pipelines.lock import store_lock
+
     backup = path if isinstance(path, VerifiedBackup) else open_backup(path)
     replaced = 0
-    if backup.manifest and backup.manifest.get("restore_mode") == "replace":
-        replaced = store.replace_documents(backup.documents())
-    put = store.put_documents(backup.documents())
+    # The sync lock: no sync, clean or repair rewrites a record while it is being put back.
+    with nullcontext() if lock is not None else store_lock(store, "sync", "tacn restore"):
+        if backup.manifest and backup.manifest.get("restore_mode") == "replace":
+            replaced = store.replace_documents(backup.documents())
+        put = store.put_documents(backup.documents())
     return RestoreResult(
         store=store.display_url,
         backup=str(backup.data_path),

@@ -159,3 +159,22 @@ def test_clean_stops_with_exit_3_when_its_lock_file_is_deleted_mid_run(tmp_path)
 
     with SQLiteStore(path) as store:
         assert content_hash(store) == before
+
+
+def test_restore_is_refused_while_a_run_holds_the_store_and_writes_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.clean import clean_invalid_trade_date
+    from tacn_cli.app import app
+
+    path = tmp_path / "real.db"
+    with _seeded_sqlite(path) as store:
+        cleaned = clean_invalid_trade_date(store, apply=True, backup_dir=tmp_path / "bk")
+        before = store.count()
+        with lock.store_lock(store, "sync", "tacn sync"):
+            result = CliRunner().invoke(app, ["restore", str(cleaned.manifest), "--store", f"sqlite:///{path}"])
+        assert result.exit_code == 3 and "holds the lock" in result.stderr, result.output
+        assert store.count() == before  # nothing put back under another run's lock
+        again = CliRunner().invoke(app, ["restore", str(cleaned.manifest), "--store", f"sqlite:///{path}"])
+        assert again.exit_code == 0, again.output
+        assert store.count() > before
