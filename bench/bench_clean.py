@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import peak_rss_mb, report, scaled, synthetic_documents  # noqa: E402
 
-from pipelines.clean import clean_invalid_trade_date  # noqa: E402
-from pipelines.stores.sqlite import INVALID_DATE_SQL, TABLE, SQLiteStore  # noqa: E402
-from validators.dates import latest_allowed_trade_date  # noqa: E402
+from tacn.pipelines.recovery.clean import clean_invalid_trade_date  # noqa: E402
+from tacn.pipelines.stores.sqlite import INVALID_DATE_SQL, TABLE, SQLiteStore  # noqa: E402
+from tacn.validators.dates import latest_allowed_trade_date  # noqa: E402
 
 TOTAL = scaled(1_000_000)
 BAD = scaled(82_631)
@@ -76,7 +76,7 @@ _CHILD = (
     "atexit.register(lambda: sys.stderr.write('\\nTACN_PEAK_RSS_KIB ' + next(line.split()[1] for line in "
     "open('/proc/self/status') if line.startswith('VmHWM')) + '\\n'))\n"
     "sys.argv[0] = 'tacn'\n"
-    "from tacn_cli.app import main\n"
+    "from tacn.cli.app import main\n"
     "main()\n"
 )
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_validate import N_SMALL, SYMBOLS, build  # noqa: E402
 from common import report, run_tacn_json  # noqa: E402
 
-from validators.calendar import sessions_between  # noqa: E402
+from tacn.validators.calendar import sessions_between  # noqa: E402
 
 
 def main() -> None:

@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import polars_rule_counts, report, row_and_key_rules, scaled, synthetic_documents  # noqa: E402
 
-from pipelines.extjson import encode_document  # noqa: E402
-from pipelines.stores.mongo import INDEXES, valid_date_query  # noqa: E402
+from tacn.pipelines.extjson import encode_document  # noqa: E402
+from tacn.pipelines.stores.mongo import INDEXES, valid_date_query  # noqa: E402
+from tacn.validators.records import COLLECTION, FIELD_NAMES  # noqa: E402
 from tests.ferretdb_fixtures import BIN_ENV, DEFAULT_BIN, FerretServer  # noqa: E402
-from validators.records import COLLECTION, FIELD_NAMES  # noqa: E402
 
 TOTAL = int(os.environ.get("BENCH_MONGO_DOCS", scaled(200_000)))
 BAD = max(1, round(16_526 * TOTAL / 200_000))
@@ -79,7 +79,7 @@ def write_jsonl(path: Path, docs: list[dict]) -> Path:
 def bench_sync(client, url: str, docs: list[dict], work: Path) -> list[tuple[str, str]]:
     from pymongo import ReplaceOne
 
-    from validators.records import KEY_FIELDS
+    from tacn.validators.records import KEY_FIELDS
 
     small = docs[:UPSERT_DOCS]
     small_file, full_file = write_jsonl(work / "small.jsonl", small), write_jsonl(work / "full.jsonl", docs)

@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import peak_rss_mb, report, run_tacn_json, scaled  # noqa: E402
 
-from pipelines.stores.sqlite import TABLE, SQLiteStore, _encode_row  # noqa: E402
-from validators.calendar import sessions_between  # noqa: E402
-from validators.records import FIELD_NAMES, build_document  # noqa: E402
+from tacn.pipelines.stores.sqlite import TABLE, SQLiteStore, _encode_row  # noqa: E402
+from tacn.validators.calendar import sessions_between  # noqa: E402
+from tacn.validators.records import FIELD_NAMES, build_document  # noqa: E402
 
 SYMBOLS = 2_000
 PER_SOURCE = scaled(1_000_000)
@@ -99,8 +99,8 @@ def floor(path: Path) -> tuple[float, dict]:
     import numpy as np
     import pandas as pd
 
-    from pipelines.stores.base import RecordFilter
-    from validators.calendar import session_set
+    from tacn.pipelines.stores.base import RecordFilter
+    from tacn.validators.calendar import session_set
 
     start = time.perf_counter()
     store = SQLiteStore(path)

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import peak_rss_mb, report, scaled, synthetic_documents  # noqa: E402
 
-from pipelines.stores.sqlite import UPSERT_BATCH, SQLiteStore  # noqa: E402
-from validators.records import FIELD_NAMES  # noqa: E402
+from tacn.pipelines.stores.sqlite import UPSERT_BATCH, SQLiteStore  # noqa: E402
+from tacn.validators.records import FIELD_NAMES  # noqa: E402
 
 N = scaled(1_000_000)
 

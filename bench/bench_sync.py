@@ -31,8 +31,8 @@ def write_csv(path: Path, n: int) -> None:
     import numpy as np
     import pandas as pd
 
-    from validators.calendar import sessions_between
-    from validators.source_layouts import AKSHARE_COLUMNS
+    from tacn.validators.calendar import sessions_between
+    from tacn.validators.source_layouts import AKSHARE_COLUMNS
 
     per_symbol = -(-n // SYMBOLS)
     days = np.array(sessions_between("2015-01-05", "2026-12-31")[:per_symbol])
@@ -56,8 +56,8 @@ def write_csv(path: Path, n: int) -> None:
 
 def normalised_documents(path: Path) -> list[dict]:
     """The documents the sync writes, built without timing (the floor's input)."""
-    from pipelines.sources.files import iter_frames, open_file_source
-    from validators.source_layouts import convert_frame, documents
+    from tacn.pipelines.sources.files import iter_frames, open_file_source
+    from tacn.validators.source_layouts import convert_frame, documents
 
     source = open_file_source(path)
     docs: list[dict] = []
@@ -82,7 +82,7 @@ _CLI_WITH_PEAK = (
     "    sys.stderr.write('PEAK ' + line.split()[1] + '\\n')\n"
     "atexit.register(peak)\n"
     "sys.argv = ['tacn', *sys.argv[1:]]\n"
-    "from tacn_cli.app import main\n"
+    "from tacn.cli.app import main\n"
     "main()\n"
 )
 
@@ -103,8 +103,8 @@ def cli_sync(csv: Path, tmp: Path) -> tuple[float, float]:
 
 
 def main() -> None:
-    from pipelines.stores.sqlite import SQLiteStore
-    from pipelines.sync import SyncRequest, run_sync
+    from tacn.pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.sync import SyncRequest, run_sync
 
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "quotes.csv"

@@ -34,9 +34,9 @@ def codes(n: int) -> list[str]:
 def main() -> None:
     import responses
 
-    from pipelines.dev_quote_server import Event, SyntheticMarket, synthetic_quotes
-    from pipelines.stores.sqlite import SQLiteStore
-    from pipelines.sync import SyncRequest, run_sync
+    from tacn.pipelines.sources.dev_server import Event, SyntheticMarket, synthetic_quotes
+    from tacn.pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.sync import SyncRequest, run_sync
 
     symbols = codes(SYMBOLS)
     data = {s: synthetic_quotes(s, START, NOW) for s in symbols}

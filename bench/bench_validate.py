@@ -14,7 +14,7 @@ next to (a) is volume_unit's cost, and its RSS 5M/1M is held to the same 1.2x.
 Peak RSS of a child is its RSS, polled.
 
 The datasets are written once into a temporary directory through the store's own
-row encoding (pipelines.stores.sqlite._encode_row), in batches.
+row encoding (tacn.pipelines.stores.sqlite._encode_row), in batches.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bson import ObjectId  # noqa: E402
 from common import polars_rule_counts, report, row_and_key_rules, run_tacn_json, scaled  # noqa: E402
 
-from pipelines.stores.sqlite import TABLE, SQLiteStore, _encode_row  # noqa: E402
-from validators.calendar import sessions_between  # noqa: E402
-from validators.records import FIELD_NAMES, build_document  # noqa: E402
+from tacn.pipelines.stores.sqlite import TABLE, SQLiteStore, _encode_row  # noqa: E402
+from tacn.validators.calendar import sessions_between  # noqa: E402
+from tacn.validators.records import FIELD_NAMES, build_document  # noqa: E402
 
 SYMBOLS = 1_000
 N_SMALL = scaled(1_000_000)

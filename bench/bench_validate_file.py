@@ -10,7 +10,7 @@ process, interleaved:
     and the key-uniqueness check as polars expressions;
 (c) the pandas floor: the same with pandas.
 Target: (a)/(b) <= 2.0, which also puts (a) ahead of (c). Calendar rules read
-the session table cached under TACN_HOME (validators.calendar), as tacn does.
+the session table cached under TACN_HOME (tacn.validators.calendar), as tacn does.
 Also printed: pandera's share of (a) (time inside pandera's validate, measured
 in-process on the same file) and the start-up share (`tacn validate --help`).
 """
@@ -50,8 +50,8 @@ print(json.dumps(polars_rule_counts(pl.read_csv(sys.argv[1], schema_overrides=sc
 FLOOR_PANDAS = r'''
 import json, sys
 import numpy as np, pandas as pd
-from validators.calendar import session_set
-from validators.dates import ISO_DATE_SHAPE, latest_allowed_trade_date
+from tacn.validators.calendar import session_set
+from tacn.validators.dates import ISO_DATE_SHAPE, latest_allowed_trade_date
 TEXT = {TEXT!r}; NUMBERS = {NUMBERS!r}
 df = pd.read_csv(sys.argv[1], dtype={{**{{c: str for c in TEXT}}, **{{c: "float64" for c in NUMBERS}}}})
 latest = latest_allowed_trade_date().isoformat()
@@ -90,7 +90,7 @@ def write_csv(path: Path) -> None:
     import numpy as np
     import pandas as pd
 
-    from validators.calendar import sessions_between
+    from tacn.validators.calendar import sessions_between
 
     per_symbol = -(-ROWS // SYMBOLS)  # sessions per symbol, rounded up
     days = np.array(sessions_between("1990-12-19", "2025-10-23")[-per_symbol:], dtype=object)
@@ -137,8 +137,8 @@ def timed(args: list[str], env: dict) -> tuple[float, str, int]:
 
 def pandera_share(path: Path) -> tuple[float, float]:
     """(seconds inside pandera's validate, whole validate_file) in this process, same file."""
-    import validators.schemas as schemas
-    from pipelines.validate import ValidateOptions, validate_file
+    import tacn.validators.schemas as schemas
+    from tacn.pipelines.validate import ValidateOptions, validate_file
 
     spent = [0.0]
     original = schemas.judge
@@ -150,7 +150,7 @@ def pandera_share(path: Path) -> tuple[float, float]:
         finally:
             spent[0] += time.perf_counter() - start
 
-    import pipelines.validate as validate
+    import tacn.pipelines.validate as validate
 
     validate.judge = judge
     start = time.perf_counter()
@@ -176,7 +176,7 @@ def main() -> None:
             script = tmp_path / f"floor_{name}.py"
             script.write_text(source.format(TEXT=TEXT, NUMBERS=NUMBERS, bench=str(Path(__file__).resolve().parent)))
             floors[name] = [sys.executable, str(script), str(path)]
-        subprocess.run([sys.executable, "-c", "from validators.calendar import session_set; session_set()"],
+        subprocess.run([sys.executable, "-c", "from tacn.validators.calendar import session_set; session_set()"],
                        env=env, check=True)  # the session table cached under TACN_HOME, for all three
         times = {"tacn": [], "polars": [], "pandas": []}
         outputs = {}

@@ -1,6 +1,6 @@
 """tacn watch: throughput and delay on loopback, then a soak with server restarts.
 
-1. Burst: the dev server (pipelines/dev_ws_server.py, in this process) sends 10,000 notifications
+1. Burst: the dev server (pipelines/watch/dev_server.py, in this process) sends 10,000 notifications
    as fast as it can to `tacn watch --json --type notification --count N > file`; each carries its
    send time. Reported: messages/s and the median / p99 delay from send to the line appearing
    in the file (a thread tails the file). Floor: a bare websocket-client loop writing each frame
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import report, scaled  # noqa: E402
 
-from pipelines.dev_ws_server import DevWsServer, notification_message  # noqa: E402
+from tacn.pipelines.watch.dev_server import DevWsServer, notification_message  # noqa: E402
 
 SECRET = "bench-jwt-secret-0123456789abcdef0123456789abcdef"
 N = scaled(10_000)

@@ -61,7 +61,7 @@ def run_tacn_json(args: list[str], out_path) -> tuple[float, float, dict, int]:
 
 def synthetic_documents(n: int, *, symbols: int = 1000, source: str = "akshare") -> list[dict]:
     """n valid documents in the application's shape: `symbols` codes x consecutive days."""
-    from validators.records import build_document
+    from tacn.validators.records import build_document
 
     now = datetime(2025, 10, 23, 9, 0)
     start = date(2000, 1, 3)
@@ -93,8 +93,8 @@ def polars_rule_counts(df) -> dict[str, int]:
     """The row-level rules and key uniqueness as plain polars expressions: the floors' checks."""
     import polars as pl
 
-    from validators.calendar import session_set
-    from validators.dates import ISO_DATE_SHAPE, latest_allowed_trade_date
+    from tacn.validators.calendar import session_set
+    from tacn.validators.dates import ISO_DATE_SHAPE, latest_allowed_trade_date
 
     latest = latest_allowed_trade_date().isoformat()
     col, td = pl.col, pl.col("trade_date")
@@ -134,6 +134,6 @@ def row_and_key_rules() -> str:
     """The rules the validate floors compute, for ``tacn validate --rules``: every row-level rule and key
     uniqueness (the series-wide volume_unit needs each symbol's whole history; bench_validate times it
     and measures its memory in a run with the default rules)."""
-    from validators.rules import RULES
+    from tacn.validators.rules import RULES
 
     return ",".join(r.name for r in RULES if r.scope == "row" or r.name == "key_unique")

@@ -9,8 +9,8 @@ null again), the oldest last: an interrupted run's backup holds the originals.
 
 from __future__ import annotations
 
-from pipelines.backup import open_backup, pause_point, write_backup
-from pipelines.stores.base import RecordFilter
+from tacn.pipelines.recovery.backup import open_backup, pause_point, write_backup
+from tacn.pipelines.stores.base import RecordFilter
 
 ID = 1
 NAME = "backfill period"
@@ -48,7 +48,7 @@ def plan(store, ctx) -> str:
 
 
 def up(store, ctx) -> dict:
-    from migrations.runner import MigrationRefused
+    from tacn.migrations.runner import MigrationRefused
 
     docs = list(store.iter_missing_field(FIELD))
     if not docs:
@@ -83,7 +83,7 @@ def _replace_from(store, backup_path, change) -> int:
 
 
 def down(store, ctx, record: dict) -> dict:
-    from migrations.runner import recorded_backups
+    from tacn.migrations.runner import recorded_backups
 
     reverted = 0
     for backup in reversed(recorded_backups(record)):  # newest first: the oldest, the originals, win

@@ -11,7 +11,7 @@ next open (SQLite) or write (MongoDB); that is the application's own index.
 
 from __future__ import annotations
 
-from validators.records import KEY_FIELDS, LEGACY_UNIQUE_INDEX_NAME, UNIQUE_INDEX_NAME
+from tacn.validators.records import KEY_FIELDS, LEGACY_UNIQUE_INDEX_NAME, UNIQUE_INDEX_NAME
 
 ID = 2
 NAME = "four-field unique index"
@@ -26,7 +26,7 @@ def _unique_on(store, fields) -> list[str]:
 
 
 def _refuse_duplicates(store, fields, what: str) -> None:
-    from migrations.runner import MigrationRefused
+    from tacn.migrations.runner import MigrationRefused
 
     duplicates = store.find_duplicate_keys(fields, limit=SHOWN)
     if duplicates:

@@ -7,8 +7,8 @@ down restores every backup recorded, those of interrupted runs included.
 
 from __future__ import annotations
 
-from pipelines.clean import clean_invalid_trade_date
-from pipelines.restore import restore_backup
+from tacn.pipelines.recovery.clean import clean_invalid_trade_date
+from tacn.pipelines.recovery.restore import restore_backup
 
 ID = 3
 NAME = "remove invalid trade_dates"
@@ -28,7 +28,7 @@ def up(store, ctx) -> dict:
 
 
 def down(store, ctx, record: dict) -> dict:
-    from migrations.runner import MigrationRefused, recorded_backups
+    from tacn.migrations.runner import MigrationRefused, recorded_backups
 
     restored = already_present = 0
     for backup in reversed(recorded_backups(record)):

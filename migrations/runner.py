@@ -35,9 +35,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from pipelines.errors import TacnError, UsageError
-from pipelines.stores.base import QuoteStore
-from validators.records import utc_now
+from tacn.pipelines.errors import TacnError, UsageError
+from tacn.pipelines.stores.base import QuoteStore
+from tacn.validators.records import utc_now
 
 RECORDS = "tacn_migrations"
 STATE_RUNNING = "running"  # written before up starts; still there after a kill
@@ -94,13 +94,13 @@ class MigrateResult:
 
 def discover() -> list[Migration]:
     """Every ``mNNNN_*`` module of this package, ordered by ID."""
-    import migrations
+    import tacn.migrations
 
     found = []
-    for info in pkgutil.iter_modules(migrations.__path__):
+    for info in pkgutil.iter_modules(tacn.migrations.__path__):
         if not (info.name.startswith("m") and info.name[1:5].isdigit()):
             continue
-        module = importlib.import_module(f"migrations.{info.name}")
+        module = importlib.import_module(f"tacn.migrations.{info.name}")
         source = Path(module.__file__).read_bytes()
         found.append(Migration(module.ID, module.NAME, module.DESCRIPTION, hashlib.sha256(source).hexdigest(), module))
     found.sort(key=lambda m: m.id)
@@ -202,7 +202,7 @@ def _run_lock(store: QuoteStore, action: str, dry_run: bool):
     """The store lock (the one sync and clean take): no run changes records under a migration."""
     from contextlib import nullcontext
 
-    from pipelines.lock import store_lock
+    from tacn.pipelines.lock import store_lock
 
     return nullcontext(None) if dry_run else store_lock(store, "sync", f"tacn migrate {action}")
 

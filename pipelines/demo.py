@@ -12,9 +12,9 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pipelines.stores.base import QuoteStore, UpsertResult
-from validators.calendar import sessions_between
-from validators.records import build_document
+from tacn.pipelines.stores.base import QuoteStore, UpsertResult
+from tacn.validators.calendar import sessions_between
+from tacn.validators.records import build_document
 
 DEMO_SEED = 20251023
 DEMO_START, DEMO_END = "2024-01-01", "2025-12-31"

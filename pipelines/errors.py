@@ -51,7 +51,7 @@ class CalendarEnded(TacnError):
     """A date to judge lies past the last session of the installed XSHG calendar (exit 3, never a pass)."""
 
     def __init__(self, what: str):
-        from validators.calendar import calendar_end_advice
+        from tacn.validators.calendar import calendar_end_advice
 
         super().__init__(f"{what}: {calendar_end_advice()}")
 

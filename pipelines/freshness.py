@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from pipelines.errors import CalendarEnded, UsageError
-from validators.records import utc_now
+from tacn.pipelines.errors import CalendarEnded, UsageError
+from tacn.validators.records import utc_now
 
 DEFAULT_CUTOFF = "17:30"
 SHOWN = 50  # stale series listed in reports (all are counted)
@@ -38,8 +38,8 @@ def parse_cutoff(text: str) -> time:
 
 def latest_completed_session(now_utc: datetime, cutoff: time) -> str:
     """The newest XSHG session whose day has reached ``cutoff`` in Asia/Shanghai at ``now_utc`` (naive UTC)."""
-    from validators.calendar import last_known_session, sessions_between
-    from validators.dates import SHANGHAI
+    from tacn.validators.calendar import last_known_session, sessions_between
+    from tacn.validators.dates import SHANGHAI
 
     local = now_utc.replace(tzinfo=UTC).astimezone(SHANGHAI) if now_utc.tzinfo is None else now_utc.astimezone(SHANGHAI)
     today = local.date().isoformat()
@@ -91,8 +91,8 @@ def judge(last_dates: dict[tuple[str, str], str], *, now_utc: datetime | None = 
     """Freshness of each (symbol, data_source) from its last stored valid trade_date."""
     import numpy as np
 
-    from validators.calendar import session_set
-    from validators.dates import SHANGHAI
+    from tacn.validators.calendar import session_set
+    from tacn.validators.dates import SHANGHAI
 
     if max_lag < 0:
         raise UsageError("--max-lag must be 0 or more")
@@ -149,8 +149,8 @@ class LastDates:
         self.last: dict[tuple[str, str], str] = {}
 
     def add(self, frame, masks: dict) -> None:
-        from validators.dates import valid_iso_mask
-        from validators.rules import column
+        from tacn.validators.dates import valid_iso_mask
+        from tacn.validators.rules import column
 
         valid = ~masks["trade_date_iso"] if "trade_date_iso" in masks else valid_iso_mask(column(frame, "trade_date"))
         valid &= column(frame, "period").eq("daily").fillna(False).astype(bool)
@@ -171,7 +171,7 @@ def store_last_dates(store) -> dict[tuple[str, str], str]:
 
 
 def sync_empty_ranges(store, *, runs_read: int = 50) -> dict[tuple[str, str], list[tuple[str, str]]]:
-    from pipelines import runs
+    from tacn.pipelines import runs
 
     return empty_ranges(runs.recent_runs(store, limit=runs_read, job_prefix="tacn_sync"))
 

@@ -8,7 +8,7 @@
 - MongoDB: a document in ``tacn_locks`` with an expiry that the holder renews
   from a heartbeat thread. An expired document is stale and is taken over.
 
-A run that finds the lock held raises :class:`~pipelines.errors.LockHeld`
+A run that finds the lock held raises :class:`~tacn.pipelines.errors.LockHeld`
 (exit 3), naming the holder and since when.
 
 A lock can be lost under a run: its file deleted (a second run would then lock a
@@ -29,8 +29,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import LockHeld, StoreError
-from validators.records import utc_now
+from tacn.pipelines.errors import LockHeld, StoreError
+from tacn.validators.records import utc_now
 
 LOCK_COLLECTION = "tacn_locks"
 DEFAULT_TTL = timedelta(minutes=10)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pipelines import runs
-from validators.records import utc_now
+from tacn.pipelines import runs
+from tacn.validators.records import utc_now
 
 BASIS_COLLECTION = "tacn_price_basis"
 BASES = ("none", "qfq", "hfq")

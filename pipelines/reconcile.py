@@ -10,7 +10,7 @@ design. What must agree:
   not on the day after, whose return merely undoes it);
 - absolute open/high/low/close only where both series are on the traded basis:
   the bars after each series' last ex-date, found from the data itself as in
-  :mod:`validators.units` (amount/volume inside the bar's [low, high]);
+  :mod:`tacn.validators.units` (amount/volume inside the bar's [low, high]);
 - volume in shares, after each series' proven unit (lots x 100);
 - amount;
 - the set of XSHG sessions inside both sources' common span (a day stored in one
@@ -32,8 +32,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.errors import CalendarEnded, UsageError
-from pipelines.stores.base import RecordFilter
+from tacn.pipelines.errors import CalendarEnded, UsageError
+from tacn.pipelines.stores.base import RecordFilter
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -148,10 +148,10 @@ def _prepare(frame: pd.DataFrame, source: str, expected_unit: str | None, last_s
     import numpy as np
     import pandas as pd
 
-    from validators.calendar import session_set
-    from validators.dates import valid_iso_mask
-    from validators.rules import as_number, column
-    from validators.units import (
+    from tacn.validators.calendar import session_set
+    from tacn.validators.dates import valid_iso_mask
+    from tacn.validators.rules import as_number, column
+    from tacn.validators.units import (
         IN_LOTS,
         LOT,
         UNIT_CODES,
@@ -213,7 +213,7 @@ class _Accumulator:
         self.outcomes = {c.name: CheckOutcome(c.name, c.severity, c.description) for c in CHECKS}
         self.per_symbol: dict[str, dict[str, int]] = {}
         self.per_date: Counter = Counter()
-        from validators.units import APP_UNITS
+        from tacn.validators.units import APP_UNITS
 
         expected = {**APP_UNITS, **(options.volume_units or {})}
         self.units: dict[str, dict] = {s: {"expected": expected.get(s)} for s in options.sources}
@@ -237,8 +237,8 @@ class _Accumulator:
         import numpy as np
         import pandas as pd
 
-        from validators.calendar import last_known_session
-        from validators.units import APP_UNITS
+        from tacn.validators.calendar import last_known_session
+        from tacn.validators.units import APP_UNITS
 
         opts = self.options
         a_name, b_name = opts.sources
@@ -387,7 +387,7 @@ def _num(value: float) -> str:
 
 
 def _pair_writer(path: Path):
-    from pipelines.validate import _FailuresWriter
+    from tacn.pipelines.validate import _FailuresWriter
 
     class PairWriter(_FailuresWriter):  # validate's --failures-out file, with pairs of documents per line
         """One JSON line per disagreeing (symbol, trade_date): the checks and both sources' documents."""
@@ -398,7 +398,7 @@ def _pair_writer(path: Path):
 
 
 def _write_pair(self, symbol, trade_date, checks, frames: dict, positions: dict, sources) -> None:
-    from pipelines.extjson import encode_document
+    from tacn.pipelines.extjson import encode_document
 
     documents = {}
     for source in sources:
@@ -453,7 +453,7 @@ def _read(store, source: str, batch: list[str], options: ReconcileOptions) -> pd
 
 
 def _check_options(options: ReconcileOptions) -> None:
-    from validators.records import DATA_SOURCES, PERIODS
+    from tacn.validators.records import DATA_SOURCES, PERIODS
 
     if len(options.sources) != 2 or options.sources[0] == options.sources[1]:
         raise UsageError("--data-source needs two different sources, e.g. akshare,tushare")
@@ -471,7 +471,7 @@ def reconcile_store(store, options: ReconcileOptions, *, target: dict | None = N
                     on_batch: Callable[[int], None] | None = None) -> ReconcileResult:
     """Compare the two sources of ``store`` symbol batch by symbol batch."""
     _check_options(options)
-    from validators.calendar import last_known_session
+    from tacn.validators.calendar import last_known_session
 
     if options.since is not None and options.since > last_known_session():
         raise CalendarEnded(f"--since {options.since} is after the XSHG calendar's last session")
@@ -516,7 +516,7 @@ def reconcile_files(path_a: Path | str, path_b: Path | str, options: ReconcileOp
     the data_source names of ``options.sources``, whatever the files' own data_source says.
     """
     _check_options(options)
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     paths = (Path(path_a), Path(path_b))
     with tempfile.TemporaryDirectory(prefix="tacn-reconcile-") as tmp:
@@ -534,8 +534,8 @@ def reconcile_files(path_a: Path | str, path_b: Path | str, options: ReconcileOp
 def _file_documents(path: Path, source: str, period: str) -> Iterator[dict]:
     import pandas as pd
 
-    from pipelines.validate import ValidateOptions, read_file_documents
-    from validators.rules import HIDDEN_COLUMNS
+    from tacn.pipelines.validate import ValidateOptions, read_file_documents
+    from tacn.validators.rules import HIDDEN_COLUMNS
 
     for frame in read_file_documents(path, ValidateOptions()):
         frame = frame.drop(columns=[c for c in (*HIDDEN_COLUMNS, "_id") if c in frame.columns])

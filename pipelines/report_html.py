@@ -39,9 +39,9 @@ class ValidateReportData:
         self._spans: list[pd.DataFrame] = []
 
     def add(self, frame: pd.DataFrame, masks: dict) -> None:
-        from validators.calendar import session_set
-        from validators.dates import valid_iso_mask
-        from validators.rules import column
+        from tacn.validators.calendar import session_set
+        from tacn.validators.dates import valid_iso_mask
+        from tacn.validators.rules import column
 
         valid = ~masks["trade_date_iso"] if "trade_date_iso" in masks else valid_iso_mask(column(frame, "trade_date"))
         dates = column(frame, "trade_date")
@@ -62,7 +62,7 @@ class ValidateReportData:
         """symbol x month: share of the month's sessions (inside the symbol's span) that are stored."""
         import pandas as pd
 
-        from validators.calendar import session_set
+        from tacn.validators.calendar import session_set
 
         if not self._months:
             return None
@@ -296,7 +296,7 @@ def validate_report(result, data: ValidateReportData, fresh=None) -> str:
 
 def reconcile_report(result) -> str:
     """The HTML page of a reconcile run."""
-    from pipelines.reconcile import COMPARED
+    from tacn.pipelines.reconcile import COMPARED
 
     a, b = result.sources
     checks = [[c.name, c.severity, c.failing, c.checked,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from validators.records import utc_now
+from tacn.validators.records import utc_now
 
 STATUS_COLLECTION = "sync_status"
 HISTORY_COLLECTION = "tacn_runs"

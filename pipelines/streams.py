@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from pipelines.errors import TacnError
+from tacn.pipelines.errors import TacnError
 
 DEFAULT_TIMEOUT_S = 5.0
 

@@ -5,12 +5,12 @@ trade_date unless ``start`` is given), idempotent (upserts keyed on symbol,
 trade_date, data_source, period), resumable (an interrupted run leaves whole
 symbols or a date-ordered prefix of one, so the next run continues where it
 stopped) and unable to write a bad trade_date: every row passes the record
-contract and the error-level rules of :mod:`validators.rules` before it is
+contract and the error-level rules of :mod:`tacn.validators.rules` before it is
 written; the others go to a rejects file (JSON Lines) with their reasons.
 
 Entry points: :func:`run_sync` (a :class:`SyncRequest` in, a :class:`SyncResult`
 out) and :func:`sync_status`. Nothing here prints or exits; failures that stop
-the run are the typed errors of :mod:`pipelines.errors`.
+the run are the typed errors of :mod:`tacn.pipelines.errors`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines import price_basis, runs
-from pipelines.errors import (
+from tacn.pipelines import price_basis, runs
+from tacn.pipelines.errors import (
     AuthRefused,
     BasisMismatch,
     ConfigError,
@@ -39,14 +39,14 @@ from pipelines.errors import (
     TacnError,
     UsageError,
 )
-from validators.dates import FIRST_TRADE_DATE_ISO, shanghai_today
-from validators.records import PERIODS, parse_code, utc_now
-from validators.source_layouts import LAYOUTS, LayoutError, convert_frame, documents
+from tacn.validators.dates import FIRST_TRADE_DATE_ISO, shanghai_today
+from tacn.validators.records import PERIODS, parse_code, utc_now
+from tacn.validators.source_layouts import LAYOUTS, LayoutError, convert_frame, documents
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipelines.stores.base import QuoteStore
+    from tacn.pipelines.stores.base import QuoteStore
 
 API_SOURCES = ("akshare", "tushare")
 ADJUSTS = price_basis.BASES
@@ -306,12 +306,12 @@ class _Caller:
 def gate(converted, *, now: datetime | None = None):
     """(ok: bool ndarray, reasons: {label: [..]}) — the record contract plus every error-level rule.
 
-    The rules run through the same pandera schema as tacn validate (validators.schemas).
+    The rules run through the same pandera schema as tacn validate (tacn.validators.schemas).
     """
     import numpy as np
 
-    from validators.rules import CheckContext
-    from validators.schemas import failing_masks
+    from tacn.validators.rules import CheckContext
+    from tacn.validators.schemas import failing_masks
 
     frame = converted.frame
     ok = np.ones(len(frame), dtype=bool)
@@ -447,7 +447,7 @@ def run_sync(
     kind = request.source_kind
     file_source = None
     if kind == "file":
-        from pipelines.sources.files import open_file_source
+        from tacn.pipelines.sources.files import open_file_source
 
         file_source = open_file_source(request.file_path, file_type=request.file_type, layout=request.layout)
     if kind == "tushare" and not request.tushare_token:
@@ -463,7 +463,7 @@ def run_sync(
     rejects = RejectsFile(request.rejects_path, request.source)
     lock = None
     if request.use_lock and not request.dry_run:
-        from pipelines.lock import store_lock
+        from tacn.pipelines.lock import store_lock
 
         lock = store_lock(store, "sync", f"tacn sync --source {kind}").acquire()
         if lock.previous is not None:
@@ -610,7 +610,7 @@ def _later(a: str | None, b: str | None) -> str | None:
 def _sync_file(store, request, source, result, rejects, progress, now) -> None:
     import numpy as np
 
-    from pipelines.sources.files import UNPARSEABLE, iter_frames
+    from tacn.pipelines.sources.files import UNPARSEABLE, iter_frames
 
     wanted = set(request.symbols) if request.symbols else None
     fill_symbol = request.symbols[0] if request.symbols and len(request.symbols) == 1 else None
@@ -676,7 +676,7 @@ def _symbols_for(store, request: SyncRequest, caller: _Caller, client) -> tuple[
         return codes, "stock_basic_info"
     try:
         if request.source_kind == "akshare":
-            from pipelines.sources import akshare
+            from tacn.pipelines.sources import akshare
 
             codes, _ = caller(akshare.stock_codes, "stock list")
         else:
@@ -708,14 +708,14 @@ def _fetch_symbol(request: SyncRequest, symbol: str, start: str, end: str, calle
     outcome = SymbolOutcome(symbol, start=start, end=end)
     try:
         if request.source_kind == "akshare":
-            from pipelines.sources import akshare
+            from tacn.pipelines.sources import akshare
 
             raw, outcome.attempts = caller(lambda: akshare.fetch_quotes(
                 symbol, start=start, end=end, period=request.period, adjust=request.basis,
                 timeout=request.timeout), f"stock_zh_a_hist {symbol}")
             layout = "akshare"
         else:
-            from pipelines.sources.tushare import apply_adjustment, windows
+            from tacn.pipelines.sources.tushare import apply_adjustment, windows
 
             parts = []
             for first, last in windows(start, end):
@@ -765,14 +765,14 @@ def _fetch_symbol(request: SyncRequest, symbol: str, start: str, end: str, calle
 
 def _sync_api(store, request: SyncRequest, result: SyncResult, rejects: RejectsFile, progress, *,
               sleep, clock, rand, now) -> None:
-    from validators.calendar import last_known_session, sessions_between
+    from tacn.validators.calendar import last_known_session, sessions_between
 
     policy = RetryPolicy(request.max_attempts, request.backoff_base, request.backoff_max, request.rate_limit_wait)
     if request.source_kind == "akshare":
         limiter = MinInterval(request.akshare_min_interval, clock=clock, sleep=sleep)
         client = None
     else:
-        from pipelines.sources.tushare import TushareClient
+        from tacn.pipelines.sources.tushare import TushareClient
 
         limiter = MinInterval(60.0 / request.tushare_calls_per_minute, clock=clock, sleep=sleep)
         client = TushareClient(request.tushare_token, timeout=request.timeout, http_url=request.tushare_url)
@@ -882,8 +882,8 @@ def _check_basis(request: SyncRequest, book, symbols: list[str], latest: dict[st
 
 def _stored_span(store, request: SyncRequest, symbol: str) -> tuple[str | None, str | None, list[dict]]:
     """(first, last, documents) of the symbol's stored quotes with a valid trade_date."""
-    from pipelines.stores.base import RecordFilter
-    from validators.dates import is_valid_iso_trade_date
+    from tacn.pipelines.stores.base import RecordFilter
+    from tacn.validators.dates import is_valid_iso_trade_date
 
     docs = [doc for doc in store.iter_documents(RecordFilter(
         data_source=request.source_kind, period=request.period, symbols=(symbol,)))
@@ -896,7 +896,7 @@ def _stored_span(store, request: SyncRequest, symbol: str) -> tuple[str | None, 
 
 def moved_days(stored: list[dict], fresh) -> list[str]:
     """Days whose stored prices differ from the fresh ones beyond rounding (an adjustment event)."""
-    from validators.records import PRICE_FIELDS
+    from tacn.validators.records import PRICE_FIELDS
 
     by_day = {doc["trade_date"]: doc for doc in stored}
     if not by_day:
@@ -932,7 +932,7 @@ class _ApplyContext:
 
 
 def _apply_outcome(ctx: _ApplyContext, outcome: SymbolOutcome, payload, *, converting: bool = False) -> None:
-    from pipelines.stores.base import RecordFilter
+    from tacn.pipelines.stores.base import RecordFilter
 
     request, result, store = ctx.request, ctx.result, ctx.store
     result.outcomes.append(outcome)
@@ -997,7 +997,7 @@ def _rebase(ctx: _ApplyContext, outcome: SymbolOutcome, payload, *, converting: 
 
     Stored days the fetch no longer returns are kept and reported, never deleted.
     """
-    from pipelines.backup import write_backup
+    from tacn.pipelines.recovery.backup import write_backup
 
     request, store = ctx.request, ctx.store
     first, last, stored = _stored_span(store, request, outcome.symbol)
@@ -1013,7 +1013,7 @@ def _rebase(ctx: _ApplyContext, outcome: SymbolOutcome, payload, *, converting: 
             _fail(ctx.result, outcome)
             return None
         outcome.start, outcome.end, outcome.fetched = span_start, span_end, refetched.fetched
-    from pipelines.stores.base import comparable, same_document
+    from tacn.pipelines.stores.base import comparable, same_document
 
     raw, good, reasons = payload
     fresh = {doc["trade_date"]: comparable(doc) for doc in documents(good, now=ctx.now)}

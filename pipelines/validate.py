@@ -1,7 +1,7 @@
 """The validate job: stream records from the store or a file through the rules; merge counts and samples.
 
 Memory stays flat: records are read in chunks, each chunk is judged with the
-vectorised masks of :mod:`validators.rules` and then dropped. What survives a
+vectorised masks of :mod:`tacn.validators.rules` and then dropped. What survives a
 chunk is small: counts, up to ``max_samples`` samples per rule, and for the
 cross-chunk key check one 8-byte hash per distinct key (see :class:`SeenKeys`).
 """
@@ -17,10 +17,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.errors import StoreUnavailable, UsageError
-from pipelines.stores.base import RecordFilter
-from validators.records import DOCUMENT_VERSION, KEY_FIELDS
-from validators.rules import (
+from tacn.pipelines.errors import StoreUnavailable, UsageError
+from tacn.pipelines.stores.base import RecordFilter
+from tacn.validators.records import DOCUMENT_VERSION, KEY_FIELDS
+from tacn.validators.rules import (
     DATASET,
     HIDDEN_COLUMNS,
     ROW_COLUMN,
@@ -32,7 +32,7 @@ from validators.rules import (
     flatten_nested,
     select_rules,
 )
-from validators.schemas import Verdict, judge, quote_schema
+from tacn.validators.schemas import Verdict, judge, quote_schema
 
 if TYPE_CHECKING:
     import numpy as np
@@ -171,7 +171,7 @@ def key_hashes(frame: pd.DataFrame) -> np.ndarray:
     import numpy as np
     import pandas as pd
 
-    from validators.rules import column
+    from tacn.validators.rules import column
 
     def hashable(values):
         # str-dtype columns without missing values hash as their object form does, without the copy
@@ -209,7 +209,7 @@ class Completeness:
     def add(self, frame: pd.DataFrame, valid_date: pd.Series) -> None:
         import numpy as np
 
-        from validators.rules import column
+        from tacn.validators.rules import column
 
         period = column(frame, "period")
         judged = valid_date & period.eq("daily").fillna(False).astype(bool)
@@ -223,7 +223,7 @@ class Completeness:
     def outcome(self, outcome: RuleOutcome, max_samples: int) -> None:
         import numpy as np
 
-        from validators.calendar import session_set
+        from tacn.validators.calendar import session_set
 
         sessions = np.sort(np.asarray(sorted(session_set()), dtype="datetime64[D]").astype(np.int32))
         _refuse_past_calendar_end(self._days, int(sessions[-1]))
@@ -249,7 +249,7 @@ def _refuse_past_calendar_end(days_by_series: dict, last_session: int) -> None:
     """Completeness cannot count sessions after the calendar's last one: exit 3, not a pass."""
     import numpy as np
 
-    from pipelines.errors import CalendarEnded
+    from tacn.pipelines.errors import CalendarEnded
 
     for (symbol, data_source, _), parts in days_by_series.items():
         latest = max(int(part.max()) for part in parts)
@@ -271,7 +271,7 @@ def restore_text_types(frame: pd.DataFrame) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from validators.records import FIELDS
+    from tacn.validators.records import FIELDS
 
     for spec in FIELDS:
         if spec.name not in frame.columns or spec.kind == "str":
@@ -294,7 +294,7 @@ def restore_text_types(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def file_documents(source, options: ValidateOptions, *, now: datetime | None = None) -> Iterator[pd.DataFrame]:
-    """A file's rows as document frames, read by the same reader as sync (``pipelines.sources.files``).
+    """A file's rows as document frames, read by the same reader as sync (``tacn.pipelines.sources.files``).
 
     A document-layout file (an export of the collection) is judged strictly as
     stored records. An AKShare or Tushare file is converted exactly as sync
@@ -305,9 +305,9 @@ def file_documents(source, options: ValidateOptions, *, now: datetime | None = N
     """
     import pandas as pd
 
-    from pipelines.sources.files import UNPARSEABLE, iter_frames
-    from validators.rules import PROBLEM_COLUMN, ROW_COLUMN
-    from validators.source_layouts import DATE_COLUMN, LayoutError, convert_frame
+    from tacn.pipelines.sources.files import UNPARSEABLE, iter_frames
+    from tacn.validators.rules import PROBLEM_COLUMN, ROW_COLUMN
+    from tacn.validators.source_layouts import DATE_COLUMN, LayoutError, convert_frame
 
     symbols = options.flt.symbols
     fill_symbol = symbols[0] if symbols and len(symbols) == 1 else None
@@ -326,7 +326,7 @@ def file_documents(source, options: ValidateOptions, *, now: datetime | None = N
             except LayoutError as exc:
                 raise UsageError(f"{source.path}: {exc}") from None
             frame = converted.frame
-            # the stamps and version sync writes (validators.source_layouts.documents)
+            # the stamps and version sync writes (tacn.validators.source_layouts.documents)
             frame["created_at"] = frame["updated_at"] = converted.now
             frame["version"] = DOCUMENT_VERSION
             date_column = raw[DATE_COLUMN[source.layout]]
@@ -348,7 +348,7 @@ def file_documents(source, options: ValidateOptions, *, now: datetime | None = N
 
 def filter_frame(frame: pd.DataFrame, flt: RecordFilter) -> pd.DataFrame:
     """The store's RecordFilter applied to a file's rows (same meaning as the stores' queries)."""
-    from validators.rules import as_naive_utc, column, is_text
+    from tacn.validators.rules import as_naive_utc, column, is_text
 
     keep = None
 
@@ -501,7 +501,7 @@ def validate_frames(
     completeness = Completeness() if "completeness" in outcomes else None
     units = None
     if "volume_unit" in outcomes:
-        from pipelines.volume_units import VolumeUnits
+        from tacn.pipelines.volume_units import VolumeUnits
 
         units = VolumeUnits(options.volume_units)
     writer = _FailuresWriter(options.failures_out) if options.failures_out else None
@@ -581,8 +581,8 @@ def _series(values, frame):
 
 
 def _valid_dates(frame, ctx):
-    from validators.dates import valid_iso_mask
-    from validators.rules import column
+    from tacn.validators.dates import valid_iso_mask
+    from tacn.validators.rules import column
 
     return valid_iso_mask(column(frame, "trade_date"), now=ctx.now_utc)
 
@@ -600,7 +600,7 @@ def validate_store(store, options: ValidateOptions, *, on_chunk: Callable[[int],
 @contextmanager
 def _unreadable_as_target_error():
     """A file that cannot be read is the target that cannot be read (exit 3), with the reader's message."""
-    from pipelines.errors import SourceError
+    from tacn.pipelines.errors import SourceError
 
     try:
         yield
@@ -609,7 +609,7 @@ def _unreadable_as_target_error():
 
 
 def _open_file(path: Path | str, options: ValidateOptions):
-    from pipelines.sources.files import open_file_source
+    from tacn.pipelines.sources.files import open_file_source
 
     with _unreadable_as_target_error():
         return open_file_source(path, file_type=options.file_type, layout=options.layout,
@@ -624,7 +624,7 @@ def _documents_of(source, options: ValidateOptions) -> Iterator[pd.DataFrame]:
 def read_file_documents(path: Path | str, options: ValidateOptions) -> Iterator[pd.DataFrame]:
     """A file's rows as document frames, as validate judges them (for other jobs: reconcile's file pairs).
 
-    Frames carry the hidden columns of :data:`validators.rules.HIDDEN_COLUMNS`; unreadable files raise
+    Frames carry the hidden columns of :data:`tacn.validators.rules.HIDDEN_COLUMNS`; unreadable files raise
     :class:`TargetUnreadable` (exit 3), unknown types or layouts :class:`UsageError` (exit 2).
     """
     yield from _documents_of(_open_file(path, options), options)

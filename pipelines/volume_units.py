@@ -7,17 +7,17 @@ between consecutive bars). So each bar is reduced to 13 bytes (series id, day,
 bar class, volume scale) and the bars are partitioned by series into
 :data:`PARTITIONS` groups: held in memory up to ``spill_bars`` bars, then
 appended to one temporary file per group. At the end each group is read back
-and proven on its own with :func:`validators.units.prove_units` (a series never
+and proven on its own with :func:`tacn.validators.units.prove_units` (a series never
 spans groups), so memory holds the buffer plus one group (about 1/256 of the
 bars), not every bar: the verdicts are those of proving all bars at once.
-The logic of a unit lives in :mod:`validators.units`.
+The logic of a unit lives in :mod:`tacn.validators.units`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from validators.units import (
+from tacn.validators.units import (
     ABSENT,
     APP_UNITS,
     IN_SHARES,
@@ -40,7 +40,7 @@ _BAR_FIELDS = [("series", "<i4"), ("day", "<i4"), ("cls", "i1"), ("scale", "<f4"
 
 
 def _numbers(frame, name):
-    from validators.rules import as_number, column
+    from tacn.validators.rules import as_number, column
 
     return as_number(column(frame, name)).to_numpy()
 
@@ -66,7 +66,7 @@ class VolumeUnits:
         import numpy as np
         import pandas as pd
 
-        from validators.rules import column
+        from tacn.validators.rules import column
 
         if not valid_date.any():
             return
@@ -119,7 +119,7 @@ class VolumeUnits:
         import tempfile
         from pathlib import Path
 
-        from pipelines.errors import StoreError
+        from tacn.pipelines.errors import StoreError
 
         try:
             if self._spill is None:

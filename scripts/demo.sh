@@ -27,14 +27,14 @@ step "Sync a CSV in AKShare's layout; one row has the 2025-10-23 bug (日期 \"0
 step "The rejects file: the row as sent and why" 0 cat "$TACN_HOME/sync-rejects.jsonl"
 step "The same sync again: idempotent (0 inserted, 0 updated; the bad row is still rejected)" 1 tacn sync --source "file:$SYNC_SAMPLE" --store "$DEMO_STORE" --rejects "$TACN_HOME/sync-rejects.jsonl"
 step "The run record tacn sync keeps (sync_status shape)" 0 tacn sync --status --store "$DEMO_STORE" --limit 3
-# --- qfq and re-basing (offline: a local stand-in for Tushare's API, pipelines/dev_quote_server.py) ---
+# --- qfq and re-basing (offline: a local stand-in for Tushare's API, pipelines/sources/dev_server.py) ---
 # Synthetic quotes; 600000 has a dividend on 2025-10-20, unknown to the sources until their as-of date passes it.
 QFQ_STORE="sqlite:///$TACN_HOME/demo-qfq.db"
 rm -f "$TACN_HOME/demo-qfq.db" "$TACN_HOME/demo-qfq.db-wal" "$TACN_HOME/demo-qfq.db-shm"
 QUOTES_PORT_FILE="$(mktemp -u "${TMPDIR:-/tmp}/tacn-demo-quotes.XXXXXX")"
 QUOTES_AS_OF="$(mktemp "${TMPDIR:-/tmp}/tacn-demo-asof.XXXXXX")"
 echo 2025-10-10 > "$QUOTES_AS_OF"
-"$(dirname "$(command -v tacn)")/python" -m pipelines.dev_quote_server --port-file "$QUOTES_PORT_FILE" \
+"$(dirname "$(command -v tacn)")/python" -m tacn.pipelines.sources.dev_server --port-file "$QUOTES_PORT_FILE" \
   --as-of-file "$QUOTES_AS_OF" --token demo-token-0123456789abcdef &
 QUOTES_PID=$!
 for _ in $(seq 100); do [ -s "$QUOTES_PORT_FILE" ] && break; sleep 0.1; done
@@ -87,12 +87,12 @@ fi
 DEMO_ENV="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/examples/demo.env"
 step "Configuration check of the example .env: placeholders warn, exit 0" 0 tacn config-check --offline --env-file "$DEMO_ENV"
 # --- watch steps ---
-# A local stand-in for the application's WebSocket endpoints (pipelines/dev_ws_server.py):
+# A local stand-in for the application's WebSocket endpoints (pipelines/watch/dev_server.py):
 # it verifies JWTs with its own demo secret, publishes a notification every 0.3 s and runs one
 # analysis task (demo-analysis-1) that completes after 3 s.
 DEMO_JWT_SECRET="demo-only-jwt-secret-0123456789abcdef0123456789"
 WS_PORT_FILE="$(mktemp -u "${TMPDIR:-/tmp}/tacn-demo-ws.XXXXXX")"
-env JWT_SECRET="$DEMO_JWT_SECRET" "$(dirname "$(command -v tacn)")/python" -m pipelines.dev_ws_server \
+env JWT_SECRET="$DEMO_JWT_SECRET" "$(dirname "$(command -v tacn)")/python" -m tacn.pipelines.watch.dev_server \
   --port-file "$WS_PORT_FILE" --interval 0.3 --demo-task demo-analysis-1 &
 WS_PID=$!
 for _ in $(seq 100); do [ -s "$WS_PORT_FILE" ] && break; sleep 0.1; done

@@ -1,4 +1,4 @@
-from tacn_cli.app import main
+from tacn.cli.app import main
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,4 @@
-"""The Typer application. Commands live one per module in ``tacn_cli.commands``.
+"""The Typer application. Commands live one per module in ``tacn.cli.commands``.
 
 Nothing here imports pandas, pymongo, akshare or tushare: ``tacn --help`` stays fast.
 """
@@ -12,12 +12,12 @@ import sys
 import typer
 from typer.core import TyperGroup
 
-from tacn_cli import __version__, exit_codes
-from tacn_cli import commands as _commands
+from tacn.cli import __version__, exit_codes
+from tacn.cli import commands as _commands
 
 # Every module in tacn_cli/commands registers itself; ORDER (default 100) sorts the help listing.
 COMMAND_MODULES = sorted(
-    (importlib.import_module(f"tacn_cli.commands.{info.name}") for info in pkgutil.iter_modules(_commands.__path__)),
+    (importlib.import_module(f"tacn.cli.commands.{info.name}") for info in pkgutil.iter_modules(_commands.__path__)),
     key=lambda module: (getattr(module, "ORDER", 100), module.__name__),
 )
 
@@ -33,14 +33,14 @@ def _wants_json_error(argv: list[str]) -> bool:
 
 class _TacnGroup(TyperGroup):
     """With --json, a usage error typer reports (bad option, bad value) also prints one JSON error object on
-    stdout, as the commands' own exit 2/3 do (tacn_cli.render.Output.fail)."""
+    stdout, as the commands' own exit 2/3 do (tacn.cli.render.Output.fail)."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         argv = list(sys.argv[1:] if args is None else args)
         if not (standalone_mode and _wants_json_error(argv)):
             return super().main(args=argv, prog_name=prog_name, complete_var=complete_var,
                                 standalone_mode=standalone_mode, **extra)
-        from tacn_cli.render import error_object
+        from tacn.cli.render import error_object
 
         try:
             code = super().main(args=argv, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
@@ -88,7 +88,7 @@ for _module in COMMAND_MODULES:
 
 
 def main() -> None:
-    from tacn_cli.runner import install_signal_handlers
+    from tacn.cli.runner import install_signal_handlers
 
     install_signal_handlers()
     try:

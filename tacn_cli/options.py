@@ -52,7 +52,7 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 def parse_symbols(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
-    from validators.records import parse_code
+    from tacn.validators.records import parse_code
 
     tokens = [s.strip() for s in text.split(",") if s.strip()]
     if not tokens:
@@ -73,7 +73,7 @@ def parse_date_option(value: str | None, name: str) -> str | None:
     """A --start/--end style date (YYYY-MM-DD or YYYYMMDD) as YYYY-MM-DD."""
     if value is None:
         return None
-    from validators.dates import InvalidTradeDate, normalize_trade_date
+    from tacn.validators.dates import InvalidTradeDate, normalize_trade_date
 
     try:
         return normalize_trade_date(value)
@@ -85,7 +85,7 @@ def parse_since(value: str | None, *, now: datetime | None = None) -> datetime |
     """``24h``/``7d``/``30m`` back from now, or a date/datetime; naive UTC like stored timestamps."""
     if value is None:
         return None
-    from validators.records import utc_now
+    from tacn.validators.records import utc_now
 
     now = now or utc_now()
     match = _DURATION_RE.match(value.strip().lower())

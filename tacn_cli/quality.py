@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tacn_cli.render import Output
+from tacn.cli.render import Output
 
 MaxLagOption = Annotated[
     int, typer.Option("--max-lag", help="Sessions a (symbol, data_source) may lag before it is stale (--freshness).")
@@ -25,8 +25,8 @@ def parse_volume_units(text: str | None) -> dict[str, str] | None:
     """``--volume-units akshare=lots,tushare=shares`` over the application's defaults."""
     if text is None:
         return None
-    from validators.records import DATA_SOURCES
-    from validators.units import parse_unit_map
+    from tacn.validators.records import DATA_SOURCES
+    from tacn.validators.units import parse_unit_map
 
     try:
         return parse_unit_map(text, DATA_SOURCES)
@@ -53,8 +53,8 @@ def parse_since_date(text: str | None, *, now=None) -> str | None:
     """``--since`` as a first trade_date: a date (YYYY-MM-DD or YYYYMMDD) or a duration back from today (30d)."""
     if text is None:
         return None
-    from tacn_cli.options import _DURATION_RE, parse_date_option, parse_since
-    from validators.dates import shanghai_today
+    from tacn.cli.options import _DURATION_RE, parse_date_option, parse_since
+    from tacn.validators.dates import shanghai_today
 
     if _DURATION_RE.match(text.strip().lower()):
         from datetime import UTC
@@ -66,8 +66,8 @@ def parse_since_date(text: str | None, *, now=None) -> str | None:
 
 def parse_source_pair(text: str | None) -> tuple[str, str]:
     """``--data-source A,B``: two different known data sources (default akshare,tushare)."""
-    from pipelines.reconcile import DEFAULT_SOURCES
-    from validators.records import DATA_SOURCES
+    from tacn.pipelines.reconcile import DEFAULT_SOURCES
+    from tacn.validators.records import DATA_SOURCES
 
     if text is None:
         return DEFAULT_SOURCES
@@ -81,8 +81,8 @@ def parse_source_pair(text: str | None) -> tuple[str, str]:
 
 
 def parse_cutoff_option(text: str):
-    from pipelines.errors import UsageError
-    from pipelines.freshness import parse_cutoff
+    from tacn.pipelines.errors import UsageError
+    from tacn.pipelines.freshness import parse_cutoff
 
     try:
         return parse_cutoff(text)
@@ -100,11 +100,11 @@ class QualitySections:
         self.last = self.report = self.fresh = None
         self.empty: dict = {}
         if freshness:
-            from pipelines.freshness import LastDates
+            from tacn.pipelines.freshness import LastDates
 
             self.last = LastDates()
         if html is not None:
-            from pipelines.report_html import ValidateReportData
+            from tacn.pipelines.report_html import ValidateReportData
 
             self.report = ValidateReportData()
 
@@ -113,17 +113,17 @@ class QualitySections:
 
     def read_store(self, store) -> None:
         if self.last is not None:
-            from pipelines.freshness import sync_empty_ranges
+            from tacn.pipelines.freshness import sync_empty_ranges
 
             self.empty = sync_empty_ranges(store)
 
     def finish(self, result) -> None:
         if self.last is not None:
-            from pipelines.freshness import judge
+            from tacn.pipelines.freshness import judge
 
             self.fresh = judge(self.last.last, cutoff=self.cutoff, max_lag=self.max_lag, empty=self.empty)
         if self.html is not None:
-            from pipelines.report_html import validate_report
+            from tacn.pipelines.report_html import validate_report
 
             write_text(self.html, validate_report(result, self.report, self.fresh), "--html")
 
@@ -135,7 +135,7 @@ class QualitySections:
         """validate's JUnit XML with a ``freshness`` testcase when --freshness ran."""
         if self.fresh is None:
             return text
-        from pipelines.freshness import add_junit_case
+        from tacn.pipelines.freshness import add_junit_case
 
         return add_junit_case(text, self.fresh)
 
@@ -151,7 +151,7 @@ class QualitySections:
 
 def write_text(path: Path, text: str, option: str) -> None:
     """A report file; an unwritable path is a usage error naming the option."""
-    from pipelines.errors import UsageError
+    from tacn.pipelines.errors import UsageError
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Output: rich tables on a terminal, only JSON on stdout with --json, diagnostics on stderr.
 
-Everything printed passes :func:`tacn_cli.secrets.scrub`.
+Everything printed passes :func:`tacn.cli.secrets.scrub`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from tacn_cli.secrets import scrub
+from tacn.cli.secrets import scrub
 
 PIPED_WIDTH = 200
 

@@ -12,10 +12,10 @@ from contextlib import contextmanager
 import click
 import typer
 
-from pipelines.errors import TacnError
-from tacn_cli import exit_codes
-from tacn_cli.render import Output
-from tacn_cli.secrets import scrub
+from tacn.cli import exit_codes
+from tacn.cli.render import Output
+from tacn.cli.secrets import scrub
+from tacn.pipelines.errors import TacnError
 
 
 def _raise_interrupt(signum, frame):  # SIGTERM ends a run like Ctrl-C does
@@ -61,9 +61,9 @@ def open_store_for(out: Output, store: str | None, database: str | None = None, 
     ``mode``: "read" (the default: never creates, read-only connection), "write" (an existing
     store), "create" (sync, restore, demo: creates a missing store and says so).
     """
-    from pipelines.secrets import register_url_secrets
-    from pipelines.stores import mask_url, open_store
-    from tacn_cli.settings import connect_timeout_s, load_env, resolve_store
+    from tacn.cli.settings import connect_timeout_s, load_env, resolve_store
+    from tacn.pipelines.config.secrets import register_url_secrets
+    from tacn.pipelines.stores import mask_url, open_store
 
     env = env or load_env()
     choice = resolve_store(store, env, database=database)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # The generic reading lives in the library (config-check reports each source); re-exported here.
-from pipelines.env import (  # noqa: F401
+from tacn.pipelines.config.env import (  # noqa: F401
     DEFAULT_ENV_FILE,
     SECRET_NAMES,
     Env,
@@ -40,8 +40,8 @@ class StoreChoice:
 
 def connect_timeout_s(env: Env) -> float:
     """TACN_CONNECT_TIMEOUT (environment or .env) in seconds; a bad value is a usage error (exit 2)."""
-    from pipelines.errors import UsageError
-    from validators.config_rules import parse_connect_timeout
+    from tacn.pipelines.errors import UsageError
+    from tacn.validators.config_rules import parse_connect_timeout
 
     try:
         return parse_connect_timeout(env.get("TACN_CONNECT_TIMEOUT"))
@@ -52,7 +52,7 @@ def connect_timeout_s(env: Env) -> float:
 def resolve_store(option: str | None, env: Env, *, database: str | None = None) -> StoreChoice:
     """Which store a command uses: --store, TACN_STORE, the app's MONGODB_*, else the SQLite default."""
     if option is not None and not option.strip():
-        from pipelines.errors import UsageError
+        from tacn.pipelines.errors import UsageError
 
         # An empty --store is a mistake (an unset variable in a script), never "use the default".
         raise UsageError("--store is empty: give sqlite:///PATH or mongodb://…, or leave --store out for the default")

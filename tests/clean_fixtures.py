@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime, timedelta
 
-from validators.records import build_document
+from tacn.validators.records import build_document
 
 PAUSE_READY_TIMEOUT_S = 60
 
@@ -84,7 +84,7 @@ def run_tacn_until(args: list[str], point: str, ready) -> None:
 
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "TACN_TEST_PAUSE_AT": point, "TACN_TEST_PAUSE_FILE": str(ready), "PYTHONPATH": str(root)}
-    proc = subprocess.Popen([sys.executable, "-m", "tacn_cli", *args], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "tacn.cli", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + PAUSE_READY_TIMEOUT_S
     try:

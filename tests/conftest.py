@@ -29,7 +29,7 @@ STORE_KINDS = ["sqlite", *MONGO_KINDS]
 @pytest.fixture
 def sqlite_store(tmp_path):
     """A new SQLite store in the test's own folder."""
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     store = SQLiteStore(tmp_path / "quotes.db")
     yield store
@@ -39,7 +39,7 @@ def sqlite_store(tmp_path):
 def make_mongomock_store(database: str = "tradingagents"):
     import mongomock_ng
 
-    from pipelines.stores.mongo import MongoStore
+    from tacn.pipelines.stores.mongo import MongoStore
 
     opened = MongoStore(mongomock_ng.MongoClient(), database, "mongomock://test")
     opened.test_kind = "mongomock"
@@ -78,12 +78,12 @@ def fresh_database_name() -> str:
 def open_test_store(kind: str, request):
     """An empty store: a SQLite file, mongomock, or a database of its own on FerretDB or TACN_TEST_MONGO_URI."""
     if kind == "sqlite":
-        from pipelines.stores.sqlite import SQLiteStore
+        from tacn.pipelines.stores.sqlite import SQLiteStore
 
         return SQLiteStore(request.getfixturevalue("tmp_path") / "store.db")
     if kind == "mongomock":
         return make_mongomock_store()
-    from pipelines.stores.mongo import MongoStore
+    from tacn.pipelines.stores.mongo import MongoStore
 
     if kind == "ferretdb":
         marker = request.node.get_closest_marker("not_on_ferretdb")

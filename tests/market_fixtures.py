@@ -13,8 +13,8 @@ from datetime import datetime
 
 import numpy as np
 
-from validators.calendar import sessions_between
-from validators.records import build_document
+from tacn.validators.calendar import sessions_between
+from tacn.validators.records import build_document
 
 STAMP = datetime(2025, 10, 23, 9, 0, 0)
 

@@ -17,7 +17,13 @@ import threading
 from collections import defaultdict
 from datetime import date
 
-from pipelines.dev_quote_server import Event, SyntheticMarket, TushareStandIn, synthetic_quotes, ts_code
+from tacn.pipelines.sources.dev_server import (
+    Event,
+    SyntheticMarket,
+    TushareStandIn,
+    synthetic_quotes,
+    ts_code,
+)
 
 __all__ = ["Event", "EastmoneyFake", "FakeClock", "TushareFake", "free_closed_port_url", "synthetic_quotes", "ts_code"]
 

@@ -8,12 +8,12 @@ from datetime import date, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.backup import BackupDamaged, decode_line, encode_document, open_backup
-from pipelines.clean import clean_invalid_trade_date
-from pipelines.restore import restore_backup
-from pipelines.stores.base import RecordFilter
-from pipelines.verify import verify_fix
-from tacn_cli.app import app
+from tacn.cli.app import app
+from tacn.pipelines.recovery.backup import BackupDamaged, decode_line, encode_document, open_backup
+from tacn.pipelines.recovery.clean import clean_invalid_trade_date
+from tacn.pipelines.recovery.restore import restore_backup
+from tacn.pipelines.recovery.verify import verify_fix
+from tacn.pipelines.stores.base import RecordFilter
 from tests.clean_fixtures import T0, content_hash, quote, seed
 
 runner = CliRunner()
@@ -107,7 +107,7 @@ def test_mongoexport_canonical_lines_are_read_too():
 @pytest.fixture
 def cleaned_sqlite(tmp_path):
     """A SQLite store cleaned once: (url, manifest path, hash before clean, bad count)."""
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     path = tmp_path / "q.db"
     with SQLiteStore(path) as opened:
@@ -118,14 +118,14 @@ def cleaned_sqlite(tmp_path):
 
 
 def hash_of(url: str) -> str:
-    from pipelines.stores import open_store
+    from tacn.pipelines.stores import open_store
 
     with open_store(url) as opened:
         return content_hash(opened)
 
 
 def test_cli_clean_dry_run_yes_restore_and_verify_fix(tmp_path):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     path = tmp_path / "cli.db"
     url = f"sqlite:///{path}"
@@ -156,7 +156,7 @@ def test_cli_clean_dry_run_yes_restore_and_verify_fix(tmp_path):
 
 
 def test_default_backup_dir_is_under_tacn_home(tmp_path):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     path = tmp_path / "d.db"
     with SQLiteStore(path) as opened:
@@ -227,7 +227,7 @@ def test_restore_of_a_missing_file_cannot_run(tmp_path):
 def test_restore_reports_conflicts_with_exit_1(cleaned_sqlite):
     from bson import ObjectId
 
-    from pipelines.stores import WRITE, open_store
+    from tacn.pipelines.stores import WRITE, open_store
 
     url, result, _, _ = cleaned_sqlite
     first = decode_line(open(result.backup).readline())
@@ -269,7 +269,7 @@ def test_verify_fix_counts_the_recent_window_and_other_error_rules(store):
 def test_verify_fix_exit_codes_and_data_source_filter(tmp_path):
     from bson import ObjectId
 
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     path = tmp_path / "v.db"
     url = f"sqlite:///{path}"
@@ -303,7 +303,7 @@ def test_unreachable_store_exits_3(tmp_path):
 
 
 def test_backup_dir_that_is_a_file_is_refused(tmp_path):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     path = tmp_path / "f.db"
     with SQLiteStore(path) as opened:
@@ -318,8 +318,8 @@ def test_backup_dir_that_is_a_file_is_refused(tmp_path):
 
 
 def test_clean_yes_takes_the_sync_lock_and_refuses_while_a_sync_holds_it(store, tmp_path):
-    from pipelines.errors import LockHeld
-    from pipelines.lock import store_lock
+    from tacn.pipelines.errors import LockHeld
+    from tacn.pipelines.lock import store_lock
 
     seed(store)
     before = content_hash(store)
@@ -332,8 +332,8 @@ def test_clean_yes_takes_the_sync_lock_and_refuses_while_a_sync_holds_it(store, 
 
 
 def test_a_store_failing_mid_backup_leaves_no_partial_file_and_deletes_nothing(tmp_path):
-    from pipelines.errors import StoreError
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.errors import StoreError
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     with SQLiteStore(tmp_path / "s.db") as opened:
         seed(opened)
@@ -355,8 +355,8 @@ def test_sqlite_deletes_by_row_only_the_rows_still_holding_the_backed_up_id(tmp_
     and a rendered selection deletes exactly the backed-up records, odd ones included."""
     from bson import ObjectId
 
-    from pipelines.clean import RowKeys, delete_backed_up
-    from pipelines.stores.sqlite import TABLE, SQLiteStore
+    from tacn.pipelines.recovery.clean import RowKeys, delete_backed_up
+    from tacn.pipelines.stores.sqlite import TABLE, SQLiteStore
 
     with SQLiteStore(tmp_path / "s.db") as opened:
         seed(opened)  # odd records too: non-ObjectId ids, ints, nulls: they go through the encoder
@@ -376,7 +376,7 @@ def test_sqlite_deletes_by_row_only_the_rows_still_holding_the_backed_up_id(tmp_
 def open_backup_as_backup(manifest_path):
     from pathlib import Path
 
-    from pipelines.backup import Backup
+    from tacn.pipelines.recovery.backup import Backup
 
     manifest = json.loads(Path(manifest_path).read_text())
     return Backup(Path(manifest_path).with_name(manifest["data_file"]), Path(manifest_path), manifest)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.backup import BackupDamaged, open_backup
-from pipelines.clean import clean_invalid_trade_date
-from pipelines.restore import restore_backup
-from pipelines.stores.sqlite import SQLiteStore
+from tacn.pipelines.recovery.backup import BackupDamaged, open_backup
+from tacn.pipelines.recovery.clean import clean_invalid_trade_date
+from tacn.pipelines.recovery.restore import restore_backup
+from tacn.pipelines.stores.sqlite import SQLiteStore
 from tests.clean_fixtures import T0, content_hash, good_documents, quote, run_tacn_until
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,10 +9,10 @@ from bson import Int64, ObjectId
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.backup import decode_line, encode_document
-from pipelines.clean import clean_invalid_trade_date
-from pipelines.restore import restore_backup
-from pipelines.stores.sqlite import RenderedBatch, SQLiteStore
+from tacn.pipelines.recovery.backup import decode_line, encode_document
+from tacn.pipelines.recovery.clean import clean_invalid_trade_date
+from tacn.pipelines.recovery.restore import restore_backup
+from tacn.pipelines.stores.sqlite import RenderedBatch, SQLiteStore
 from tests.clean_fixtures import T0, quote, seed
 
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from tacn_cli.app import app
+from tacn.cli.app import app
 
 runner = CliRunner()
 
@@ -120,7 +120,7 @@ def test_version():
 
 def test_real_subprocess_help_imports_nothing_heavy():
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "tacn_cli", "--help"],
+        [sys.executable, "-X", "importtime", "-m", "tacn.cli", "--help"],
         capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert proc.returncode == 0 and "Usage: tacn" in proc.stdout

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.errors import StoreUnavailable
-from pipelines.stores.base import READ
-from pipelines.stores.sqlite import SQLiteStore
-from tacn_cli.app import app
+from tacn.cli.app import app
+from tacn.pipelines.errors import StoreUnavailable
+from tacn.pipelines.stores.base import READ
+from tacn.pipelines.stores.sqlite import SQLiteStore
 from tests.clean_fixtures import good_documents
 
 runner = CliRunner()
@@ -103,8 +103,8 @@ def test_a_reading_command_leaves_an_existing_store_untouched(tmp_path):
 
 
 def test_mongodb_database_without_the_quotes_collection_names_what_it_has(mongo_store):
-    from pipelines.stores.base import CREATE
-    from pipelines.stores.mongo import MongoStore
+    from tacn.pipelines.stores.base import CREATE
+    from tacn.pipelines.stores.mongo import MongoStore
 
     typo = f"{mongo_store.database_name}_typo"
     mongo_store.client[typo]["system_configs"].insert_one({"x": 1})
@@ -268,7 +268,7 @@ READ_ONLY_MOUNT = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && sh
 def _run_with_read_only_folder(folder: Path, args: list[str]) -> subprocess.CompletedProcess:
     """Run tacn while ``folder`` is read-only: by its mode, or for root (which ignores modes) as a
     read-only bind mount in a private mount namespace."""
-    command = [sys.executable, "-m", "tacn_cli", *args]
+    command = [sys.executable, "-m", "tacn.cli", *args]
     if os.geteuid() == 0:
         command = ["unshare", "-m", "sh", "-c", READ_ONLY_MOUNT, "sh", str(folder), *command]
     else:
@@ -300,8 +300,8 @@ def test_a_store_in_a_read_only_folder_can_be_read(tmp_path):
 
 
 def test_a_failed_sync_run_with_json_is_one_object_with_the_error_fields(tmp_path, monkeypatch):
-    import pipelines.sync as sync_module
-    from pipelines.sync import SyncResult
+    import tacn.pipelines.sync as sync_module
+    from tacn.pipelines.sync import SyncResult
 
     def failed_run(store, request, progress=None):
         return SyncResult(run_id="r1", job="sync-akshare", source="akshare", period="daily", store=store.display_url,
@@ -319,7 +319,7 @@ def test_a_failed_sync_run_with_json_is_one_object_with_the_error_fields(tmp_pat
 
 
 def test_restore_into_a_new_store_creates_it_and_says_so(tmp_path):
-    from pipelines.clean import clean_invalid_trade_date
+    from tacn.pipelines.recovery.clean import clean_invalid_trade_date
     from tests.clean_fixtures import seed
 
     with SQLiteStore(tmp_path / "q.db") as opened:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipelines import live_checks
-from pipelines.config_check import run_config_check
-from tacn_cli.app import app
+from tacn.cli.app import app
+from tacn.pipelines.config import live_checks
+from tacn.pipelines.config.check import run_config_check
 from tests.redis_fixtures import free_port, running_redis
 
 runner = CliRunner()
@@ -51,7 +51,7 @@ VALID_ENV = {
 @pytest.fixture(autouse=True)
 def _no_configuration_from_the_machine(monkeypatch):
     """Only what a test sets is configured (conftest already clears MONGODB_*/REDIS_*)."""
-    from validators.config_rules import ITEMS
+    from tacn.validators.config_rules import ITEMS
 
     for name in [item.name for item in ITEMS] + ["TACN_CONNECT_TIMEOUT"]:
         monkeypatch.delenv(name, raising=False)
@@ -229,7 +229,7 @@ def app_db():
     """A reachable application database: configuration documents and a healthy stock_daily_quotes."""
     import mongomock_ng
 
-    from pipelines.stores.mongo import MongoStore
+    from tacn.pipelines.stores.mongo import MongoStore
 
     client = mongomock_ng.MongoClient()
     db = client["tradingagents"]
@@ -481,7 +481,7 @@ def test_wrong_redis_password_is_a_failed_check_not_a_crash(redis_server_with_pa
 def test_offline_check_in_a_subprocess_imports_nothing_heavy(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "REDIS_"))}
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "tacn_cli", "config-check", "--offline", "--json",
+        [sys.executable, "-X", "importtime", "-m", "tacn.cli", "config-check", "--offline", "--json",
          "--env-file", str(REPO / "examples" / "demo.env")],
         capture_output=True, text=True, timeout=60, env={**env, "PYTHONWARNINGS": "ignore"}, cwd=tmp_path,
     )

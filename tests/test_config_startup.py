@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from pipelines.config_check import run_config_check
-from tacn_cli.app import app
-from validators import config_rules as rules
+from tacn.cli.app import app
+from tacn.pipelines.config.check import run_config_check
+from tacn.validators import config_rules as rules
 
 runner = CliRunner()
 JWT = "jwt-Secret-9f8e7d6c5b4a3210"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from validators.dates import (
+from tacn.validators.dates import (
     FIRST_TRADE_DATE,
     InvalidTradeDate,
     classify_stored_trade_date,

@@ -9,8 +9,8 @@ import pytest
 from bson import ObjectId
 from typer.testing import CliRunner
 
-from pipelines.extjson import decode_line, encode_document
-from tacn_cli.app import app
+from tacn.cli.app import app
+from tacn.pipelines.extjson import decode_line, encode_document
 
 BAD_OID_LINE = '{"_id": {"$oid": "nothex"}, "symbol": "000001", "trade_date": "2025-10-23"}\n'
 

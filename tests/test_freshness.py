@@ -9,10 +9,10 @@ from datetime import datetime, time
 import pytest
 from typer.testing import CliRunner
 
-from pipelines import freshness, runs
-from pipelines.errors import CalendarEnded, UsageError
-from pipelines.freshness import judge, latest_completed_session, parse_cutoff, store_freshness
-from tacn_cli.app import app
+from tacn.cli.app import app
+from tacn.pipelines import freshness, runs
+from tacn.pipelines.errors import CalendarEnded, UsageError
+from tacn.pipelines.freshness import judge, latest_completed_session, parse_cutoff, store_freshness
 from tests.market_fixtures import bars, sessions
 
 CUTOFF = time(17, 30)
@@ -74,7 +74,7 @@ def test_sync_run_records_of_an_empty_fetch_excuse_a_suspended_symbol(store):
 
 
 def _store_with_lag(tmp_path):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     db = tmp_path / "s.db"
     with SQLiteStore(db) as store:
@@ -130,7 +130,7 @@ def test_bad_freshness_options_exit_2(tmp_path, args):
 
 
 def test_completeness_past_the_calendars_end_exits_3(tmp_path, monkeypatch):
-    from validators import calendar
+    from tacn.validators import calendar
 
     url = _store_with_lag(tmp_path)
     days = sessions("2025-10-23", 20)
@@ -144,8 +144,8 @@ def test_a_real_sync_that_got_no_rows_excuses_the_symbol(tmp_path):
     """End to end with sync's own run record: AKShare answers nothing for 000001 for the last week."""
     import responses
 
-    from pipelines.stores.sqlite import SQLiteStore
-    from pipelines.sync import SyncRequest, run_sync
+    from tacn.pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.sync import SyncRequest, run_sync
     from tests.sync_fixtures import EastmoneyFake, FakeClock, synthetic_quotes
 
     clock = FakeClock()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines import lock
-from pipelines.errors import LockHeld
+from tacn.pipelines import lock
+from tacn.pipelines.errors import LockHeld
 
 
 def test_second_run_waits_for_the_holders_details_instead_of_naming_nobody(tmp_path, monkeypatch):
@@ -42,7 +42,7 @@ def test_a_holder_that_never_writes_is_reported_as_another_process(tmp_path, mon
 
 # -- the lock is on the store's real path, and a run notices when it loses it -------------------
 def _seeded_sqlite(path):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
     from tests.clean_fixtures import seed
 
     store = SQLiteStore(path)
@@ -51,7 +51,7 @@ def _seeded_sqlite(path):
 
 
 def test_a_run_through_a_symlink_meets_the_lock_of_the_real_file(tmp_path):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     real = tmp_path / "real.db"
     link = tmp_path / "link.db"
@@ -67,7 +67,7 @@ def test_a_run_through_a_symlink_meets_the_lock_of_the_real_file(tmp_path):
 def test_clean_through_a_symlink_is_refused_while_a_run_holds_the_real_store(tmp_path):
     from typer.testing import CliRunner
 
-    from tacn_cli.app import app
+    from tacn.cli.app import app
 
     real, link = tmp_path / "real.db", tmp_path / "link.db"
     with _seeded_sqlite(real) as store:
@@ -133,7 +133,7 @@ def test_clean_stops_with_exit_3_when_its_lock_file_is_deleted_mid_run(tmp_path)
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": str(root), "TACN_TEST_PAUSE_AT": "manifest-written",
            "TACN_TEST_PAUSE_FILE": str(ready), "TACN_TEST_RESUME_FILE": str(resume)}
-    proc = subprocess.Popen([sys.executable, "-m", "tacn_cli", "clean-invalid-trade-date", "--yes", "--store",
+    proc = subprocess.Popen([sys.executable, "-m", "tacn.cli", "clean-invalid-trade-date", "--yes", "--store",
                              f"sqlite:///{path}", "--backup-dir", str(tmp_path / "bk")],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -155,7 +155,7 @@ def test_clean_stops_with_exit_3_when_its_lock_file_is_deleted_mid_run(tmp_path)
     assert proc.returncode == 3, err
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith("store:")]
     assert len(lines) == 1 and "lock file" in lines[0] and "was replaced" in lines[0]
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     with SQLiteStore(path) as store:
         assert content_hash(store) == before
@@ -164,8 +164,8 @@ def test_clean_stops_with_exit_3_when_its_lock_file_is_deleted_mid_run(tmp_path)
 def test_restore_is_refused_while_a_run_holds_the_store_and_writes_nothing(tmp_path):
     from typer.testing import CliRunner
 
-    from pipelines.clean import clean_invalid_trade_date
-    from tacn_cli.app import app
+    from tacn.cli.app import app
+    from tacn.pipelines.recovery.clean import clean_invalid_trade_date
 
     path = tmp_path / "real.db"
     with _seeded_sqlite(path) as store:

@@ -8,10 +8,10 @@ import pytest
 from bson import ObjectId
 from typer.testing import CliRunner
 
-from migrations.runner import RECORDS, MigrationContext, discover, migrate_down, migrate_up, status
-from tacn_cli.app import app
+from tacn.cli.app import app
+from tacn.migrations.runner import RECORDS, MigrationContext, discover, migrate_down, migrate_up, status
+from tacn.validators.records import KEY_FIELDS, LEGACY_UNIQUE_INDEX_NAME, UNIQUE_INDEX_NAME
 from tests.clean_fixtures import T0, content_hash, quote
-from validators.records import KEY_FIELDS, LEGACY_UNIQUE_INDEX_NAME, UNIQUE_INDEX_NAME
 
 LEGACY_FIELDS = ["symbol", "trade_date", "data_source"]
 runner = CliRunner()
@@ -152,7 +152,7 @@ def test_status_shows_a_migration_changed_since_it_was_applied(store, ctx):
 
 
 def test_cli_migrate_status_up_down(tmp_path):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     path = tmp_path / "m.db"
     url = f"sqlite:///{path}"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from migrations.runner import RECORDS, MigrationContext, migrate_down, migrate_up, status
-from pipelines.stores.sqlite import SQLiteStore
-from tacn_cli.app import app
+from tacn.cli.app import app
+from tacn.migrations.runner import RECORDS, MigrationContext, migrate_down, migrate_up, status
+from tacn.pipelines.stores.sqlite import SQLiteStore
 from tests.clean_fixtures import content_hash, run_tacn_until
 from tests.test_migrate import LEGACY_FIELDS, seed_old_deployment, unique_index_fields
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from tacn.validators.records import COLLECTION
 from tests.clean_fixtures import good_documents, quote
 from tests.ferretdb_fixtures import start_ferretdb
 from tests.test_sync_file import akshare_rows, write_akshare_csv
-from validators.records import COLLECTION
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def client(srv):
 
 def tacn(*args: str, home: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TACN_HOME": str(home)}
-    return subprocess.Popen([sys.executable, "-m", "tacn_cli", *args], env=env, stdin=subprocess.DEVNULL,
+    return subprocess.Popen([sys.executable, "-m", "tacn.cli", *args], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -124,7 +124,7 @@ def seed_with_bad_dates(srv) -> dict:
 
 
 def backed_up(backup_dir: Path) -> dict:
-    from pipelines.extjson import decode_line
+    from tacn.pipelines.extjson import decode_line
 
     found = {}
     for path in backup_dir.glob("*.jsonl"):

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from pipelines.errors import CalendarEnded, UsageError
-from pipelines.reconcile import CHECKS, ReconcileOptions, reconcile_files, reconcile_store
-from tacn_cli.app import app
+from tacn.cli.app import app
+from tacn.pipelines.errors import CalendarEnded, UsageError
+from tacn.pipelines.reconcile import CHECKS, ReconcileOptions, reconcile_files, reconcile_store
 from tests.market_fixtures import bars, sessions
 
 DAYS = sessions(count=60)
@@ -72,7 +72,7 @@ def test_clean_sources_agree_and_pass(store):
 
 
 def test_old_prices_on_another_qfq_basis_are_compared_by_returns_only(tmp_path):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     # akshare was re-fetched after a 10% dividend 20 sessions ago (older prices adjusted); tushare is
     # adjusted the same way: old absolute prices differ from traded ones but returns agree
@@ -88,7 +88,7 @@ def test_old_prices_on_another_qfq_basis_are_compared_by_returns_only(tmp_path):
 
 
 def test_a_spike_is_attributed_to_its_day_not_the_next(tmp_path):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     a = bars("000001", "akshare", DAYS, unit="lots")
     b = bars("000001", "tushare", DAYS)
@@ -102,7 +102,7 @@ def test_a_spike_is_attributed_to_its_day_not_the_next(tmp_path):
 
 
 def test_reports_agree_json_junit_and_failures_file(tmp_path, monkeypatch):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     a, b, where = planted()
     db = tmp_path / "s.db"
@@ -144,7 +144,7 @@ def test_file_pairs(tmp_path):
 
 
 def test_symbols_since_and_sources_narrow_the_comparison(tmp_path):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     a, b, where = planted()
     with SQLiteStore(tmp_path / "s.db") as store:
@@ -159,7 +159,7 @@ def test_symbols_since_and_sources_narrow_the_comparison(tmp_path):
 
 
 def test_memory_is_bounded_by_symbol_batches(tmp_path):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     a, b, _ = planted()
     reads = []
@@ -178,7 +178,7 @@ def test_memory_is_bounded_by_symbol_batches(tmp_path):
 
 
 def test_past_the_calendars_end_is_exit_3_not_a_pass(tmp_path):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     with SQLiteStore(tmp_path / "s.db") as store:
         docs = bars("000001", "akshare", DAYS, unit="lots") + bars("000001", "tushare", DAYS)
@@ -190,8 +190,8 @@ def test_past_the_calendars_end_is_exit_3_not_a_pass(tmp_path):
 
 
 def test_an_older_calendar_release_ending_before_the_data_is_exit_3(tmp_path, monkeypatch):
-    from pipelines.stores.sqlite import SQLiteStore
-    from validators import calendar
+    from tacn.pipelines.stores.sqlite import SQLiteStore
+    from tacn.validators import calendar
 
     with SQLiteStore(tmp_path / "s.db") as store:
         store.upsert(bars("000001", "akshare", DAYS, unit="lots") + bars("000001", "tushare", DAYS))
@@ -221,7 +221,7 @@ def test_options_are_checked_by_the_library():
 
 def _compare(a_docs, b_docs, **options):
     """The comparison of one batch, in memory (what reconcile_store does per batch of symbols)."""
-    from pipelines.reconcile import _Accumulator
+    from tacn.pipelines.reconcile import _Accumulator
 
     acc = _Accumulator(ReconcileOptions(**options), None)
     acc.compare(pd.DataFrame(a_docs), pd.DataFrame(b_docs))
@@ -258,14 +258,14 @@ def test_missing_days_and_volume_scales_are_counted_exactly(seed, drop, scale):
 
 
 def test_since_accepts_a_duration_back_from_today():
-    from tacn_cli.quality import parse_since_date
+    from tacn.cli.quality import parse_since_date
 
     assert parse_since_date("7d", now=datetime(2025, 10, 23, 20, 0)) == "2025-10-17"  # 04:00 on the 24th in Shanghai
     assert parse_since_date("20251001") == "2025-10-01"
 
 
 def test_nothing_to_compare_is_not_a_pass(tmp_path):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     with SQLiteStore(tmp_path / "s.db") as store:
         store.upsert(bars("000001", "akshare", DAYS, unit="lots"))

@@ -11,8 +11,8 @@ from bson import Int64, ObjectId
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipelines.clean import clean_invalid_trade_date
-from pipelines.restore import restore_backup
+from tacn.pipelines.recovery.clean import clean_invalid_trade_date
+from tacn.pipelines.recovery.restore import restore_backup
 from tests.clean_fixtures import T0, quote
 from tests.conftest import make_mongomock_store
 from tests.test_extjson import _bson_values, exactly
@@ -22,7 +22,7 @@ SHAPES = st.sampled_from(["extra field", "known column", "timestamp"])
 
 def _store(kind: str, directory: Path):
     if kind == "sqlite":
-        from pipelines.stores.sqlite import SQLiteStore
+        from tacn.pipelines.stores.sqlite import SQLiteStore
 
         return SQLiteStore(directory / "store.db")
     return make_mongomock_store()
@@ -138,7 +138,7 @@ def test_put_documents_into_an_empty_store_still_refuses_key_twins(store):
 
 @pytest.mark.not_on_ferretdb("FerretDB v1's unique index (SQLite) does not see a null and a missing key part as twins")
 def test_find_duplicate_keys_counts_null_and_missing_as_one_value(store):
-    from validators.records import KEY_FIELDS, UNIQUE_INDEX_NAME
+    from tacn.validators.records import KEY_FIELDS, UNIQUE_INDEX_NAME
 
     store.upsert([quote(symbol="999999")], now=T0)  # the indexes exist, then the unique one goes
     store.drop_index(UNIQUE_INDEX_NAME)
@@ -147,7 +147,7 @@ def test_find_duplicate_keys_counts_null_and_missing_as_one_value(store):
     (group,) = store.find_duplicate_keys(KEY_FIELDS)
     assert group["count"] == 2 and sorted(group["ids"]) == sorted([a["_id"], b["_id"]])
     assert group["key"]["trade_date"] is None
-    from validators.records import UNIQUE_INDEX_NAME as name
+    from tacn.validators.records import UNIQUE_INDEX_NAME as name
 
     with pytest.raises(Exception, match="duplicate|unique|E11000"):
         store.create_unique_index(name, KEY_FIELDS)
@@ -157,7 +157,7 @@ def test_escaped_key_values_stay_distinct_from_null_and_from_each_other(tmp_path
     """SQLite: a trade_date it escapes (a bare date, an Int64) is neither null nor equal to its text."""
     from datetime import date
 
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     with SQLiteStore(tmp_path / "s.db") as store:
         docs = [{**keyed(float(i), value), "_id": ObjectId()} for i, value in
@@ -173,8 +173,8 @@ def test_escaped_key_values_stay_distinct_from_null_and_from_each_other(tmp_path
 def test_restore_cli_exits_1_when_a_backup_holds_null_key_twins(tmp_path):
     from typer.testing import CliRunner
 
-    from pipelines.extjson import encode_document
-    from tacn_cli.app import app
+    from tacn.cli.app import app
+    from tacn.pipelines.extjson import encode_document
 
     backup = tmp_path / "export.jsonl"
     twins = [{**keyed(1.0, None), "_id": ObjectId()}, {**keyed(2.0, "absent"), "_id": ObjectId()}]
@@ -185,8 +185,8 @@ def test_restore_cli_exits_1_when_a_backup_holds_null_key_twins(tmp_path):
 
 
 def test_migration_0002_refuses_null_key_twins_on_both_stores(store, tmp_path):
-    from migrations.runner import MigrationContext, migrate_up
-    from validators.records import UNIQUE_INDEX_NAME
+    from tacn.migrations.runner import MigrationContext, migrate_up
+    from tacn.validators.records import UNIQUE_INDEX_NAME
 
     store.upsert([quote(symbol="999999")], now=T0)
     store.drop_index(UNIQUE_INDEX_NAME)  # the maintenance script dropped it; twins crept in
@@ -199,7 +199,7 @@ def test_migration_0002_refuses_null_key_twins_on_both_stores(store, tmp_path):
 
 
 def test_migration_0001_sees_a_collision_on_a_null_symbol(store, tmp_path):
-    from migrations.runner import MigrationContext, migrate_up
+    from tacn.migrations.runner import MigrationContext, migrate_up
 
     daily = {**quote(), "symbol": None, "_id": ObjectId()}
     lacking = {**quote(close=1.0), "symbol": None, "_id": ObjectId()}
@@ -226,7 +226,7 @@ def _with_key(symbol, trade_date, close: float) -> dict:
 
 def test_sqlite_and_mongodb_agree_on_key_clashes_property():
     """Differential: the same documents put and upserted into both stores give the same outcome."""
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.lists(st.tuples(KEY_VALUES, KEY_VALUES), min_size=2, max_size=5))

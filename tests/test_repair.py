@@ -9,14 +9,14 @@ import pytest
 from bson import ObjectId
 from typer.testing import CliRunner
 
-from pipelines.backup import encode_document
-from pipelines.clean import PairLoss
-from pipelines.errors import SourceError
-from pipelines.repair import lost_span, repair
-from pipelines.stores.base import RecordFilter
-from tacn_cli.app import app
+from tacn.cli.app import app
+from tacn.pipelines.errors import SourceError
+from tacn.pipelines.recovery.backup import encode_document
+from tacn.pipelines.recovery.clean import PairLoss
+from tacn.pipelines.recovery.repair import lost_span, repair
+from tacn.pipelines.stores.base import RecordFilter
+from tacn.validators.calendar import sessions_between
 from tests.clean_fixtures import content_hash, quote
-from validators.calendar import sessions_between
 
 WRITTEN = datetime(2025, 10, 23, 9, 0, 0)  # 17:00 in Shanghai, after the AKShare job
 runner = CliRunner()
@@ -71,14 +71,14 @@ def test_repair_from_a_file_refills_exactly_what_was_lost(store, tmp_path):
 
 
 class FakeSync:
-    """Stands in for pipelines.sync.run_sync: records each request, answers like a sync result."""
+    """Stands in for tacn.pipelines.sync.run_sync: records each request, answers like a sync result."""
 
     def __init__(self, fail_for: str | None = None):
         self.requests = []
         self.fail_for = fail_for
 
     def __call__(self, store, request, now=None):
-        from pipelines.sync import SyncResult
+        from tacn.pipelines.sync import SyncResult
 
         self.requests.append(request)
         if self.fail_for == request.source:
@@ -132,7 +132,7 @@ def test_dry_run_changes_nothing_and_plans(store, tmp_path):
 
 
 def test_cli_repair_dry_run_then_yes_from_a_file(tmp_path):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     path = tmp_path / "r.db"
     url = f"sqlite:///{path}"

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipelines import freshness
-from pipelines.report_html import ValidateReportData, reconcile_report, validate_report
-from tacn_cli.app import app
+from tacn.cli.app import app
+from tacn.pipelines import freshness
+from tacn.pipelines.report_html import ValidateReportData, reconcile_report, validate_report
 from tests.market_fixtures import bars, sessions
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -28,7 +28,7 @@ NETWORK = re.compile(
 
 
 def _store(tmp_path):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     days = sessions("2025-10-23", 120)
     a = bars("000001", "akshare", days, unit="lots") + bars("600000", "akshare", days[:-30], unit="shares", seed=2)
@@ -124,7 +124,7 @@ def test_a_whole_market_report_stays_small_enough_to_mail():
     """About 5,400 symbols x 10 years: the page stays under 5 MB (symbols aggregated, series by month)."""
     import numpy as np
 
-    from pipelines.validate import ValidationResult
+    from tacn.pipelines.validate import ValidationResult
 
     rng = np.random.default_rng(0)
     data = ValidateReportData()
@@ -143,7 +143,7 @@ def test_a_whole_market_report_stays_small_enough_to_mail():
     page = validate_report(result, data)
     assert len(page.encode()) < 5 * 2**20
 
-    from pipelines.reconcile import ReconcileResult
+    from tacn.pipelines.reconcile import ReconcileResult
 
     per_symbol = {s: {"days": int(rng.integers(0, 20)), "common": 2_400, "price_return": 1, "price_level": 0,
                       "volume": 0, "amount": 0, "missing_day": 0} for s in symbols}

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from validators.records import build_document
-from validators.rules import (
+from tacn.validators.records import build_document
+from tacn.validators.rules import (
     DATASET,
     RULES,
     RULES_BY_NAME,

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tacn_cli.app import app
-from validators import rules, schemas
-from validators.dates import FIRST_TRADE_DATE_ISO, latest_allowed_trade_date
-from validators.records import DATA_SOURCES, MARKETS, PERIODS
+from tacn.cli.app import app
+from tacn.validators import rules, schemas
+from tacn.validators.dates import FIRST_TRADE_DATE_ISO, latest_allowed_trade_date
+from tacn.validators.records import DATA_SOURCES, MARKETS, PERIODS
 
 NOW = datetime(2025, 10, 24, 8, 0)
 LATEST = latest_allowed_trade_date(NOW).isoformat()
@@ -47,7 +47,7 @@ def _iso(v) -> bool:
 def oracle(doc: dict) -> set[str]:
     """The rules a record fails, straight from the catalogue's descriptions.
 
-    An object or a list fails value_types; the other rules see its JSON text (validators.rules.flatten_nested).
+    An object or a list fails value_types; the other rules see its JSON text (tacn.validators.rules.flatten_nested).
     """
     nested = any(isinstance(v, dict | list) for v in doc.values())
     doc = {k: json.dumps(v, sort_keys=True, ensure_ascii=False) if isinstance(v, dict | list) else v

@@ -13,9 +13,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from pipelines.secrets import is_secret_option, register_url_secrets, scrub, scrub_url
-from pipelines.stores import mask_url
-from tacn_cli.app import app
+from tacn.cli.app import app
+from tacn.pipelines.config.secrets import is_secret_option, register_url_secrets, scrub, scrub_url
+from tacn.pipelines.stores import mask_url
 
 runner = CliRunner()
 
@@ -23,7 +23,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def _forget_generated_secrets():
     """Generated secrets ("000000", "aaaaaa") would otherwise mask text in later tests of the session."""
-    from pipelines.secrets import _SECRETS
+    from tacn.pipelines.config.secrets import _SECRETS
 
     kept = set(_SECRETS)
     yield
@@ -146,7 +146,7 @@ def test_store_line_errors_and_json_never_show_the_secrets(json_flag, monkeypatc
 
 
 def test_tacn_debug_traceback_is_scrubbed(monkeypatch):
-    import pipelines.stores as stores
+    import tacn.pipelines.stores as stores
 
     def explode(url, **_):
         raise RuntimeError(f"driver blew up on {url} (password {SECRETS[0]})")
@@ -161,8 +161,8 @@ def test_tacn_debug_traceback_is_scrubbed(monkeypatch):
 
 
 def test_json_output_scrubs_a_secret_that_json_would_escape(capsys):
-    from pipelines.secrets import register_secret
-    from tacn_cli.render import Output
+    from tacn.cli.render import Output
+    from tacn.pipelines.config.secrets import register_secret
 
     secret = 'pa"ss\\wo\nrd-1234'
     register_secret(secret)

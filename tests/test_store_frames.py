@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from bson import Int64, ObjectId
 
-from pipelines.stores.base import RecordFilter
-from pipelines.stores.sqlite import SQLiteStore, _frame_from_rows
+from tacn.pipelines.stores.base import RecordFilter
+from tacn.pipelines.stores.sqlite import SQLiteStore, _frame_from_rows
 from tests.test_validate import good_docs
 
 STAMP = datetime(2025, 10, 23, 9, 0)
@@ -80,7 +80,7 @@ def test_a_column_null_in_one_chunk_and_set_in_the_next(sqlite_store):
 
 
 def test_the_columnar_path_is_taken_for_clean_chunks(sqlite_store, monkeypatch):
-    import pipelines.stores.sqlite as sqlite
+    import tacn.pipelines.stores.sqlite as sqlite
 
     sqlite_store.upsert(clean_docs(), now=STAMP)
     calls = []

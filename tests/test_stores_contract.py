@@ -7,9 +7,9 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from pipelines.stores.base import RecordFilter
+from tacn.pipelines.stores.base import RecordFilter
+from tacn.validators.records import KEY_FIELDS, build_document
 from tests.conftest import store_flavour
-from validators.records import KEY_FIELDS, build_document
 
 T0 = datetime(2025, 10, 23, 9, 0, 0)
 T1 = datetime(2025, 10, 24, 9, 0, 0)
@@ -141,7 +141,7 @@ def test_invalid_trade_dates_are_counted_and_found_exactly(store):
 
 
 def test_a_date_after_tomorrow_in_shanghai_is_invalid(store):
-    from validators.dates import latest_allowed_trade_date
+    from tacn.validators.dates import latest_allowed_trade_date
 
     tomorrow = latest_allowed_trade_date()
     store.upsert([doc(day=tomorrow.isoformat()), doc(day=(tomorrow + timedelta(days=1)).isoformat())], now=T0)
@@ -242,7 +242,7 @@ def test_put_documents_twice_with_nan_is_already_present_not_a_conflict(store):
 
 
 def test_unique_indexes_can_be_listed_created_and_dropped(store):
-    from validators.records import LEGACY_UNIQUE_INDEX_NAME, UNIQUE_INDEX_NAME
+    from tacn.validators.records import LEGACY_UNIQUE_INDEX_NAME, UNIQUE_INDEX_NAME
 
     store.upsert([doc()], now=T0)  # MongoDB creates the application's indexes on first write
     by_name = {i["name"]: i for i in store.list_indexes()}
@@ -258,7 +258,7 @@ def test_unique_indexes_can_be_listed_created_and_dropped(store):
 def test_find_duplicate_keys_lists_what_a_unique_index_would_reject(store):
     from bson import ObjectId
 
-    from validators.records import UNIQUE_INDEX_NAME
+    from tacn.validators.records import UNIQUE_INDEX_NAME
 
     store.upsert([doc(symbol="999999")], now=T0)  # the indexes exist (a restore into a new collection makes them)
     store.drop_index(UNIQUE_INDEX_NAME)
@@ -289,7 +289,7 @@ def _sqlite_index_names(store) -> set[str]:
 
 
 def test_sqlite_bulk_load_rebuilds_its_indexes(tmp_path, monkeypatch):
-    from pipelines.stores import sqlite as sqlite_store
+    from tacn.pipelines.stores import sqlite as sqlite_store
 
     monkeypatch.setattr(sqlite_store, "UPSERT_BATCH", 100)  # a "large" load without a large test
     store = sqlite_store.SQLiteStore(tmp_path / "bulk.db")
@@ -305,7 +305,7 @@ def test_sqlite_bulk_load_rebuilds_its_indexes(tmp_path, monkeypatch):
 
 
 def test_sqlite_reopening_recreates_indexes_a_killed_load_left_missing(tmp_path):
-    from pipelines.stores import sqlite as sqlite_store
+    from tacn.pipelines.stores import sqlite as sqlite_store
 
     store = sqlite_store.SQLiteStore(tmp_path / "killed.db")
     store._drop_secondary_indexes()
@@ -321,7 +321,7 @@ def test_bulk_load_wraps_many_upserts(store):
         store.upsert([doc(day="2025-10-21"), doc(day="2025-10-20", close=1.0)], now=T1)
     assert store.count() == 2 and store.latest_valid_trade_dates("akshare") == {"000001": "2025-10-21"}
     if store.kind == "sqlite":
-        from pipelines.stores.sqlite import SECONDARY_INDEXES
+        from tacn.pipelines.stores.sqlite import SECONDARY_INDEXES
 
         assert set(SECONDARY_INDEXES) <= _sqlite_index_names(store)
 
@@ -330,7 +330,7 @@ def test_sqlite_escaped_values_keep_microseconds_and_bare_dates(tmp_path):
     """BSON itself keeps milliseconds, so only the embedded store is asked for microseconds."""
     from bson import ObjectId
 
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     store = SQLiteStore(tmp_path / "escaped.db")
     original = {**doc(), "_id": ObjectId(), "created_at": "text, not a datetime",

@@ -16,8 +16,8 @@ from pathlib import Path
 from bson import ObjectId
 from typer.testing import CliRunner
 
-from pipelines.extjson import encode_document
-from tacn_cli.app import app
+from tacn.cli.app import app
+from tacn.pipelines.extjson import encode_document
 from tests.clean_fixtures import quote
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,7 @@ def tacn_in_bash(script: str, tmp_path: Path, **env: str) -> subprocess.Complete
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path), **env}
     shim = tmp_path / "bin"
     shim.mkdir(exist_ok=True)
-    (shim / "tacn").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tacn_cli "$@"\n')
+    (shim / "tacn").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tacn.cli "$@"\n')
     (shim / "tacn").chmod(0o755)
     full_env["PATH"] = f"{shim}:{full_env['PATH']}"
     return subprocess.run(["bash", "-c", script], cwd=tmp_path, env=full_env, capture_output=True, text=True,
@@ -58,7 +58,7 @@ def test_restore_from_dev_zero_stops_with_exit_3_and_one_line(tmp_path):
 
 
 def test_a_line_over_the_limit_in_a_regular_backup_is_exit_3(tmp_path, monkeypatch):
-    from pipelines import backup
+    from tacn.pipelines.recovery import backup
 
     monkeypatch.setattr(backup, "MAX_LINE_BYTES", 2_000)
     path, _ = backup_file(tmp_path)
@@ -75,7 +75,7 @@ def test_restore_reads_a_backup_through_process_substitution(tmp_path):
     db = tmp_path / "s.db"
     result = tacn_in_bash(f"tacn restore <(cat '{path}') --store 'sqlite:///{db}' --json", tmp_path)
     assert result.returncode == 0, result.stderr
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     with SQLiteStore(db) as store:
         assert sorted(d["_id"] for d in store.iter_documents()) == sorted(d["_id"] for d in docs)

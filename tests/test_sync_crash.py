@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.stores.sqlite import SQLiteStore
-from pipelines.sync import SyncRequest, run_sync
+from tacn.pipelines.stores.sqlite import SQLiteStore
+from tacn.pipelines.sync import SyncRequest, run_sync
 from tests.sync_fixtures import TushareFake, synthetic_quotes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ def sync_process(fake: TushareFake, store_path: Path, tmp_path: Path, *extra: st
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TUSHARE_TOKEN": TOKEN, "TACN_TUSHARE_URL": fake.url,
            "TACN_HOME": str(tmp_path / "home")}
     return subprocess.Popen(
-        [sys.executable, "-m", "tacn_cli", "sync", "--source", "tushare", "--symbols", ",".join(SYMBOLS),
+        [sys.executable, "-m", "tacn.cli", "sync", "--source", "tushare", "--symbols", ",".join(SYMBOLS),
          "--end", END, "--tushare-rate", "100000", "--store", f"sqlite:///{store_path}", *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
     )

@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.errors import UsageError
-from pipelines.stores.sqlite import SQLiteStore
-from pipelines.sync import SyncRequest, read_symbols_file, run_sync
-from tacn_cli.app import app
-from validators.records import parse_code
-from validators.source_layouts import convert_frame, documents
+from tacn.cli.app import app
+from tacn.pipelines.errors import UsageError
+from tacn.pipelines.stores.sqlite import SQLiteStore
+from tacn.pipelines.sync import SyncRequest, read_symbols_file, run_sync
+from tacn.validators.records import parse_code
+from tacn.validators.source_layouts import convert_frame, documents
 
 NOW = datetime(2025, 10, 24, 8, 0)
 BASE = ("symbol", "code", "full_symbol", "market", "trade_date", "period", "data_source", "open", "high", "low",
@@ -165,8 +165,8 @@ class _InterruptingConnection:
 
 
 def test_interrupt_during_a_write_batch_is_recorded_failed_interrupted(tmp_path):
-    from pipelines import runs
-    from pipelines.lock import store_lock
+    from tacn.pipelines import runs
+    from tacn.pipelines.lock import store_lock
 
     path = tmp_path / "q.csv"
     pd.DataFrame([tushare_row(trade_date=day.replace("-", "")) for day in
@@ -193,7 +193,7 @@ from hypothesis import strategies as st  # noqa: E402
 @given(st.text(max_size=12) | st.builds(lambda code, suffix: f"{code}.{suffix}",
                                         st.from_regex(r"[0-9]{6}", fullmatch=True), st.text(max_size=4)))
 def test_parse_code_returns_an_ascii_code_of_its_own_exchange_or_refuses(text):
-    from validators.records import exchange_suffix
+    from tacn.validators.records import exchange_suffix
 
     try:
         code = parse_code(text)

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.errors import LockHeld, SourceError, UsageError
-from pipelines.sync import SyncRequest, read_symbols_file, run_sync
-from tacn_cli.app import app
+from tacn.cli.app import app
+from tacn.pipelines.errors import LockHeld, SourceError, UsageError
+from tacn.pipelines.sync import SyncRequest, read_symbols_file, run_sync
+from tacn.validators.records import build_document
+from tacn.validators.source_layouts import AKSHARE_COLUMNS, convert_frame, documents
 from tests.sync_fixtures import TushareFake, synthetic_quotes
-from validators.records import build_document
-from validators.source_layouts import AKSHARE_COLUMNS, convert_frame, documents
 
 runner = CliRunner()
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "akshare_quotes_sample.csv"  # the demo uses it too
@@ -294,7 +294,7 @@ def test_run_record_in_the_apps_sync_status_shape_in_mongodb(mongo_store, tmp_pa
 
 
 def test_sqlite_lock_held_refuses_a_second_run_and_names_the_holder(sqlite_store, tmp_path):
-    from pipelines.lock import store_lock
+    from tacn.pipelines.lock import store_lock
 
     path = write_akshare_csv(tmp_path / "q.csv", akshare_rows("000001", "2025-10-20", "2025-10-24"))
     holder = store_lock(sqlite_store, "sync", "tacn sync --source akshare").acquire()
@@ -310,7 +310,7 @@ def test_sqlite_lock_held_refuses_a_second_run_and_names_the_holder(sqlite_store
 def test_mongodb_lock_expired_is_taken_over_live_one_is_not(mongo_store, tmp_path):
     from datetime import timedelta
 
-    from validators.records import utc_now
+    from tacn.validators.records import utc_now
 
     store = mongo_store
     path = write_akshare_csv(tmp_path / "q.csv", akshare_rows("000001", "2025-10-20", "2025-10-24"))
@@ -326,7 +326,7 @@ def test_mongodb_lock_expired_is_taken_over_live_one_is_not(mongo_store, tmp_pat
 
 
 def test_cli_logs_plain_progress_lines_when_not_on_a_terminal(tmp_path, monkeypatch):
-    from tacn_cli.commands import sync as command
+    from tacn.cli.commands import sync as command
 
     monkeypatch.setattr(command, "LOG_INTERVAL_S", 0.0)  # every update, instead of every 5 s
     result = run("--source", f"file:{SAMPLE}", "--store", f"sqlite:///{tmp_path / 'p.db'}", "--json")

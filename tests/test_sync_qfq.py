@@ -16,12 +16,12 @@ import pytest
 import responses
 from typer.testing import CliRunner
 
-from pipelines.errors import BasisMismatch, UsageError
-from pipelines.stores.base import RecordFilter
-from pipelines.sync import SyncRequest, run_sync
-from tacn_cli.app import app
+from tacn.cli.app import app
+from tacn.pipelines.errors import BasisMismatch, UsageError
+from tacn.pipelines.stores.base import RecordFilter
+from tacn.pipelines.sync import SyncRequest, run_sync
+from tacn.validators.records import build_document
 from tests.sync_fixtures import EastmoneyFake, Event, FakeClock, TushareFake, synthetic_quotes
-from validators.records import build_document
 
 TOKEN = "tk-test-0123456789abcdef"
 START, BEFORE, AFTER = "2025-09-01", "2025-10-10", "2025-10-24"
@@ -82,7 +82,7 @@ def app_tushare_documents(fake: TushareFake, symbol: str) -> dict[str, dict]:
     """What the application stores: ts.pro_bar(adj="qfq") up to today, then its unit conversion and change/pct_chg."""
     import tushare as ts
 
-    from pipelines.sources.tushare import TushareClient
+    from tacn.pipelines.sources.tushare import TushareClient
 
     client = TushareClient(TOKEN, http_url=fake.url)
     ts_code = f"{symbol}.{'SH' if symbol.startswith('6') else 'SZ'}"
@@ -129,8 +129,8 @@ def test_akshare_adjustment_event_between_syncs_rebases_the_whole_span(sqlite_st
     assert_same(content(sqlite_store, "000001", "akshare"), app_akshare_documents("000001", AFTER))
 
     # what was replaced is backed up, and tacn restore puts it back
-    from pipelines.backup import open_backup
-    from pipelines.restore import restore_backup
+    from tacn.pipelines.recovery.backup import open_backup
+    from tacn.pipelines.recovery.restore import restore_backup
 
     [manifest] = second.rebase_backups
     backup = open_backup(manifest)
@@ -209,7 +209,7 @@ def test_tushare_qfq_equals_pro_bar_then_rebases_after_the_event(sqlite_store, t
 def test_tushare_qfq_rounding_matches_pro_bar_at_half_cents():
     import pandas as pd
 
-    from pipelines.sources.tushare import apply_adjustment
+    from tacn.pipelines.sources.tushare import apply_adjustment
 
     quotes = pd.DataFrame({"trade_date": ["20251020", "20251021"], "open": [2.675, 1.005], "high": [2.675, 1.005],
                            "low": [2.675, 1.005], "close": [2.675, 1.005], "pre_close": [2.675, 1.005]})
@@ -241,7 +241,7 @@ def test_a_different_adjust_than_recorded_is_refused_then_rebase_converts_with_a
     assert converted.exit_code == 0 and converted.rebased["600000"] > 0
     assert "converted to qfq" in converted.outcomes[0].rebase_reason
     assert_same(content(sqlite_store, "600000", "akshare"), app_akshare_documents("600000", AFTER))
-    from pipelines.backup import open_backup
+    from tacn.pipelines.recovery.backup import open_backup
 
     backup = open_backup(converted.rebase_backups[0])
     assert {doc["trade_date"]: doc["close"] for doc in backup.documents()} == {
@@ -268,7 +268,7 @@ def test_documents_the_application_wrote_count_as_qfq(sqlite_store, eastmoney, t
 
 
 def test_a_store_synced_by_an_older_tacn_is_detected_once_with_the_command(sqlite_store, eastmoney, tmp_path):
-    from pipelines import runs
+    from tacn.pipelines import runs
 
     sync(sqlite_store, tmp_path, source="akshare", symbols=("600000",), end=BEFORE, adjust="none",
          record_run=False)
@@ -323,7 +323,7 @@ def test_a_file_source_has_no_basis_to_fetch(sqlite_store, tmp_path):
 
 def test_rebase_and_its_undo_on_every_store(store, tushare, tmp_path):
     """The same event on SQLite and MongoDB: re-based once, recorded, and tacn restore puts the old values back."""
-    from pipelines.restore import restore_backup
+    from tacn.pipelines.recovery.restore import restore_backup
 
     kwargs = dict(source="tushare", symbols=("600000",), tushare_token=TOKEN, tushare_url=tushare.url)
     sync(store, tmp_path, end=BEFORE, **kwargs)
@@ -364,9 +364,9 @@ def test_tushare_qfq_documents_equal_pro_bar_then_the_applications_conversion(ro
     import pandas as pd
     import tushare as ts
 
-    from pipelines.sources.tushare import apply_adjustment
-    from validators.calendar import sessions_between
-    from validators.source_layouts import convert_frame, documents
+    from tacn.pipelines.sources.tushare import apply_adjustment
+    from tacn.validators.calendar import sessions_between
+    from tacn.validators.source_layouts import convert_frame, documents
 
     days = [d.replace("-", "") for d in sessions_between("2025-01-02", "2025-12-31")[: len(rows)]]
     daily = pd.DataFrame({

@@ -14,8 +14,8 @@ import pytest
 import requests
 import responses
 
-from pipelines.errors import AuthRefused, ConfigError, UsageError
-from pipelines.sync import MinInterval, RetryPolicy, SyncRequest, classify_error, run_sync
+from tacn.pipelines.errors import AuthRefused, ConfigError, UsageError
+from tacn.pipelines.sync import MinInterval, RetryPolicy, SyncRequest, classify_error, run_sync
 from tests.sync_fixtures import EastmoneyFake, FakeClock, TushareFake, free_closed_port_url, synthetic_quotes
 
 END = "2025-10-24"
@@ -50,7 +50,7 @@ def sync(store, clock, **kwargs):
 
 
 def stored(store, **flt):
-    from pipelines.stores.base import RecordFilter
+    from tacn.pipelines.stores.base import RecordFilter
 
     return sorted(store.iter_documents(RecordFilter(**flt)), key=lambda d: (d["symbol"], d["trade_date"]))
 
@@ -107,7 +107,7 @@ def test_rerun_is_incremental_and_changes_nothing(sqlite_store, clock, eastmoney
 
 
 def test_incremental_start_ignores_bad_stored_dates(sqlite_store, clock, eastmoney):
-    from validators.records import build_document
+    from tacn.validators.records import build_document
 
     sqlite_store.upsert([build_document(symbol="000001", trade_date="2025-10-01", data_source="akshare", close=1.0)])
     sqlite_store.upsert([{**build_document(symbol="000001", trade_date="x", data_source="akshare"), "trade_date": "9"}])
@@ -237,7 +237,7 @@ def test_tushare_bad_token_stops_the_run_without_retry(sqlite_store, clock, tush
         sync(sqlite_store, clock, source="tushare", symbols=("000001", "600000"), start="2025-10-01",
              tushare_token="wrong-token-123456", tushare_url=tushare.url)
     assert len(tushare.requests) == 1 and clock.sleeps == []
-    from pipelines.runs import statuses
+    from tacn.pipelines.runs import statuses
 
     status = statuses(sqlite_store)[0]
     assert status["status"] == "failed" and "token" in status["message"]
@@ -336,7 +336,7 @@ def test_all_symbols_fall_back_to_the_sources_stock_list(sqlite_store, clock, tu
 
 def test_all_symbols_with_akshare_uses_its_stock_list(sqlite_store, clock, eastmoney, monkeypatch):
     # stock_info_a_code_name fetches three exchanges' lists (one an Excel file): covered at the adapter boundary.
-    from pipelines.sources import akshare as source
+    from tacn.pipelines.sources import akshare as source
 
     monkeypatch.setattr(source, "stock_codes", lambda: ["300750"])
     result = sync(sqlite_store, clock, source="akshare", all_symbols=True, start="2025-10-20")
@@ -380,8 +380,8 @@ def test_bad_requests_are_usage_errors(sqlite_store, clock):
 
 
 def test_interrupt_records_the_run_as_failed_and_releases_the_lock(sqlite_store, clock, eastmoney):
-    from pipelines.lock import store_lock
-    from pipelines.runs import statuses
+    from tacn.pipelines.lock import store_lock
+    from tacn.pipelines.runs import statuses
 
     def progress(p):
         if p.done == 1:

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from validators.dates import (
+from tacn.validators.dates import (
     FIRST_TRADE_DATE,
     KIND_VALID,
     InvalidTradeDate,
@@ -29,8 +29,8 @@ from validators.dates import (
     normalize_trade_date,
     valid_iso_mask,
 )
-from validators.records import utc_now
-from validators.source_layouts import normalize_trade_dates
+from tacn.validators.records import utc_now
+from tacn.validators.source_layouts import normalize_trade_dates
 
 NOW = datetime(2025, 10, 24, 8, 0)  # naive UTC: tomorrow in Shanghai is 2025-10-25
 ASCII_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
@@ -171,7 +171,7 @@ def test_the_stores_refuse_the_dialect_splitting_forms(store):
 @settings(max_examples=150, deadline=None)
 @given(st.lists(TEXTS.filter(_utf8), min_size=1, max_size=6))
 def test_sync_conversion_only_produces_valid_dates(texts):
-    from validators.source_layouts import convert_frame, documents
+    from tacn.validators.source_layouts import convert_frame, documents
 
     now = utc_now()
     raw = pd.DataFrame({
@@ -191,8 +191,8 @@ def test_sync_file_source_stores_no_value_any_store_calls_invalid(tmp_path):
     """End to end: a CSV full of edge forms; what lands in the SQLite file passes the SQL too."""
     from typer.testing import CliRunner
 
-    from pipelines.stores.sqlite import SQLiteStore
-    from tacn_cli.app import app
+    from tacn.cli.app import app
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     today = date.today() - timedelta(days=3)
     texts = [v for v in EDGE_FORMS if _utf8(v)] + [today.isoformat() + "\n", today.strftime("%Y%m%d")]

@@ -16,9 +16,10 @@ import pytest
 from bson import ObjectId, json_util
 from typer.testing import CliRunner
 
-from pipelines.errors import UsageError
-from pipelines.stores.base import RecordFilter
-from pipelines.validate import (
+from tacn.cli.app import app
+from tacn.pipelines.errors import UsageError
+from tacn.pipelines.stores.base import RecordFilter
+from tacn.pipelines.validate import (
     SeenKeys,
     TargetUnreadable,
     ValidateOptions,
@@ -27,12 +28,11 @@ from pipelines.validate import (
     validate_file,
     validate_store,
 )
-from tacn_cli.app import app
+from tacn.validators.calendar import sessions_between
+from tacn.validators.records import build_document
+from tacn.validators.rules import RULES, catalogue_markdown, failing_masks
+from tacn.validators.schemas import failed_rule_names
 from tests.conftest import STORE_KINDS, close_test_store, open_test_store
-from validators.calendar import sessions_between
-from validators.records import build_document
-from validators.rules import RULES, catalogue_markdown, failing_masks
-from validators.schemas import failed_rule_names
 
 REPO = Path(__file__).resolve().parents[1]
 STAMP = datetime(2025, 10, 23, 9, 0, 0)
@@ -136,7 +136,7 @@ def test_each_rule_fails_its_bad_record_in_a_file(tmp_path, suffix):
 
 
 def test_same_verdict_in_sqlite_mongomock_and_files(tmp_path, request):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     docs = good_docs(20, SYMBOLS[:3]) + list(one_bad_record_per_rule().values())
     docs.append(dict(docs[0], trade_date="0"))
@@ -162,7 +162,7 @@ def test_same_verdict_in_sqlite_mongomock_and_files(tmp_path, request):
 @pytest.mark.parametrize("value", ["0", "1", "20251023", "2025/10/23", "2024-02-30", "2024-1-2", "0001-01-01",
                                    "9999-12-31", "", None, 20251023])
 def test_issue_dates_fail_in_the_store(tmp_path, value):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     with SQLiteStore(tmp_path / "d.db") as store:
         store.upsert([dict(good_docs(1, ("600000",))[0], trade_date=value)], now=STAMP)
@@ -172,7 +172,7 @@ def test_issue_dates_fail_in_the_store(tmp_path, value):
 
 
 def test_good_date_passes_in_the_store(tmp_path):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     with SQLiteStore(tmp_path / "d.db") as store:
         store.upsert([dict(good_docs(1, ("600000",))[0], trade_date="2025-10-23")], now=STAMP)
@@ -306,7 +306,7 @@ def test_pandera_schema_agrees_with_the_masks():
     docs = good_docs(3, ("600000",)) + list(one_bad_record_per_rule().values())
     docs.append(dict(docs[0]))
     frame = pd.DataFrame(docs)
-    from validators.rules import CheckContext
+    from tacn.validators.rules import CheckContext
 
     ctx = CheckContext(now_utc=NOW)
     by_masks = {name for name, mask in failing_masks(frame, context=ctx).items() if mask.any()} | {"key_unique"}
@@ -355,7 +355,7 @@ def test_table_output_shows_rules_and_verdict(tmp_path):
 
 
 def test_clean_store_passes_and_json_shows_the_masked_store(tmp_path):
-    from pipelines.stores.sqlite import SQLiteStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
 
     with SQLiteStore(tmp_path / "clean.db") as store:
         store.upsert(good_docs(5), now=datetime(2025, 10, 23))
@@ -467,7 +467,7 @@ def test_readme_rule_table_matches_the_catalogue():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert catalogue_markdown() in readme, (
         "README's rule table drifted from validators/rules.py: paste the output of "
-        "`python -c 'from validators.rules import catalogue_markdown; print(catalogue_markdown())'`"
+        "`python -c 'from tacn.validators.rules import catalogue_markdown; print(catalogue_markdown())'`"
     )
 
 
@@ -476,7 +476,7 @@ def test_validate_as_a_real_subprocess(tmp_path):
     docs[3] = dict(docs[3], trade_date="3")
     path = write_file(tmp_path / "p.jsonl", docs)
     env = {**os.environ, "TACN_HOME": str(tmp_path / "home")}
-    proc = subprocess.run([sys.executable, "-m", "tacn_cli", "validate", str(path), "--json"],
+    proc = subprocess.run([sys.executable, "-m", "tacn.cli", "validate", str(path), "--json"],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr  # pandera's registry at exit

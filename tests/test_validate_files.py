@@ -15,13 +15,13 @@ import pytest
 from bson import json_util
 from typer.testing import CliRunner
 
-from pipelines.stores.sqlite import SQLiteStore
-from pipelines.sync import SyncRequest, run_sync
-from pipelines.validate import TargetUnreadable, ValidateOptions, validate_file, validate_store
-from tacn_cli.app import app
+from tacn.cli.app import app
+from tacn.pipelines.stores.sqlite import SQLiteStore
+from tacn.pipelines.sync import SyncRequest, run_sync
+from tacn.pipelines.validate import TargetUnreadable, ValidateOptions, validate_file, validate_store
+from tacn.validators.rules import error_rule_names
 from tests.test_sync_file import akshare_rows, write_akshare_csv
 from tests.test_validate import NOW, good_docs, write_file
-from validators.rules import error_rule_names
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "examples" / "akshare_quotes_sample.csv"
@@ -47,7 +47,7 @@ def failure_rows(path: Path) -> dict[int, list[str]]:
 
 def tacn(*args, env=None, timeout=120):
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "tacn_cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tacn.cli", *args], capture_output=True, text=True,
                           env=full_env, cwd=REPO, timeout=timeout)
 
 
@@ -65,7 +65,7 @@ def sync_rejects(tmp_path: Path, source: str, **kw) -> tuple[set[int], SQLiteSto
 
 
 def error_rows(result_failures: dict[int, list[str]]) -> set[int]:
-    from validators.rules import RULES_BY_NAME
+    from tacn.validators.rules import RULES_BY_NAME
 
     return {row - 1 for row, rules in result_failures.items()
             if any(RULES_BY_NAME[r].severity == "error" and r != "key_unique" for r in rules)}
@@ -242,10 +242,10 @@ def test_process_substitution_is_read_as_a_stream_by_validate_and_sync(tmp_path)
     jsonl = write_file(tmp_path / "d.jsonl", docs)
     csv = write_file(tmp_path / "d.csv", docs)
     py = sys.executable
-    script = (f'cd {REPO} && {py} -m tacn_cli validate <(cat {jsonl}) --json; echo "rc=$?"; '
-              f'{py} -m tacn_cli validate <(cat {csv}) --json; echo "rc=$?"; '
-              f'{py} -m tacn_cli validate <(cat {csv}) --file-type csv --json; echo "rc=$?"; '
-              f'{py} -m tacn_cli sync --source file:<(cat {jsonl}) --store sqlite:///{tmp_path}/s.db --json; '
+    script = (f'cd {REPO} && {py} -m tacn.cli validate <(cat {jsonl}) --json; echo "rc=$?"; '
+              f'{py} -m tacn.cli validate <(cat {csv}) --json; echo "rc=$?"; '
+              f'{py} -m tacn.cli validate <(cat {csv}) --file-type csv --json; echo "rc=$?"; '
+              f'{py} -m tacn.cli sync --source file:<(cat {jsonl}) --store sqlite:///{tmp_path}/s.db --json; '
               'echo "rc=$?"')
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=240,
                           env={**os.environ, "TACN_HOME": str(tmp_path / "home")})
@@ -317,7 +317,7 @@ def test_dev_zero_stops_at_the_line_limit(tmp_path):
 
 
 def test_a_runaway_line_in_a_regular_file_stops_with_exit_3(tmp_path, monkeypatch):
-    from pipelines.sources import files
+    from tacn.pipelines.sources import files
 
     monkeypatch.setattr(files, "MAX_LINE_BYTES", 1000)
     docs = good_docs(3, ("600000",))

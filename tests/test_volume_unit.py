@@ -8,10 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.validate import ValidateOptions, junit_xml, validate_frames
-from tests.market_fixtures import bars, sessions
-from validators.records import DATA_SOURCES
-from validators.units import (
+from tacn.pipelines.validate import ValidateOptions, junit_xml, validate_frames
+from tacn.validators.records import DATA_SOURCES
+from tacn.validators.units import (
     ABSENT,
     APP_UNITS,
     IN_LOTS,
@@ -22,6 +21,7 @@ from validators.units import (
     prove_units,
     volume_scale,
 )
+from tests.market_fixtures import bars, sessions
 
 DAYS = sessions(count=80)
 
@@ -158,8 +158,8 @@ MIXED = _mixed_history()
 
 
 def _units_of(chunks, **kwargs):
-    from pipelines.validate import RuleOutcome
-    from pipelines.volume_units import VolumeUnits
+    from tacn.pipelines.validate import RuleOutcome
+    from tacn.pipelines.volume_units import VolumeUnits
 
     units, outcome = VolumeUnits(**kwargs), RuleOutcome("volume_unit", "warning", "", "dataset")
     for chunk in chunks:
@@ -183,7 +183,7 @@ def test_chunks_in_any_order_give_the_verdicts_of_the_whole_frame(seed, cuts, pa
 def test_a_temporary_folder_that_cannot_be_written_is_a_clear_store_error(tmp_path, monkeypatch):
     import tempfile
 
-    from pipelines.errors import StoreError
+    from tacn.pipelines.errors import StoreError
 
     missing = tmp_path / "no-such-tmp"
     monkeypatch.setattr(tempfile, "tempdir", str(missing))  # what TMPDIR pointing nowhere gives

@@ -1,6 +1,6 @@
 """tacn watch / ws-stats against a real WebSocket server speaking the application's protocol.
 
-The server (pipelines/dev_ws_server.py) runs on a free port of 127.0.0.1 in a thread, verifies
+The server (pipelines/watch/dev_server.py) runs on a free port of 127.0.0.1 in a thread, verifies
 JWTs like the application, sends `connected`, heartbeats at a short interval and what the test
 publishes. Tests wait on the server's and the client's events, never on sleeps.
 """
@@ -18,9 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pipelines.dev_ws_server import DevWsServer, notification_message, progress_message
-from pipelines.errors import AuthRefused, SourceError
-from pipelines.watch import (
+from tacn.cli.app import app
+from tacn.cli.commands.watch import message_line, severity
+from tacn.pipelines.errors import AuthRefused, SourceError
+from tacn.pipelines.watch.client import (
     Backoff,
     WatchConfig,
     api_base,
@@ -30,8 +31,7 @@ from pipelines.watch import (
     mint_token,
     shown_url,
 )
-from tacn_cli.app import app
-from tacn_cli.commands.watch import message_line, severity
+from tacn.pipelines.watch.dev_server import DevWsServer, notification_message, progress_message
 from tests.watch_fixtures import SECRET, Watching, free_port, in_background, json_lines, run_cli, runner
 
 
@@ -640,8 +640,8 @@ def test_auth_refused_from_the_library_names_the_origin(server):
 
 
 def test_cli_knows_the_library_message_types():
-    from pipelines.watch import KNOWN_TYPES
-    from tacn_cli.commands.watch import MESSAGE_TYPES
+    from tacn.cli.commands.watch import MESSAGE_TYPES
+    from tacn.pipelines.watch.client import KNOWN_TYPES
 
     assert MESSAGE_TYPES == KNOWN_TYPES  # the command may not import pipelines at module level
 

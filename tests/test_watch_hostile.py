@@ -24,10 +24,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.errors import AuthRefused
-from pipelines.safe_text import escape_unprintable, json_safe, unescape
-from pipelines.watch import MAX_FRAME_DEPTH, FrameTooDeep, json_depth, load_json
-from tacn_cli.commands.watch import message_line, shown_time
+from tacn.cli.commands.watch import message_line, shown_time
+from tacn.pipelines.errors import AuthRefused
+from tacn.pipelines.safe_text import escape_unprintable, json_safe, unescape
+from tacn.pipelines.watch.client import MAX_FRAME_DEPTH, FrameTooDeep, json_depth, load_json
 from tests.watch_fixtures import UNSAFE_CATEGORIES, Watching, config_for, json_lines, run_cli, unsafe_chars
 
 TOKEN = "hostile-test-token-0123456789"
@@ -508,7 +508,7 @@ def test_one_stream_shows_one_zone(hostile, args, zone_note, hour):
 
 def test_category_table_matches_unicodedata():
     # the tests' notion of unsafe is the module's: the categories, and nothing printable
-    from pipelines.safe_text import is_unsafe
+    from tacn.pipelines.safe_text import is_unsafe
 
     for code in range(0, 0x110000, 7):
         char = chr(code)

@@ -8,8 +8,8 @@ import unicodedata
 
 from typer.testing import CliRunner
 
-from pipelines.watch import Backoff, WatchConfig, watch
-from tacn_cli.app import app
+from tacn.cli.app import app
+from tacn.pipelines.watch.client import Backoff, WatchConfig, watch
 from tests.redis_fixtures import free_port  # noqa: F401 - re-exported for the watch tests
 
 SECRET = "test-jwt-secret-0123456789abcdef0123456789abcdef"

@@ -16,7 +16,7 @@ from bisect import bisect_left, bisect_right
 from functools import lru_cache
 from pathlib import Path
 
-from validators.dates import FIRST_TRADE_DATE_ISO
+from tacn.validators.dates import FIRST_TRADE_DATE_ISO
 
 CALENDAR = "XSHG"
 
@@ -35,7 +35,7 @@ def _cache_file() -> Path | None:
         library = version("exchange-calendars")
     except PackageNotFoundError:
         return None
-    # TACN_HOME as tacn_cli.settings.tacn_home resolves it (validators cannot import the CLI layer)
+    # TACN_HOME as tacn.cli.settings.tacn_home resolves it (validators cannot import the CLI layer)
     home = Path(os.path.expanduser(os.environ.get("TACN_HOME") or "~/.local/share/tacn"))
     return home / "cache" / f"{CALENDAR.lower()}-sessions-{library}-from-{FIRST_TRADE_DATE_ISO}.txt"
 

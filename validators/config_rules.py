@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from validators.records import DEFAULT_DATABASE
+from tacn.validators.records import DEFAULT_DATABASE
 
 REQUIRED, RECOMMENDED, OPTIONAL = "required", "recommended", "optional"
 GROUPS = (REQUIRED, RECOMMENDED, OPTIONAL)

@@ -4,7 +4,7 @@ Each rule has a stable name, a severity and a one-line description. Row-level
 rules also have a vectorised check that returns a boolean Series, True where a
 row FAILS; the validator counts and samples failures from these masks (no
 per-row Python objects), sync gates records with them, and the pandera schemas
-in :mod:`validators.schemas` wrap the same functions as their Checks.
+in :mod:`tacn.validators.schemas` wrap the same functions as their Checks.
 
 Dataset-level rules (key uniqueness across chunks, volume units, completeness) are listed here
 so the catalogue is complete; the validate pipeline evaluates them.
@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from validators.dates import (
+from tacn.validators.dates import (
     FIRST_TRADE_DATE_ISO,
     ISO_DATE_LENGTH,
     ISO_DATE_SHAPE,
@@ -29,7 +29,7 @@ from validators.dates import (
     normalize_trade_date,
     valid_iso_mask,
 )
-from validators.records import (
+from tacn.validators.records import (
     DATA_SOURCES,
     FIELDS,
     KEY_FIELDS,
@@ -389,7 +389,7 @@ def _fails_volume(frame, ctx):
 
 
 def _fails_full_symbol(frame, ctx):
-    """code + its exchange suffix (:func:`validators.records.exchange_suffix`), vectorised as
+    """code + its exchange suffix (:func:`tacn.validators.records.exchange_suffix`), vectorised as
     comparisons with constants, which Arrow strings answer without building the expected text."""
     code, full_symbol = column(frame, "code"), column(frame, "full_symbol")
     judged = _fullmatch(code, r"[0-9]{6}")  # a bad code is already an error of its own
@@ -415,7 +415,7 @@ def _fails_pct_chg(frame, ctx):
 
 
 def _fails_trading_day(frame, ctx):
-    from validators.calendar import last_known_session, session_set
+    from tacn.validators.calendar import last_known_session, session_set
 
     dates = column(frame, "trade_date")
     judged = valid_dates(frame, ctx).copy()

@@ -1,7 +1,7 @@
 """pandera schemas of the quote document, built from the rule catalogue; the engine of validate and the sync gate.
 
 pandera is the schema language and the engine: every row-level rule of
-:mod:`validators.rules` becomes a named, vectorised dataframe-wide
+:mod:`tacn.validators.rules` becomes a named, vectorised dataframe-wide
 ``pa.Check`` (the rule's own function, which returns a boolean Series), and
 :func:`judge` runs the schema with lazy validation on each chunk. The counts
 come from each failed check's ``check_output`` and the samples from its
@@ -22,8 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from validators.records import FIELDS, KEY_FIELDS
-from validators.rules import CHECKS, ROW, CheckContext, Rule, select_rules
+from tacn.validators.records import FIELDS, KEY_FIELDS
+from tacn.validators.rules import CHECKS, ROW, CheckContext, Rule, select_rules
 
 if TYPE_CHECKING:
     import numpy as np
@@ -132,7 +132,7 @@ def judge(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> Verdict:
 
 def failing_masks(frame: pd.DataFrame, *, severity: str | None = None, rules: Iterable[str] | None = None,
                   context: CheckContext | None = None) -> dict[str, pd.Series]:
-    """Like :func:`validators.rules.failing_masks`, through pandera: {rule: bool Series, True where the row FAILS}."""
+    """Like :func:`tacn.validators.rules.failing_masks`, through pandera: {rule: bool Series, True where the row FAILS}."""
     import pandas as pd
 
     selected = [r.name for r in select_rules(severity=severity, rules=rules, scope=ROW)]
@@ -176,7 +176,7 @@ def portable_schema() -> pa.DataFrameSchema:
     """The contract's columns and types with the built-in pandera checks the catalogue declares (Rule.portable)."""
     import pandera.pandas as pa
 
-    from validators.rules import RULES
+    from tacn.validators.rules import RULES
 
     built_in: dict[str, list] = {}
     for rule in RULES:
@@ -205,7 +205,7 @@ def portable_schema() -> pa.DataFrameSchema:
 
 def unportable_checks() -> list[dict]:
     """The rules pandera cannot serialise (custom vectorised checks), with why."""
-    from validators.rules import RULES
+    from tacn.validators.rules import RULES
 
     out = []
     for rule in RULES:

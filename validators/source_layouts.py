@@ -4,14 +4,14 @@ Three layouts reach the sync: AKShare's (Chinese column names, ``stock_zh_a_hist
 Tushare's (``pro.daily``: ``ts_code``, ``vol`` in lots, ``amount`` in thousands)
 and the store's own document layout (an export). :func:`convert_frame` turns
 any of them into a frame of documents with the same values
-:func:`validators.records.build_document` gives row by row, vectorised so that a
+:func:`tacn.validators.records.build_document` gives row by row, vectorised so that a
 file of a million rows converts in seconds.
 
 Rules of the contract that apply here:
 
 - trade_date comes from the date column (日期 / trade_date), never from the
   frame's index (a RangeIndex turned row numbers into dates on 2025-10-23), and
-  is normalised exactly as :func:`validators.dates.normalize_trade_date` does;
+  is normalised exactly as :func:`tacn.validators.dates.normalize_trade_date` does;
   a value it refuses makes the row a reject, never a substituted date.
 - Tushare's volume is multiplied by 100 (lots → shares) and amount by 1000
   (thousand yuan → yuan), as the application converts them; AKShare's values are
@@ -35,8 +35,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from validators.dates import ASCII_BLANKS, InvalidTradeDate, normalize_trade_date, valid_iso_mask
-from validators.records import (
+from tacn.validators.dates import ASCII_BLANKS, InvalidTradeDate, normalize_trade_date, valid_iso_mask
+from tacn.validators.records import (
     DOCUMENT_VERSION,
     FIELD_NAMES,
     OPTIONAL_FIELDS,
@@ -355,7 +355,7 @@ def _check_suffixes(raw: pd.DataFrame, layout: str, converted: ConvertedFrame) -
     name the code's own exchange; a document's full_symbol may carry the
     application's .SZ for Beijing codes, but no unknown suffix.
     """
-    from validators.records import EXCHANGE_SUFFIXES, parse_code
+    from tacn.validators.records import EXCHANGE_SUFFIXES, parse_code
 
     columns = {"tushare": ("ts_code",), "document": ("symbol", "full_symbol"), "akshare": ("股票代码",)}[layout]
     for name in columns:

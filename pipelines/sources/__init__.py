@@ -1,3 +1,3 @@
 """Data-source adapters. Each returns a DataFrame in its source's own layout;
-:mod:`validators.source_layouts` turns it into documents. The client libraries
+:mod:`tacn.validators.source_layouts` turns it into documents. The client libraries
 are imported inside the functions that fetch (``import akshare`` alone takes ~1 s)."""

@@ -1,7 +1,7 @@
 """AKShare: ``ak.stock_zh_a_hist`` (Eastmoney kline), always with a timeout.
 
 Returns AKShare's own frame (日期, 股票代码, 开盘, …) untouched; the layout is
-converted by :func:`validators.source_layouts.convert_frame`, which takes the
+converted by :func:`tacn.validators.source_layouts.convert_frame`, which takes the
 date from 日期 and never from the index (a RangeIndex: the 2025-10-23 bug).
 """
 

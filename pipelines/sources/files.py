@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from pipelines.errors import SourceError, UsageError
-from validators.source_layouts import LAYOUTS, TEXT_COLUMNS, detect_layout, missing_columns
+from tacn.pipelines.errors import SourceError, UsageError
+from tacn.validators.source_layouts import LAYOUTS, TEXT_COLUMNS, detect_layout, missing_columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -118,7 +118,7 @@ def open_file_source(
         kind = file_type_of(path, file_type)
         head = b"" if kind == "parquet" else _read_head(path)
     else:
-        from pipelines.streams import connect_timeout
+        from tacn.pipelines.streams import connect_timeout
 
         # How long a FIFO may stay without a writer: TACN_CONNECT_TIMEOUT unless the caller says.
         stream = _Stream.open(path, connect_timeout() if wait_s is None else wait_s)
@@ -211,7 +211,7 @@ class _Stream:
 
     @classmethod
     def open(cls, path: Path, wait_s: float) -> _Stream:
-        from pipelines.streams import open_input
+        from tacn.pipelines.streams import open_input
 
         handle = open_input(path, what="file", timeout_s=wait_s, error=SourceError)
         head = bytearray()
@@ -325,7 +325,7 @@ def _parse_line(line: str):
     if not text:
         return None
     if '"$' in text:  # Extended JSON ({"$date": …}, {"$oid": …}, …) as mongoexport or a tacn backup writes it
-        from pipelines.extjson import decode_line
+        from tacn.pipelines.extjson import decode_line
 
         return decode_line(text)
     return json.loads(text)

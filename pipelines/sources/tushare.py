@@ -24,7 +24,7 @@ PRICE_COLUMNS = ("open", "high", "low", "close", "pre_close")
 
 def ts_code(symbol: str) -> str:
     """Tushare's code: 600000.SH, 000001.SZ, 830799.BJ."""
-    from validators.records import exchange_suffix
+    from tacn.validators.records import exchange_suffix
 
     return f"{symbol}.{exchange_suffix(symbol)}"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipelines.errors import UsageError
-from pipelines.stores.base import CREATE, READ, WRITE, QuoteStore, RecordFilter, UpsertResult, mask_url
+from tacn.pipelines.errors import UsageError
+from tacn.pipelines.stores.base import CREATE, READ, WRITE, QuoteStore, RecordFilter, UpsertResult, mask_url
 
 __all__ = ["CREATE", "READ", "WRITE", "QuoteStore", "RecordFilter", "UpsertResult", "mask_url", "open_store"]
 
@@ -14,11 +14,11 @@ def open_store(url: str, *, mode: str = READ, database: str | None = None, timeo
     ``mode`` (READ, WRITE, CREATE): only CREATE makes a store that does not exist.
     """
     if url.startswith("sqlite:"):
-        from pipelines.stores.sqlite import SQLiteStore
+        from tacn.pipelines.stores.sqlite import SQLiteStore
 
         return SQLiteStore.from_url(url, mode=mode)
     if url.startswith(("mongodb://", "mongodb+srv://")):
-        from pipelines.stores.mongo import MongoStore
+        from tacn.pipelines.stores.mongo import MongoStore
 
         return MongoStore.from_url(url, database=database, timeout_ms=timeout_ms, mode=mode)
     raise UsageError(

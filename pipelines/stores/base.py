@@ -1,7 +1,7 @@
 """What every store does, and the small value types its operations return.
 
-Two implementations: :mod:`pipelines.stores.sqlite` (embedded, the default)
-and :mod:`pipelines.stores.mongo` (the application's own MongoDB). The same
+Two implementations: :mod:`tacn.pipelines.stores.sqlite` (embedded, the default)
+and :mod:`tacn.pipelines.stores.mongo` (the application's own MongoDB). The same
 contract test suite runs against both.
 """
 
@@ -120,7 +120,7 @@ class QuoteStore(Protocol):
 
 def mask_url(url: str) -> str:
     """The URL with its password and secret options replaced by ``***`` (user names stay visible)."""
-    from pipelines.secrets import scrub_url
+    from tacn.pipelines.config.secrets import scrub_url
 
     return scrub_url(url)
 

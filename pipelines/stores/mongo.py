@@ -15,8 +15,8 @@ from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
-from pipelines.errors import StoreError, StoreMissing, StoreUnavailable, UsageError
-from pipelines.stores.base import (
+from tacn.pipelines.errors import StoreError, StoreMissing, StoreUnavailable, UsageError
+from tacn.pipelines.stores.base import (
     CREATE,
     GroupStats,
     PutResult,
@@ -27,13 +27,13 @@ from pipelines.stores.base import (
     mask_url,
     same_document,
 )
-from validators.dates import (
+from tacn.validators.dates import (
     FIRST_TRADE_DATE_ISO,
     MONGO_ISO_DATE_START,
     MONGO_LONGER_THAN_A_DATE,
     latest_allowed_trade_date,
 )
-from validators.records import COLLECTION, DEFAULT_DATABASE, KEY_FIELDS, UNIQUE_INDEX_NAME, utc_now
+from tacn.validators.records import COLLECTION, DEFAULT_DATABASE, KEY_FIELDS, UNIQUE_INDEX_NAME, utc_now
 
 UPSERT_BATCH = 500
 # How long one request may wait for its answer: longer than the slowest single reply
@@ -58,7 +58,7 @@ INDEXES: tuple[tuple[list[tuple[str, int]], str, bool], ...] = (
 
 
 def valid_date_query(latest: str | None = None) -> dict:
-    """A MongoDB condition on trade_date that only valid ISO dates satisfy (validators.dates' rule).
+    """A MongoDB condition on trade_date that only valid ISO dates satisfy (tacn.validators.dates' rule).
 
     The same in Python ``re`` (mongomock), PCRE (MongoDB) and RE2 (FerretDB): the shape
     from the start with ``[0-9]``, and the end anchored by "no eleventh character"
@@ -152,7 +152,7 @@ def _hashable_key(doc: dict) -> tuple:
 
 class MongoStore:
     kind = "mongodb"
-    # Set by the store lock while held (pipelines.lock): called before every write batch.
+    # Set by the store lock while held (tacn.pipelines.lock): called before every write batch.
     write_guard: Callable[[], None] | None = None
 
     def _check_guard(self) -> None:
@@ -682,7 +682,7 @@ def brief_driver_message(text: str) -> str:
 
 def _scrub(message: str, url: str) -> str:
     """A driver message without the URL's password or secret options, wherever they appear."""
-    from pipelines.secrets import register_url_secrets, scrub
+    from tacn.pipelines.config.secrets import register_url_secrets, scrub
 
     register_url_secrets(url)
     return scrub(message)

@@ -23,8 +23,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import StoreError, StoreMissing, StoreUnavailable, UsageError
-from pipelines.stores.base import (
+from tacn.pipelines.errors import StoreError, StoreMissing, StoreUnavailable, UsageError
+from tacn.pipelines.stores.base import (
     CREATE,
     OPEN_MODES,
     READ,
@@ -35,8 +35,8 @@ from pipelines.stores.base import (
     UpsertResult,
     same_document,
 )
-from validators.dates import FIRST_TRADE_DATE_ISO, ISO_DATE_LENGTH, latest_allowed_trade_date
-from validators.records import COLLECTION, FIELDS, KEY_FIELDS, UNIQUE_INDEX_NAME, utc_now
+from tacn.validators.dates import FIRST_TRADE_DATE_ISO, ISO_DATE_LENGTH, latest_allowed_trade_date
+from tacn.validators.records import COLLECTION, FIELDS, KEY_FIELDS, UNIQUE_INDEX_NAME, utc_now
 
 TABLE = COLLECTION
 AUX_TABLE = "tacn_aux"
@@ -57,7 +57,7 @@ _PLAIN_TYPES = (str, int, float, type(None))
 _DATETIME_FMT = "%Y-%m-%d %H:%M:%S.%f"  # what _datetime_text writes
 _ABSENT = "$absent"
 
-# validators.dates' definition in SQL: a text of exactly ten bytes (GLOB and date()
+# tacn.validators.dates' definition in SQL: a text of exactly ten bytes (GLOB and date()
 # read a text only up to an embedded NUL, so the byte length anchors the end), shaped
 # YYYY-MM-DD in ASCII digits (GLOB's [0-9] is ASCII), a real calendar date (julianday
 # normalises 2024-02-30 to 2024-03-01, so the round trip differs) and in range.
@@ -99,13 +99,13 @@ def _decode_null_aware(value: Any) -> Any:
 
 def _dumps(value: Any) -> str:
     """Values SQLite cannot hold as they are, as tacn's Extended JSON (the backups' codec)."""
-    from pipelines.extjson import encode_document  # bson: only needed for escaped values
+    from tacn.pipelines.extjson import encode_document  # bson: only needed for escaped values
 
     return encode_document(value)
 
 
 def _loads(text: str) -> Any:
-    from pipelines.extjson import decode_line
+    from tacn.pipelines.extjson import decode_line
 
     return decode_line(text)
 
@@ -320,7 +320,7 @@ def sqlite_path_from_url(url: str) -> Path:
 
 class SQLiteStore:
     kind = "sqlite"
-    # Set by the store lock while held (pipelines.lock): called before every write batch.
+    # Set by the store lock while held (tacn.pipelines.lock): called before every write batch.
     write_guard: Callable[[], None] | None = None
 
     def _check_guard(self) -> None:
@@ -713,7 +713,7 @@ class SQLiteStore:
         """The invalid-date records as backup lines, rendered without a Python dict per record.
 
         Rows holding only plain values are rendered by SQLite and Arrow, in C, to the
-        lines :func:`pipelines.extjson.encode_document` would write for the same
+        lines :func:`tacn.pipelines.extjson.encode_document` would write for the same
         document, or to lines that decode to exactly the same values (a double is
         written with its shortest exact digits, as Arrow formats it); any other row
         (an ``extra``, a non-ObjectId ``_id``, a value needing escapes, an infinity, a
@@ -1316,7 +1316,7 @@ def _render_batch(table, decode_rows) -> RenderedBatch:
         offsets = np.frombuffer(offset_buffer, dtype=np.int64)[joined.offset: joined.offset + len(joined) + 1]
         out = data_buffer.to_pybytes()[offsets[0]: offsets[-1]].splitlines(keepends=True)
         return RenderedBatch(out, groups, [], firsts, keys)
-    from pipelines.extjson import encode_document
+    from tacn.pipelines.extjson import encode_document
 
     odd_positions = [i for i, flag in enumerate(odd) if flag]
     docs = decode_rows([rids[p] for p in odd_positions])

@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from tacn_cli import exit_codes
-from tacn_cli.options import DatabaseOption, DataSourceOption, JsonOption, StoreOption, SymbolsOption
-from tacn_cli.render import Output
-from tacn_cli.runner import handle_errors, open_store_for
+from tacn.cli import exit_codes
+from tacn.cli.options import DatabaseOption, DataSourceOption, JsonOption, StoreOption, SymbolsOption
+from tacn.cli.render import Output
+from tacn.cli.runner import handle_errors, open_store_for
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Back up and delete (default: dry run).")]
 BackupDirOption = Annotated[
@@ -23,7 +23,7 @@ SYMBOLS_SHOWN = 30
 
 
 def default_backup_dir(env) -> Path:
-    from tacn_cli.settings import tacn_home
+    from tacn.cli.settings import tacn_home
 
     return tacn_home(env) / "backups"
 
@@ -88,10 +88,10 @@ def clean_command(
     selected record is first written to a backup (Extended JSON Lines + manifest, fsynced), then
     deleted in batches by _id taken from the backup. `tacn restore MANIFEST` undoes it.
     """
-    from pipelines.stores.base import RecordFilter
-    from tacn_cli.options import parse_choice, parse_symbols
-    from tacn_cli.settings import load_env
-    from validators.records import DATA_SOURCES
+    from tacn.cli.options import parse_choice, parse_symbols
+    from tacn.cli.settings import load_env
+    from tacn.pipelines.stores.base import RecordFilter
+    from tacn.validators.records import DATA_SOURCES
 
     # parsed outside handle_errors: typer's BadParameter must reach typer (usage error, exit 2)
     flt = RecordFilter(
@@ -99,7 +99,7 @@ def clean_command(
     )
     out = Output(json_)
     with handle_errors(out):
-        from pipelines.clean import clean_invalid_trade_date
+        from tacn.pipelines.recovery.clean import clean_invalid_trade_date
 
         env = load_env()
         target = backup_dir if backup_dir is not None else default_backup_dir(env)

@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from tacn_cli import exit_codes
-from tacn_cli.options import JsonOption, StoreOption
-from tacn_cli.render import Output
-from tacn_cli.runner import handle_errors
+from tacn.cli import exit_codes
+from tacn.cli.options import JsonOption, StoreOption
+from tacn.cli.render import Output
+from tacn.cli.runner import handle_errors
 
 STYLES = {"error": "red", "warning": "yellow", "skipped": "dim"}
 GROUP_TITLES = {"required": "Required (error when missing)", "recommended": "Recommended (warning when missing)",
@@ -34,7 +34,7 @@ def config_check_command(
     Exit 0 when every required item and live check passes, 1 when one fails (--strict: or warns),
     3 when the check itself cannot run (unreadable env file).
     """
-    from pipelines.config_check import run_config_check
+    from tacn.pipelines.config.check import run_config_check
 
     out = Output(json_)
     with handle_errors(out):
@@ -70,7 +70,7 @@ def _table(out: Output, title: str, columns: list[str], rows: list[list[str]], s
     from rich.markup import escape
     from rich.table import Table
 
-    from tacn_cli.secrets import scrub
+    from tacn.cli.secrets import scrub
 
     table = Table(title=title, title_justify="left")
     for i, column in enumerate(columns):

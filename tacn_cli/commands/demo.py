@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from tacn_cli import exit_codes
-from tacn_cli.options import JsonOption, StoreOption
-from tacn_cli.render import Output
-from tacn_cli.runner import handle_errors, open_store_for
+from tacn.cli import exit_codes
+from tacn.cli.options import JsonOption, StoreOption
+from tacn.cli.render import Output
+from tacn.cli.runner import handle_errors, open_store_for
 
 
 def demo_command(
@@ -19,7 +19,7 @@ def demo_command(
     A few thousand records carry the 2025-10-23 bug (trade_date "0", "1", …). The
     configured store is never touched unless --store names it explicitly.
     """
-    from tacn_cli.settings import load_env, tacn_home
+    from tacn.cli.settings import load_env, tacn_home
 
     out = Output(json_)
     with handle_errors(out):
@@ -29,7 +29,7 @@ def demo_command(
             for suffix in ("", "-wal", "-shm"):  # a fresh file: the dataset is deterministic
                 path.with_name(path.name + suffix).unlink(missing_ok=True)
             store = f"sqlite:///{path}"
-        from pipelines.demo import seed_demo
+        from tacn.pipelines.demo import seed_demo
 
         with open_store_for(out, store, env=env, mode="create") as opened:
             result = seed_demo(opened)

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from tacn_cli import exit_codes
-from tacn_cli.commands.clean_invalid_trade_date import BackupDirOption, default_backup_dir
-from tacn_cli.options import DatabaseOption, JsonOption, StoreOption
-from tacn_cli.render import Output, error_fields, to_jsonable
-from tacn_cli.runner import handle_errors, open_store_for
+from tacn.cli import exit_codes
+from tacn.cli.commands.clean_invalid_trade_date import BackupDirOption, default_backup_dir
+from tacn.cli.options import DatabaseOption, JsonOption, StoreOption
+from tacn.cli.render import Output, error_fields, to_jsonable
+from tacn.cli.runner import handle_errors, open_store_for
 
 
 class Action(StrEnum):
@@ -38,11 +38,11 @@ def migrate_command(
     so down also reverts a run that was killed part-way. A failed or refusing migration stops the run (exit 1 when it refused
     because of the data, 3 when it could not run); those before it stay applied.
     """
-    from tacn_cli.settings import load_env
+    from tacn.cli.settings import load_env
 
     out = Output(json_)
     with handle_errors(out):
-        from migrations.runner import (
+        from tacn.migrations.runner import (
             MigrationContext,
             _check_target,
             discover,

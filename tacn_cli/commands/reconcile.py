@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from tacn_cli import exit_codes
-from tacn_cli.options import (
+from tacn.cli import exit_codes
+from tacn.cli.options import (
     DatabaseOption,
     JsonOption,
     PeriodOption,
@@ -17,7 +17,7 @@ from tacn_cli.options import (
     parse_choice,
     parse_symbols,
 )
-from tacn_cli.quality import (
+from tacn.cli.quality import (
     HtmlOption,
     parse_since_date,
     parse_source_pair,
@@ -25,8 +25,8 @@ from tacn_cli.quality import (
     render_volume_units,
     write_text,
 )
-from tacn_cli.render import Output
-from tacn_cli.runner import handle_errors, open_store_for
+from tacn.cli.render import Output
+from tacn.cli.runner import handle_errors, open_store_for
 
 WORST_IN_TABLE = 10
 
@@ -76,8 +76,8 @@ def reconcile_command(
     """Compare two sources day by day. Exit 0 agree, 1 disagreements, 2 usage error, 3 could not run."""
     out = Output(json_)
     with handle_errors(out):
-        from pipelines.reconcile import ReconcileOptions, reconcile_files, reconcile_store
-        from validators.records import PERIODS
+        from tacn.pipelines.reconcile import ReconcileOptions, reconcile_files, reconcile_store
+        from tacn.validators.records import PERIODS
 
         for name, value in (("--price-tolerance", price_tolerance), ("--price-tolerance-yuan", price_tolerance_yuan),
                             ("--volume-tolerance", volume_tolerance), ("--amount-tolerance", amount_tolerance)):
@@ -108,11 +108,11 @@ def reconcile_command(
             with open_store_for(out, store, database) as opened:
                 result = reconcile_store(opened, options)
         if junit is not None:
-            from pipelines.reconcile import junit_xml
+            from tacn.pipelines.reconcile import junit_xml
 
             write_text(junit, junit_xml(result), "--junit")
         if html is not None:
-            from pipelines.report_html import reconcile_report
+            from tacn.pipelines.report_html import reconcile_report
 
             write_text(html, reconcile_report(result), "--html")
         _render(out, result, json_)

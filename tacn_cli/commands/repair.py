@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from tacn_cli import exit_codes
-from tacn_cli.commands.clean_invalid_trade_date import (
+from tacn.cli import exit_codes
+from tacn.cli.commands.clean_invalid_trade_date import (
     BackupDirOption,
     BatchSizeOption,
     YesOption,
@@ -16,9 +16,9 @@ from tacn_cli.commands.clean_invalid_trade_date import (
     render_clean,
     store_mode,
 )
-from tacn_cli.options import DatabaseOption, DataSourceOption, JsonOption, StoreOption
-from tacn_cli.render import Output
-from tacn_cli.runner import handle_errors, open_store_for
+from tacn.cli.options import DatabaseOption, DataSourceOption, JsonOption, StoreOption
+from tacn.cli.render import Output
+from tacn.cli.runner import handle_errors, open_store_for
 
 
 def repair_command(
@@ -39,16 +39,16 @@ def repair_command(
     Without --yes: the clean dry run and the re-sync plan only. Exit 0 when the store verifies clean
     and every re-sync succeeded, 1 otherwise (the backup is kept; `tacn restore` undoes the clean).
     """
-    from tacn_cli.options import parse_choice
-    from validators.records import DATA_SOURCES
+    from tacn.cli.options import parse_choice
+    from tacn.validators.records import DATA_SOURCES
 
     parse_choice(data_source, DATA_SOURCES, "--data-source")
     if source is not None and source not in ("akshare", "tushare") and not source.startswith("file:"):
         raise typer.BadParameter(f"--source must be akshare, tushare or file:PATH, got {source!r}")
     out = Output(json_)
     with handle_errors(out):
-        from pipelines.repair import repair
-        from tacn_cli.settings import load_env
+        from tacn.cli.settings import load_env
+        from tacn.pipelines.recovery.repair import repair
 
         env = load_env()
         options = {"tushare_token": env.get("TUSHARE_TOKEN")}

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from tacn_cli import exit_codes
-from tacn_cli.options import DatabaseOption, JsonOption, StoreOption
-from tacn_cli.render import Output
-from tacn_cli.runner import handle_errors, open_store_for
+from tacn.cli import exit_codes
+from tacn.cli.options import DatabaseOption, JsonOption, StoreOption
+from tacn.cli.render import Output
+from tacn.cli.runner import handle_errors, open_store_for
 
 CONFLICTS_SHOWN = 20
 
@@ -30,8 +30,8 @@ def restore_command(
     """
     out = Output(json_)
     with handle_errors(out):
-        from pipelines.backup import open_backup
-        from pipelines.restore import restore_backup
+        from tacn.pipelines.recovery.backup import open_backup
+        from tacn.pipelines.recovery.restore import restore_backup
 
         verified = open_backup(backup)  # refuse a bad file before connecting to the store
         with open_store_for(out, store, database, mode="create") as opened:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from tacn_cli import exit_codes
-from tacn_cli.options import DatabaseOption, JsonOption, StoreOption
-from tacn_cli.quality import CutoffOption, MaxLagOption, parse_cutoff_option, render_freshness
-from tacn_cli.render import Output
-from tacn_cli.runner import handle_errors, open_store_for
+from tacn.cli import exit_codes
+from tacn.cli.options import DatabaseOption, JsonOption, StoreOption
+from tacn.cli.quality import CutoffOption, MaxLagOption, parse_cutoff_option, render_freshness
+from tacn.cli.render import Output
+from tacn.cli.runner import handle_errors, open_store_for
 
 
 def stats_command(store: StoreOption = None, database: DatabaseOption = None, json_: JsonOption = False,
@@ -50,8 +50,8 @@ def stats_command(store: StoreOption = None, database: DatabaseOption = None, js
 
 def _freshness(store, cutoff, max_lag):
     """stats informs, it does not gate: a calendar past its end is shown as the freshness line, exit stays 0."""
-    from pipelines.errors import CalendarEnded
-    from pipelines.freshness import store_freshness
+    from tacn.pipelines.errors import CalendarEnded
+    from tacn.pipelines.freshness import store_freshness
 
     try:
         return store_freshness(store, cutoff=cutoff, max_lag=max_lag), None

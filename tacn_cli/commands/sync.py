@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from tacn_cli import exit_codes
-from tacn_cli.options import (
+from tacn.cli import exit_codes
+from tacn.cli.options import (
     DatabaseOption,
     FileTypeOption,
     JsonOption,
@@ -18,8 +18,8 @@ from tacn_cli.options import (
     parse_date_option,
     parse_symbols,
 )
-from tacn_cli.render import Output, error_fields
-from tacn_cli.runner import handle_errors, open_store_for
+from tacn.cli.render import Output, error_fields
+from tacn.cli.runner import handle_errors, open_store_for
 
 LOG_INTERVAL_S = 5.0  # plain progress lines when stderr is not a terminal (cron)
 
@@ -69,13 +69,13 @@ def sync_command(
                                 dry_run, rejects, layout, file_type, timeout, retries, akshare_interval, tushare_rate)
         request.rebase = rebase
         if request.source_kind != "file":
-            from tacn_cli.commands.clean_invalid_trade_date import default_backup_dir
+            from tacn.cli.commands.clean_invalid_trade_date import default_backup_dir
 
             request.backup_dir = Path(backup_dir).expanduser() if backup_dir else default_backup_dir(env)
         if adjust in ("none", "hfq"):
             out.warn(f"--adjust {adjust}: the application stores qfq prices and reads these documents as qfq; "
                      f"{adjust} prices under the same keys break its series at every ex-date")
-        from pipelines.sync import run_sync
+        from tacn.pipelines.sync import run_sync
 
         with _open_sync_store(out, store, database, env, dry_run) as opened:
             with _ProgressDisplay(out) as display:
@@ -89,12 +89,12 @@ def _open_sync_store(out, store, database, env, dry_run: bool):
     compares a missing SQLite file with an empty in-memory store."""
     if not dry_run:
         return open_store_for(out, store, database, env=env, mode="create")
-    from pipelines.errors import StoreMissing
+    from tacn.pipelines.errors import StoreMissing
 
     try:
         return open_store_for(out, store, database, env=env, mode="read")
     except StoreMissing as exc:
-        from pipelines.stores.sqlite import SQLiteStore
+        from tacn.pipelines.stores.sqlite import SQLiteStore
 
         out.info(f"store {exc.display_url} does not exist: the dry run compares with an empty store and creates nothing")
         empty = SQLiteStore(":memory:")
@@ -106,9 +106,9 @@ def _request(source, symbols, symbols_file, all_symbols, start, end, default_sta
              layout, file_type, timeout, retries, akshare_interval, tushare_rate):
     from pathlib import Path
 
-    from pipelines.errors import UsageError
-    from pipelines.sync import SyncRequest, read_symbols_file
-    from tacn_cli.settings import load_env, tacn_home
+    from tacn.cli.settings import load_env, tacn_home
+    from tacn.pipelines.errors import UsageError
+    from tacn.pipelines.sync import SyncRequest, read_symbols_file
 
     if not source:
         raise UsageError("--source is required: akshare, tushare or file:PATH (or --status)")
@@ -134,7 +134,7 @@ def _request(source, symbols, symbols_file, all_symbols, start, end, default_sta
     elif dry_run:
         rejects_path = None  # a dry run writes nothing unless asked to
     else:
-        from validators.records import utc_now
+        from tacn.validators.records import utc_now
 
         rejects_path = tacn_home(env) / "rejects" / f"sync-{kind}-{utc_now():%Y%m%dT%H%M%S}.jsonl"
     request = SyncRequest(
@@ -236,7 +236,7 @@ def _render(out: Output, result, json_: bool) -> None:
 
 
 def _show_status(out: Output, store, database, limit: int, json_: bool) -> None:
-    from pipelines.sync import sync_status
+    from tacn.pipelines.sync import sync_status
 
     with open_store_for(out, store, database) as opened:
         report = sync_status(opened, limit=limit)

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from tacn_cli import exit_codes
-from tacn_cli.options import (
+from tacn.cli import exit_codes
+from tacn.cli.options import (
     DatabaseOption,
     DataSourceOption,
     FileTypeOption,
@@ -26,7 +26,7 @@ from tacn_cli.options import (
     parse_symbols,
     records_gate,
 )
-from tacn_cli.quality import (
+from tacn.cli.quality import (
     CutoffOption,
     HtmlOption,
     MaxLagOption,
@@ -34,8 +34,8 @@ from tacn_cli.quality import (
     parse_volume_units,
     render_volume_units,
 )
-from tacn_cli.render import Output
-from tacn_cli.runner import handle_errors, open_store_for
+from tacn.cli.render import Output
+from tacn.cli.runner import handle_errors, open_store_for
 
 SAMPLES_IN_TABLE = 2
 
@@ -91,9 +91,9 @@ def validate_command(
     records than --min-records), 3 unreadable (a store or file that does not exist included)."""
     out = Output(json_)
     with handle_errors(out):
-        from pipelines.stores.base import RecordFilter
-        from pipelines.validate import THRESHOLDS, ValidateOptions, validate_file, validate_store
-        from validators.records import DATA_SOURCES, PERIODS
+        from tacn.pipelines.stores.base import RecordFilter
+        from tacn.pipelines.validate import THRESHOLDS, ValidateOptions, validate_file, validate_store
+        from tacn.validators.records import DATA_SOURCES, PERIODS
 
         flt = RecordFilter(
             data_source=parse_choice(data_source, DATA_SOURCES, "--data-source"),
@@ -146,7 +146,7 @@ def validate_command(
 
 def _connect_timeout() -> float:
     """TACN_CONNECT_TIMEOUT: also how long a FIFO given as TARGET may stay without a writer."""
-    from tacn_cli.settings import load_env
+    from tacn.cli.settings import load_env
 
     text = load_env().get("TACN_CONNECT_TIMEOUT", "5")
     try:
@@ -175,7 +175,7 @@ def _progress(out: Output, total):
 def _parse_rules(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
-    from validators.rules import RULES_BY_NAME
+    from tacn.validators.rules import RULES_BY_NAME
 
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in RULES_BY_NAME]
@@ -187,8 +187,8 @@ def _parse_rules(text: str | None) -> tuple[str, ...] | None:
 
 
 def _write_junit(path: Path, result, extend=lambda text: text) -> None:
-    from pipelines.errors import UsageError
-    from pipelines.validate import junit_xml
+    from tacn.pipelines.errors import UsageError
+    from tacn.pipelines.validate import junit_xml
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -258,7 +258,7 @@ def schema_command(
     """Print the rule catalogue tacn validate runs (name, severity, description)."""
     out = Output(json_)
     with handle_errors(out):
-        from validators.rules import catalogue
+        from tacn.validators.rules import catalogue
 
         if pandera:
             _print_pandera(out, json_)
@@ -280,7 +280,7 @@ def _print_pandera(out: Output, json_: bool) -> None:
     """pandera's own serialisation of the portable schema; the custom checks listed by name beside it."""
     import json
 
-    from validators.schemas import portable_text, unportable_checks
+    from tacn.validators.schemas import portable_text, unportable_checks
 
     custom = unportable_checks()
     if json_:

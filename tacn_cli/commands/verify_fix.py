@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from tacn_cli import exit_codes
-from tacn_cli.options import (
+from tacn.cli import exit_codes
+from tacn.cli.options import (
     DatabaseOption,
     DataSourceOption,
     JsonOption,
@@ -15,8 +15,8 @@ from tacn_cli.options import (
     StoreOption,
     records_gate,
 )
-from tacn_cli.render import Output
-from tacn_cli.runner import handle_errors, open_store_for
+from tacn.cli.render import Output
+from tacn.cli.runner import handle_errors, open_store_for
 
 
 def verify_fix_command(
@@ -34,8 +34,8 @@ def verify_fix_command(
     another error-level rule; plus the newest records of --symbol. Exit 0 when none, 1 otherwise
     (also when fewer records than --min-records were checked).
     """
-    from tacn_cli.options import parse_choice, parse_since, parse_symbols
-    from validators.records import DATA_SOURCES
+    from tacn.cli.options import parse_choice, parse_since, parse_symbols
+    from tacn.validators.records import DATA_SOURCES
 
     # parsed outside handle_errors: typer's BadParameter must reach typer (usage error, exit 2)
     parse_choice(data_source, DATA_SOURCES, "--data-source")
@@ -47,7 +47,7 @@ def verify_fix_command(
     window = parse_since(since)
     out = Output(json_)
     with handle_errors(out):
-        from pipelines.verify import verify_fix
+        from tacn.pipelines.recovery.verify import verify_fix
 
         with open_store_for(out, store, database) as opened:
             result = verify_fix(opened, since=window, data_source=data_source, symbol=symbol,

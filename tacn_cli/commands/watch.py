@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from tacn_cli import exit_codes
-from tacn_cli.options import ApiUrlOption, InsecureOption, JsonOption, finite, parse_duration
-from tacn_cli.render import Output
-from tacn_cli.runner import handle_errors
-from tacn_cli.secrets import register_secret, scrub
+from tacn.cli import exit_codes
+from tacn.cli.options import ApiUrlOption, InsecureOption, JsonOption, finite, parse_duration
+from tacn.cli.render import Output
+from tacn.cli.runner import handle_errors
+from tacn.cli.secrets import register_secret, scrub
 
 SEVERITY_STYLE = {"error": "red", "warning": "yellow", "success": "green", "info": None}
 
@@ -60,8 +60,9 @@ def watch_command(
         raise typer.BadParameter("--task follows one task to its end: --count and --type do not apply",
                                  param_hint="--task")
     with handle_errors(out):
-        from pipelines.safe_text import escape_unprintable
-        from pipelines.watch import (
+        from tacn.cli.settings import connect_timeout_s, load_env
+        from tacn.pipelines.safe_text import escape_unprintable
+        from tacn.pipelines.watch.client import (
             DEFAULT_HEARTBEAT_TIMEOUT,
             DEFAULT_TASK_TIMEOUT,
             WatchConfig,
@@ -74,7 +75,6 @@ def watch_command(
             task_status_url,
             watch,
         )
-        from tacn_cli.settings import connect_timeout_s, load_env
 
         env = load_env()
         endpoint = endpoint_url(url, api_url or (None if url else env.get("TACN_API_URL")))
@@ -115,7 +115,7 @@ def watch_command(
     raise typer.Exit(exit_codes.OK)
 
 
-MESSAGE_TYPES = ("connected", "heartbeat", "notification", "progress")  # pipelines.watch.KNOWN_TYPES
+MESSAGE_TYPES = ("connected", "heartbeat", "notification", "progress")  # tacn.pipelines.watch.client.KNOWN_TYPES
 
 
 def _parse_types(text: str | None, known: tuple[str, ...] = MESSAGE_TYPES) -> frozenset[str] | None:
@@ -138,7 +138,7 @@ class _Renderer:
     def __init__(self, out: Output, json_mode: bool, *, utc: bool = False):
         from datetime import UTC
 
-        from validators.dates import SHANGHAI
+        from tacn.validators.dates import SHANGHAI
 
         self.out, self.json_mode = out, json_mode
         self.zone = UTC if utc else SHANGHAI
@@ -161,7 +161,7 @@ class _Renderer:
         if self.json_mode:
             import json
 
-            from pipelines.safe_text import json_safe
+            from tacn.pipelines.safe_text import json_safe
 
             sys.stdout.write(json_safe(scrub(json.dumps(message, ensure_ascii=False, separators=(",", ":")))) + "\n")
             sys.stdout.flush()
@@ -193,7 +193,7 @@ FINAL_STYLE = {"completed": "green", "failed": "red", "cancelled": "red"}
 
 def message_line(message: dict, zone=None) -> tuple[str, str | None]:
     """One line of printable text (server text escaped): time in ``zone``, kind, fields; and its style."""
-    from pipelines.safe_text import escape_unprintable
+    from tacn.pipelines.safe_text import escape_unprintable
 
     kind = message["type"]
     data = message.get("data") if isinstance(message.get("data"), dict) else {}
@@ -230,7 +230,7 @@ def shown_time(data: dict, zone=None) -> str:
     from datetime import UTC, datetime
 
     if zone is None:
-        from validators.dates import SHANGHAI as zone
+        from tacn.validators.dates import SHANGHAI as zone
     for name in ("created_at", "timestamp"):
         value = data.get(name)
         if isinstance(value, str) and value:

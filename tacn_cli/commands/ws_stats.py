@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from tacn_cli import exit_codes
-from tacn_cli.options import ApiUrlOption, InsecureOption, JsonOption
-from tacn_cli.render import Output
-from tacn_cli.runner import handle_errors
+from tacn.cli import exit_codes
+from tacn.cli.options import ApiUrlOption, InsecureOption, JsonOption
+from tacn.cli.render import Output
+from tacn.cli.runner import handle_errors
 
 
 def ws_stats_command(api_url: ApiUrlOption = None, json_: JsonOption = False, insecure: InsecureOption = False) -> None:
     """GET /api/ws/stats: total users, total connections and connections per user."""
     out = Output(json_)
     with handle_errors(out):
-        from pipelines.watch import fetch_ws_stats
-        from tacn_cli.settings import connect_timeout_s, load_env
+        from tacn.cli.settings import connect_timeout_s, load_env
+        from tacn.pipelines.watch.client import fetch_ws_stats
 
         env = load_env()
         stats = fetch_ws_stats(api_url or env.get("TACN_API_URL"), insecure=insecure,

@@ -17,7 +17,7 @@ every earlier price (which is how very old qfq prices reach zero or below).
 Events and days after ``as_of`` are not known yet, so moving ``as_of`` past an
 ex-date between two syncs is "a dividend happened".
 
-Run it for the demo: ``python -m pipelines.dev_quote_server --port-file F --as-of-file A``;
+Run it for the demo: ``python -m tacn.pipelines.sources.dev_server --port-file F --as-of-file A``;
 the file A holds the as-of date and is read on every request.
 """
 
@@ -36,7 +36,7 @@ PRICES = ("open", "close", "high", "low", "pre_close")
 
 def synthetic_quotes(symbol: str, start: str = "2025-09-01", end: str = "2025-10-24") -> list[dict]:
     """Unadjusted sessions between start and end (prices in yuan, volume in lots, amount in thousand yuan)."""
-    from validators.calendar import sessions_between
+    from tacn.validators.calendar import sessions_between
 
     seed = int(symbol)
     price = 5.0 + seed % 40
@@ -67,7 +67,7 @@ class Event:
 
 
 def ts_code(symbol: str) -> str:
-    from validators.records import exchange_suffix
+    from tacn.validators.records import exchange_suffix
 
     return f"{symbol}.{exchange_suffix(symbol)}"
 

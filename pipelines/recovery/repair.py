@@ -1,12 +1,12 @@
 """repair: the closed loop — clean (with backup), re-sync what was lost, verify.
 
 1. clean: every record with an invalid trade_date (narrowed by data_source) is
-   backed up and deleted (:mod:`pipelines.clean`);
+   backed up and deleted (:mod:`tacn.pipelines.recovery.clean`);
 2. plan: for each (symbol, data_source, period) that lost records, the date span
    those records covered (:func:`lost_span`);
-3. re-sync exactly those pairs over those spans (:func:`pipelines.sync.run_sync`),
+3. re-sync exactly those pairs over those spans (:func:`tacn.pipelines.sync.run_sync`),
    each from its own data_source, or all from ``source`` when given;
-4. verify-fix over the store (:mod:`pipelines.verify`).
+4. verify-fix over the store (:mod:`tacn.pipelines.recovery.verify`).
 
 A dry run does the clean dry run and the planning only.
 """
@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pipelines.clean import CleanResult, PairLoss, clean_invalid_trade_date
-from pipelines.errors import TacnError, UsageError
-from pipelines.stores.base import QuoteStore, RecordFilter
-from pipelines.verify import VerifyResult, verify_fix
-from validators.dates import FIRST_TRADE_DATE_ISO, shanghai_today
+from tacn.pipelines.errors import TacnError, UsageError
+from tacn.pipelines.recovery.clean import CleanResult, PairLoss, clean_invalid_trade_date
+from tacn.pipelines.recovery.verify import VerifyResult, verify_fix
+from tacn.pipelines.stores.base import QuoteStore, RecordFilter
+from tacn.validators.dates import FIRST_TRADE_DATE_ISO, shanghai_today
 
 RESYNC_SOURCES = ("akshare", "tushare")
 
@@ -77,7 +77,7 @@ class RepairResult:
 
 
 def _sessions_up_to(end_day: str) -> list[str]:
-    from validators.calendar import sessions_between
+    from tacn.validators.calendar import sessions_between
 
     return sessions_between(FIRST_TRADE_DATE_ISO, end_day)
 
@@ -158,7 +158,7 @@ def repair(
     if not apply:
         return result
     if sync is None:
-        from pipelines.sync import run_sync as sync
+        from tacn.pipelines.sync import run_sync as sync
     groups: dict[tuple, list[str]] = {}
     for t in result.targets:
         if t.source is not None and t.end is not None:
@@ -172,7 +172,7 @@ def repair(
 
 
 def _resync(store, sync, source, period, start, end, symbols, options, now) -> ResyncOutcome:
-    from pipelines.sync import SyncRequest
+    from tacn.pipelines.sync import SyncRequest
 
     outcome = ResyncOutcome(source, period, symbols, start or "(incremental)", end, "error")
     request = SyncRequest(source=source, symbols=tuple(symbols), start=start, end=end, period=period, **options)

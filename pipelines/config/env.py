@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote_plus
 
-from pipelines.errors import ConfigError
-from pipelines.secrets import register_secret
-from pipelines.streams import connect_timeout, open_input, read_bounded
+from tacn.pipelines.config.secrets import register_secret
+from tacn.pipelines.errors import ConfigError
+from tacn.pipelines.streams import connect_timeout, open_input, read_bounded
 
 DEFAULT_ENV_FILE = Path(".env")
 SECRET_NAMES = ("PASSWORD", "TOKEN", "SECRET", "API_KEY", "APIKEY")

@@ -3,7 +3,7 @@
 Invalid trade_dates are counted in the store (SQL in SQLite, a query in
 MongoDB) with the same predicate clean uses, so "20251023" and "2025/10/23"
 count as invalid, unlike the application's own length test. The other
-error-level rules of validators.rules are evaluated on streamed chunks.
+error-level rules of tacn.validators.rules are evaluated on streamed chunks.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pipelines.stores.base import QuoteStore, RecordFilter
-from validators.dates import classify_stored_trade_date
+from tacn.pipelines.stores.base import QuoteStore, RecordFilter
+from tacn.validators.dates import classify_stored_trade_date
 
 TRADE_DATE_RULE = "trade_date_iso"
 NEWEST_LIMIT = 10
@@ -86,8 +86,8 @@ def _count_other_rules(store: QuoteStore, flt: RecordFilter, since: datetime | N
                        now: datetime | None) -> None:
     import pandas as pd
 
-    from validators.records import utc_now
-    from validators.rules import RULES_BY_NAME, CheckContext, error_rule_names, failing_masks
+    from tacn.validators.records import utc_now
+    from tacn.validators.rules import RULES_BY_NAME, CheckContext, error_rule_names, failing_masks
 
     names = [n for n in error_rule_names() if n != TRADE_DATE_RULE and RULES_BY_NAME[n].scope == "row"]
     context = CheckContext(now_utc=now or utc_now())

@@ -26,7 +26,7 @@ sends any text or bytes frame; ``client_close_codes`` records the close codes cl
 ``status_unavailable = N`` answers the next N status requests with 503.
 
 Needs the ``websockets`` package (a test dependency); imported only when a server starts.
-Run ``python -m pipelines.dev_ws_server --help`` for the stand-alone demo server.
+Run ``python -m tacn.pipelines.watch.dev_server --help`` for the stand-alone demo server.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _now_iso() -> str:
 
 def _now_shanghai_iso() -> str:
     """+08:00, as the application's notification created_at."""
-    from validators.dates import SHANGHAI
+    from tacn.validators.dates import SHANGHAI
 
     return datetime.now(SHANGHAI).isoformat()
 
@@ -158,7 +158,7 @@ class DevWsServer:
         return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}{path}"
 
     def token(self, user: str = "admin", ttl_seconds: float = 3600) -> str:
-        from pipelines.watch import mint_token
+        from tacn.pipelines.watch.client import mint_token
 
         return mint_token(self.jwt_secret, user, ttl_seconds)
 
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     import os
     import signal
 
-    parser = argparse.ArgumentParser(prog="python -m pipelines.dev_ws_server", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tacn.pipelines.watch.dev_server", description=main.__doc__)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", help="write the chosen port here once listening")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between demo notifications")

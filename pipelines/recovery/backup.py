@@ -34,9 +34,9 @@ from typing import Any, BinaryIO
 
 from bson import ObjectId
 
-from pipelines.errors import SourceError, TacnError, UsageError
-from pipelines.extjson import decode_line, encode_document
-from pipelines.streams import connect_timeout, is_stream, iter_lines, open_input, read_bounded
+from tacn.pipelines.errors import SourceError, TacnError, UsageError
+from tacn.pipelines.extjson import decode_line, encode_document
+from tacn.pipelines.streams import connect_timeout, is_stream, iter_lines, open_input, read_bounded
 
 FORMAT = "tacn-backup/1"
 DATA_SUFFIX = ".jsonl"

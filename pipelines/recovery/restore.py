@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.backup import VerifiedBackup, open_backup
-from pipelines.stores.base import QuoteStore
+from tacn.pipelines.recovery.backup import VerifiedBackup, open_backup
+from tacn.pipelines.stores.base import QuoteStore
 
 
 @dataclass
@@ -42,7 +42,7 @@ def restore_backup(store: QuoteStore, path: Path | str | VerifiedBackup, *, lock
     """Verify ``path`` and put its documents back. Raises BackupDamaged (nothing written), UsageError or LockHeld.
 
     ``lock``: the store lock, when the caller already holds it (a migration's down)."""
-    from pipelines.lock import store_lock
+    from tacn.pipelines.lock import store_lock
 
     backup = path if isinstance(path, VerifiedBackup) else open_backup(path)
     replaced = 0

@@ -11,7 +11,7 @@ frame), so a hostile server can neither exhaust memory nor keep the loop from it
 The library never prints: ``watch`` calls ``emit`` with a :class:`WatchEvent` for each message
 to show and each connection event, and returns a :class:`WatchResult` (or raises a typed error).
 Text from the server inside diagnostics (close reasons, frame snippets, HTTP answers) is escaped
-with :func:`pipelines.safe_text.escape_unprintable`; messages are handed over as parsed.
+with :func:`tacn.pipelines.safe_text.escape_unprintable`; messages are handed over as parsed.
 
 ``follow_task`` follows one analysis task as the application's web client does: it polls
 ``GET /api/analysis/tasks/{id}/status`` (the application never sends anything on
@@ -30,8 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pipelines.errors import AuthRefused, ConfigError, SourceError, UsageError
-from pipelines.safe_text import escape_unprintable
+from tacn.pipelines.errors import AuthRefused, ConfigError, SourceError, UsageError
+from tacn.pipelines.safe_text import escape_unprintable
 
 KNOWN_TYPES = ("connected", "heartbeat", "notification", "progress")
 TASK_STATUS_TYPE = "task_status"  # tacn's own line for a polled task status (not a server frame)
@@ -744,7 +744,7 @@ def follow_task(config: WatchConfig, emit: Callable[[WatchEvent], None], *, poll
         try:
             stream.run()
         except Exception as exc:  # noqa: BLE001 - the status poll decides; the stream only adds detail
-            from pipelines.errors import TacnError
+            from tacn.pipelines.errors import TacnError
 
             detail = str(exc) if isinstance(exc, TacnError) else _describe(exc)
             stream.emit("warning", f"no progress frames from the notification stream: {detail}")

@@ -1,9 +1,9 @@
 """Remove records whose trade_date is invalid, without ever losing one.
 
 The selection is the stores' own invalid-date predicate (``count_invalid_trade_date``
-/ ``iter_invalid_trade_date``, the SQL / MongoDB form of validators.dates' rule),
+/ ``iter_invalid_trade_date``, the SQL / MongoDB form of tacn.validators.dates' rule),
 narrowed by a :class:`RecordFilter`. A dry run only summarises. Applying first
-writes every selected record to a backup (:mod:`pipelines.backup`), then deletes
+writes every selected record to a backup (:mod:`tacn.pipelines.recovery.backup`), then deletes
 in batches, recording progress in its manifest after each batch: by ``_id`` read
 back from that backup, or, when the store rendered the lines itself (SQLite), by
 the (rowid, ``_id``) of the row each line came from.
@@ -20,7 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.backup import (
+from tacn.pipelines.errors import UsageError
+from tacn.pipelines.recovery.backup import (
     STATE_DELETED,
     STATE_DELETING,
     Backup,
@@ -30,13 +31,17 @@ from pipelines.backup import (
     pause_point,
     write_backup,
 )
-from pipelines.errors import UsageError
-from pipelines.stores.base import QuoteStore, RecordFilter
-from validators.dates import KIND_DIGITS, InvalidTradeDate, classify_stored_trade_date, normalize_trade_date
+from tacn.pipelines.stores.base import QuoteStore, RecordFilter
+from tacn.validators.dates import (
+    KIND_DIGITS,
+    InvalidTradeDate,
+    classify_stored_trade_date,
+    normalize_trade_date,
+)
 
 SAMPLE_SIZE = 10
 DEFAULT_BATCH_SIZE = 50_000  # measured: 10,000 cost 0.25 CPU s more per 82,631 deletes (commits)
-PREDICATE = "trade_date is not a valid ISO date (validators.dates: YYYY-MM-DD string, real, 1990-12-19..tomorrow)"
+PREDICATE = "trade_date is not a valid ISO date (tacn.validators.dates: YYYY-MM-DD string, real, 1990-12-19..tomorrow)"
 
 
 @dataclass
@@ -122,7 +127,7 @@ class SelectionSummary:
     def add_batch(self, batch) -> None:
         """Tally a batch of backup lines the store rendered itself (``RenderedBatch``): the same
         tallies as :meth:`add` per document, from the store's own per-group aggregates."""
-        from pipelines.stores.sqlite import parse_stored_datetime, stored_trade_date
+        from tacn.pipelines.stores.sqlite import parse_stored_datetime, stored_trade_date
 
         if self.count < SAMPLE_SIZE:  # the first samples in selection order, whichever path rendered them
             firsts = sorted([*batch.firsts, *batch.decoded[:SAMPLE_SIZE]], key=lambda item: item[0])
@@ -273,7 +278,7 @@ def clean_invalid_trade_date(
         for doc in store.iter_invalid_trade_date(flt):
             summary.add(doc)
         return summary.fill(result)
-    from pipelines.lock import store_lock
+    from tacn.pipelines.lock import store_lock
 
     # The sync lock: no tacn sync rewrites a record between its backup and its delete.
     with nullcontext() if lock is not None else store_lock(store, "sync", f"tacn {label} --yes"):

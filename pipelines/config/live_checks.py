@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.secrets import scrub
-from validators.config_rules import ERROR, OK, WARNING
-from validators.records import COLLECTION, KEY_FIELDS, LEGACY_UNIQUE_INDEX_NAME
+from tacn.pipelines.config.secrets import scrub
+from tacn.validators.config_rules import ERROR, OK, WARNING
+from tacn.validators.records import COLLECTION, KEY_FIELDS, LEGACY_UNIQUE_INDEX_NAME
 
 SKIPPED = "skipped"
 
@@ -38,7 +38,7 @@ def skipped(service: str, why: str) -> LiveCheck:
 
 
 def _message(exc: BaseException) -> str:
-    from pipelines.stores.mongo import brief_driver_message  # light: imports no driver
+    from tacn.pipelines.stores.mongo import brief_driver_message  # light: imports no driver
 
     return scrub(f"{type(exc).__name__}: {brief_driver_message(str(exc))}")[:300]
 
@@ -53,7 +53,7 @@ def check_mongodb(
 
     Returns the checks and the configuration database handle (None when unreachable).
     """
-    from pipelines.stores.base import mask_url
+    from tacn.pipelines.stores.base import mask_url
 
     checks: list[LiveCheck] = []
     shown = mask_url(url)
@@ -140,7 +140,7 @@ def _database_exists(client: Any, name: str) -> LiveCheck:
 
 
 def _quotes_checks(client: Any, database: str, shown: str) -> list[LiveCheck]:
-    from pipelines.stores.mongo import MongoStore
+    from tacn.pipelines.stores.mongo import MongoStore
 
     db = client[database]
     if COLLECTION not in db.list_collection_names():

@@ -3,7 +3,7 @@
 Sources, read the way TradingAgents-CN reads them: the process environment, the
 ``.env`` file, and — when MongoDB is reachable — the active ``system_configs``
 document and ``llm_providers``. Each item follows the application's own
-precedence (validators.config_rules). Secrets leave this module only masked.
+precedence (tacn.validators.config_rules). Secrets leave this module only masked.
 """
 
 from __future__ import annotations
@@ -13,12 +13,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.env import DEFAULT_ENV_FILE, Env, mongo_url_from_app_env, read_env_file, register_secrets
-from pipelines.errors import ConfigError, UsageError
-from pipelines.live_checks import LiveCheck, check_mongodb, check_redis, skipped, url_credentials
-from pipelines.secrets import mask_value, register_secret, scrub
-from validators import config_rules as rules
-from validators.records import DEFAULT_DATABASE
+from tacn.pipelines.config.env import (
+    DEFAULT_ENV_FILE,
+    Env,
+    mongo_url_from_app_env,
+    read_env_file,
+    register_secrets,
+)
+from tacn.pipelines.config.live_checks import LiveCheck, check_mongodb, check_redis, skipped, url_credentials
+from tacn.pipelines.config.secrets import mask_value, register_secret, scrub
+from tacn.pipelines.errors import ConfigError, UsageError
+from tacn.validators import config_rules as rules
+from tacn.validators.records import DEFAULT_DATABASE
 
 PRECEDENCE = {
     "data-source keys (TUSHARE_TOKEN, FINNHUB_API_KEY)": " > ".join(rules.DATA_SOURCE_KEY_ORDER),

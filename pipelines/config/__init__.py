@@ -1,0 +1,1 @@
+"""Settings: env files, config-check rules applied to them, live MongoDB/Redis checks, secret masking."""
