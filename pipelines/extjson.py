@@ -7,17 +7,61 @@ a bare ``datetime.date`` (only the SQLite store can hold one) as
 (Extended JSON keeps milliseconds) as ``{"$tacnDatetime": "ISO"}``. NaN and
 ±Infinity become ``$numberDouble``. Used by backups and by the SQLite store's
 ``extra`` column, so both keep documents exactly.
+
+:func:`jsonable` is the one "make this JSON-safe" helper, for reports rather than documents:
+``--json`` output, rejects files, JUnit samples. It writes plain JSON types (ISO strings for
+dates, hex for ObjectIds, null for NaN/NaT) that any JSON reader takes as they are.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from functools import lru_cache
+from pathlib import PurePath
 from typing import Any
 
 from bson import Code, Int64, ObjectId, json_util
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types: dataclasses and mappings as objects, sequences and sets as
+    arrays, dates and datetimes as ISO strings, NaN/NaT/NA as null, numpy and BSON scalars as
+    numbers, anything else (ObjectId, Path, Decimal128, …) as its string."""
+    if value is None or isinstance(value, str) or type(value) in (bool, int):
+        return value
+    if isinstance(value, int):  # Int64, numpy-free int subclasses
+        return int(value)
+    if isinstance(value, float):
+        return None if value != value else float(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if _missing(value):  # NaT (a datetime), pd.NA
+        return None
+    if isinstance(value, date):  # datetime included
+        return value.isoformat()
+    if isinstance(value, PurePath):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        try:
+            return jsonable(value.item())
+        except (ValueError, TypeError):
+            pass
+    return str(value)
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return bool(value != value)
+    except (TypeError, ValueError):  # pd.NA has no truth value; arrays have no single one
+        return type(value).__name__ == "NAType"
+
 
 DATE_TAG = "$tacnDate"
 DATETIME_TAG = "$tacnDatetime"

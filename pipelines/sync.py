@@ -15,8 +15,6 @@ the run are the typed errors of :mod:`tacn.pipelines.errors`.
 
 from __future__ import annotations
 
-import json
-import math
 import random as _random
 import re
 import threading
@@ -31,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 from tacn.pipelines import price_basis, runs
 from tacn.pipelines.errors import (
-    AuthRefused,
     BasisMismatch,
     ConfigError,
     SourceError,
@@ -39,12 +36,13 @@ from tacn.pipelines.errors import (
     TacnError,
     UsageError,
 )
+from tacn.pipelines.rejects import RejectsFile
+from tacn.pipelines.sources.calling import CallFailed, MinInterval, RetryingCaller, RetryPolicy
 from tacn.validators.dates import FIRST_TRADE_DATE_ISO, shanghai_today
 from tacn.validators.records import PERIODS, parse_code, utc_now
 from tacn.validators.source_layouts import LAYOUTS, LayoutError, convert_frame, documents
 
 if TYPE_CHECKING:
-    import pandas as pd
 
     from tacn.pipelines.stores.base import QuoteStore
 
@@ -194,112 +192,6 @@ class Progress:
     note: str = ""
 
 
-# -- rate limits and retries ------------------------------------------------------
-
-
-class MinInterval:
-    """At least ``interval`` seconds between the starts of calls, across threads."""
-
-    def __init__(self, interval: float, *, clock: Callable[[], float], sleep: Callable[[float], None]):
-        self.interval = max(0.0, interval)
-        self.clock = clock
-        self.sleep = sleep
-        self._lock = threading.Lock()
-        self._next: float | None = None
-
-    def wait(self) -> None:
-        if self.interval <= 0:
-            return
-        with self._lock:
-            now = self.clock()
-            slot = now if self._next is None else max(now, self._next)
-            self._next = slot + self.interval
-        if slot > now:
-            self.sleep(slot - now)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 4
-    base: float = 1.0
-    cap: float = 30.0
-    rate_limit_wait: float = 60.0
-
-    def delay(self, attempt: int, kind: str, rand: Callable[[], float]) -> float:
-        """Exponential backoff with equal jitter: half fixed, half random; bounded by ``cap``."""
-        if kind == "rate_limit":
-            return self.rate_limit_wait + rand() * self.base
-        step = min(self.cap, self.base * 2 ** (attempt - 1))
-        return step / 2 + rand() * step / 2
-
-
-TRANSIENT, RATE_LIMIT, AUTH, PERMANENT = "transient", "rate_limit", "auth", "permanent"
-_AUTH_MARKERS = ("token不对", "token无效", "token错误", "api init error", "没有接口访问权限", "权限不足")
-_RATE_MARKERS = ("每分钟最多访问", "每小时最多访问", "每天最多访问", "访问频率", "最多访问该接口")
-
-
-def classify_error(exc: BaseException) -> tuple[str, str]:
-    """(kind, a message safe to show) for an exception raised by a source library."""
-    import json as _json
-
-    import requests
-
-    message = str(exc) or type(exc).__name__
-    if isinstance(exc, requests.exceptions.Timeout | TimeoutError):
-        return TRANSIENT, f"timed out ({type(exc).__name__})"
-    if isinstance(exc, requests.exceptions.JSONDecodeError | _json.JSONDecodeError):
-        return TRANSIENT, "the reply is not JSON (an HTTP error page?)"
-    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.ChunkedEncodingError
-                  | ConnectionError):
-        text = message
-        if "RemoteDisconnected" in text:
-            text = "RemoteDisconnected: the server closed the connection without a response"
-        elif "refused" in text.lower():
-            text = "connection refused"
-        return TRANSIENT, f"connection failed: {text[:200]}"
-    if isinstance(exc, requests.exceptions.HTTPError):
-        status = getattr(exc.response, "status_code", 0) or 0
-        return (TRANSIENT if status >= 500 or status == 429 else PERMANENT), f"HTTP {status}"
-    if any(marker in message for marker in _AUTH_MARKERS):
-        return AUTH, message[:200]
-    if any(marker in message for marker in _RATE_MARKERS):
-        return RATE_LIMIT, message[:200]
-    return PERMANENT, f"{type(exc).__name__}: {message[:200]}"
-
-
-class SymbolFailed(Exception):
-    def __init__(self, message: str, attempts: int):
-        super().__init__(message)
-        self.attempts = attempts
-
-
-class _Caller:
-    """Calls a source with its rate limit and the retry policy; counts attempts."""
-
-    def __init__(self, limiter: MinInterval, policy: RetryPolicy, sleep, rand, source: str):
-        self.limiter, self.policy, self.sleep, self.rand, self.source = limiter, policy, sleep, rand, source
-        self.stopped = threading.Event()  # set on an auth refusal: no worker starts another request
-
-    def __call__(self, call: Callable[[], Any], what: str) -> tuple[Any, int]:
-        for attempt in range(1, self.policy.max_attempts + 1):
-            self.limiter.wait()
-            if self.stopped.is_set():
-                raise SymbolFailed("not attempted: the run stopped", attempt - 1)
-            try:
-                return call(), attempt
-            except Exception as exc:  # noqa: BLE001 - classified below; nothing escapes unexamined
-                kind, message = classify_error(exc)
-                if kind == AUTH:
-                    self.stopped.set()
-                    raise AuthRefused(f"{self.source} refused the request ({what}): {message}. "
-                                      "Check the token and its permissions; nothing was retried.") from None
-                if kind == PERMANENT or attempt == self.policy.max_attempts:
-                    tried = f" after {attempt} attempts" if attempt > 1 else ""
-                    raise SymbolFailed(f"{message}{tried}", attempt) from None
-                self.sleep(self.policy.delay(attempt, kind, self.rand))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-
 # -- the gate ---------------------------------------------------------------------
 
 
@@ -329,65 +221,6 @@ def gate(converted, *, now: datetime | None = None):
                 if not any(reason.startswith(prefix) for reason in why):  # the contract already said why
                     why.append(name)
     return ok, reasons
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        try:
-            return _jsonable(value.item())
-        except (ValueError, TypeError):
-            pass
-    if value != value:  # NaT, NA
-        return None
-    return str(value)
-
-
-class RejectsFile:
-    """JSON Lines of rejected rows, opened on the first one (no file when nothing is rejected)."""
-
-    def __init__(self, path: Path | None, source: str):
-        self.path = path
-        self.source = source
-        self.count = 0
-        self._handle = None
-        self._lock = threading.Lock()
-
-    def write(self, raw: pd.DataFrame, reasons: dict[Any, list[str]], *, symbol: str | None = None) -> int:
-        if not reasons:
-            return 0
-        lines = []
-        for label, why in sorted(reasons.items(), key=lambda item: str(item[0]).zfill(20)):
-            record = {str(k): _jsonable(v) for k, v in raw.loc[label].items()} if label in raw.index else {}
-            lines.append(json.dumps({
-                "source": self.source,
-                "symbol": symbol or record.get("symbol") or record.get("股票代码") or record.get("ts_code"),
-                "row": _jsonable(label),
-                "reasons": why,
-                "record": record,
-            }, ensure_ascii=False))
-        with self._lock:
-            self.count += len(lines)
-            if self.path is not None:
-                if self._handle is None:
-                    try:
-                        self.path.parent.mkdir(parents=True, exist_ok=True)
-                        self._handle = self.path.open("w", encoding="utf-8")  # this run's rejects only
-                    except OSError as exc:
-                        raise UsageError(f"cannot write the rejects file {self.path}: {exc.strerror or exc}") from None
-                self._handle.write("\n".join(lines) + "\n")
-                self._handle.flush()
-        return len(lines)
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
 
 
 # -- the job ----------------------------------------------------------------------
@@ -667,7 +500,7 @@ def _sync_file(store, request, source, result, rejects, progress, now) -> None:
 # -- AKShare and Tushare -----------------------------------------------------------
 
 
-def _symbols_for(store, request: SyncRequest, caller: _Caller, client) -> tuple[list[str], str]:
+def _symbols_for(store, request: SyncRequest, caller: RetryingCaller, client) -> tuple[list[str], str]:
     """The symbols to sync and where the list came from."""
     if request.symbols:
         return list(dict.fromkeys(request.symbols)), "--symbols"
@@ -681,7 +514,7 @@ def _symbols_for(store, request: SyncRequest, caller: _Caller, client) -> tuple[
             codes, _ = caller(akshare.stock_codes, "stock list")
         else:
             codes, _ = caller(client.stock_codes, "stock list")
-    except SymbolFailed as exc:
+    except CallFailed as exc:
         raise SourceError(f"cannot get the stock list from {request.source_kind}: {exc}") from None
     if not codes:
         raise SourceError(f"{request.source_kind} returned an empty stock list")
@@ -700,7 +533,7 @@ def _stock_basic_codes(store) -> list[str]:
     return sorted({v for v in values if isinstance(v, str) and _SYMBOL_RE.match(v)})
 
 
-def _fetch_symbol(request: SyncRequest, symbol: str, start: str, end: str, caller: _Caller, client,
+def _fetch_symbol(request: SyncRequest, symbol: str, start: str, end: str, caller: RetryingCaller, client,
                   now) -> tuple[SymbolOutcome, Any]:
     """Fetch, convert and gate one symbol (runs in a worker thread)."""
     import pandas as pd
@@ -742,7 +575,7 @@ def _fetch_symbol(request: SyncRequest, symbol: str, start: str, end: str, calle
                     outcome.status, outcome.error = "failed", f"adj_factor {symbol}: {exc}"
                     return outcome, None
             layout = "tushare"
-    except SymbolFailed as exc:
+    except CallFailed as exc:
         outcome.status, outcome.error, outcome.attempts = "failed", str(exc), max(outcome.attempts, exc.attempts)
         return outcome, None
     if raw is None or raw.empty or len(raw.columns) == 0:
@@ -776,7 +609,7 @@ def _sync_api(store, request: SyncRequest, result: SyncResult, rejects: RejectsF
 
         limiter = MinInterval(60.0 / request.tushare_calls_per_minute, clock=clock, sleep=sleep)
         client = TushareClient(request.tushare_token, timeout=request.timeout, http_url=request.tushare_url)
-    caller = _Caller(limiter, policy, sleep, rand, request.source_kind)
+    caller = RetryingCaller(limiter, policy, sleep, rand, request.source_kind)
     symbols, origin = _symbols_for(store, request, caller, client)
     result.symbols_total = len(symbols)
     end = request.end or shanghai_today().isoformat()
@@ -922,7 +755,7 @@ class _ApplyContext:
     result: SyncResult
     rejects: RejectsFile
     book: Any
-    caller: _Caller
+    caller: RetryingCaller
     client: Any
     end: str
     sessions_between: Callable

@@ -15,7 +15,8 @@ import requests
 import responses
 
 from tacn.pipelines.errors import AuthRefused, ConfigError, UsageError
-from tacn.pipelines.sync import MinInterval, RetryPolicy, SyncRequest, classify_error, run_sync
+from tacn.pipelines.sources.calling import MinInterval, RetryPolicy, classify_error
+from tacn.pipelines.sync import SyncRequest, run_sync
 from tests.sync_fixtures import EastmoneyFake, FakeClock, TushareFake, free_closed_port_url, synthetic_quotes
 
 END = "2025-10-24"
@@ -348,8 +349,9 @@ def test_all_symbols_with_akshare_uses_its_stock_list(sqlite_store, clock, eastm
 
 def test_backoff_is_exponential_bounded_and_jittered():
     policy = RetryPolicy(max_attempts=10, base=1.0, cap=8.0)
-    assert [policy.delay(n, "transient", lambda: 0.0) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
-    assert [policy.delay(n, "transient", lambda: 1.0) for n in range(1, 6)] == [1.0, 2.0, 4.0, 8.0, 8.0]
+    # the shared Backoff's formula: the ceiling minus up to half of it (rand 0 → the ceiling)
+    assert [policy.delay(n, "transient", lambda: 0.0) for n in range(1, 6)] == [1.0, 2.0, 4.0, 8.0, 8.0]
+    assert [policy.delay(n, "transient", lambda: 1.0) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
     assert policy.delay(1, "rate_limit", lambda: 0.0) == 60.0
 
 

@@ -32,6 +32,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from tacn.pipelines.errors import AuthRefused, ConfigError, SourceError, UsageError
 from tacn.pipelines.safe_text import escape_unprintable
+from tacn.pipelines.sources.calling import Backoff
 
 KNOWN_TYPES = ("connected", "heartbeat", "notification", "progress")
 TASK_STATUS_TYPE = "task_status"  # tacn's own line for a polled task status (not a server frame)
@@ -53,22 +54,6 @@ MAX_FRAME_DEPTH = 64  # JSON nested deeper is skipped with a warning (the applic
 DROP_FRAME_FACTOR = 64  # a frame or message over 64 x MAX_FRAME_BYTES is not read at all: the connection is dropped
 CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY = 1000, 1001, 1008
 _SNIPPET = 80
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delay before retry n (1-based): min(cap, base x 2^(n-1)), minus up to ``jitter`` of it."""
-
-    base: float = 1.0
-    cap: float = 30.0
-    jitter: float = 0.2
-
-    def ceiling(self, attempt: int) -> float:
-        return min(self.cap, self.base * 2 ** max(0, attempt - 1))
-
-    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
-        ceiling = self.ceiling(attempt)
-        return ceiling * (1 - self.jitter * rng())
 
 
 @dataclass
