@@ -556,6 +556,8 @@ def junit_xml(result: ReconcileResult) -> str:
     import json
     import xml.etree.ElementTree as ET
 
+    from tacn.pipelines.extjson import jsonable
+
     failures = sum(1 for c in result.checks if c.fails_run)
     suites = ET.Element("testsuites", name="tacn reconcile", tests=str(len(result.checks)), failures=str(failures))
     suite = ET.SubElement(suites, "testsuite", name=f"tacn reconcile {' vs '.join(result.sources)}",
@@ -568,7 +570,7 @@ def junit_xml(result: ReconcileResult) -> str:
     for check in result.checks:
         case = ET.SubElement(suite, "testcase", classname=f"tacn.reconcile.{check.severity}", name=check.name, time="0")
         summary = f"{check.failing} of {check.checked} disagree: {check.description}"
-        detail = "\n".join(json.dumps(s, ensure_ascii=False, default=str) for s in check.samples)
+        detail = "\n".join(json.dumps(jsonable(s), ensure_ascii=False) for s in check.samples)
         if check.fails_run:
             ET.SubElement(case, "failure", message=summary, type=check.severity).text = detail
         elif check.failing:

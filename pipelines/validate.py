@@ -651,6 +651,8 @@ def junit_xml(result: ValidationResult) -> str:
     """JUnit XML: one testcase per catalogue rule; failures at or above the threshold carry counts and samples."""
     import xml.etree.ElementTree as ET
 
+    from tacn.pipelines.extjson import jsonable
+
     failures = sum(1 for r in result.rules if r.fails_run)
     suites = ET.Element("testsuites", name="tacn validate", tests=str(len(RULES)), failures=str(failures))
     suite = ET.SubElement(
@@ -677,7 +679,7 @@ def junit_xml(result: ValidationResult) -> str:
             continue
         summary = f"{outcome.failing} of {outcome.checked} fail: {rule.description}"
         detail = "\n".join(
-            json.dumps(s, ensure_ascii=False, default=_json_default) for s in outcome.samples
+            json.dumps(jsonable(s), ensure_ascii=False) for s in outcome.samples
         )
         if outcome.fails_run:
             failure = ET.SubElement(case, "failure", message=summary, type=rule.severity)
@@ -686,7 +688,3 @@ def junit_xml(result: ValidationResult) -> str:
             ET.SubElement(case, "system-out").text = f"{rule.severity} below the threshold: {summary}\n{detail}"
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
-
-
-def _json_default(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date) else str(value)

@@ -8,9 +8,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict, is_dataclass
-from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 from tacn.cli.secrets import scrub
@@ -19,26 +16,10 @@ PIPED_WIDTH = 200
 
 
 def to_jsonable(value: Any) -> Any:
-    """Plain JSON types for results: dataclasses, dates, ObjectIds, paths, NaN → null."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable(asdict(value))
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return to_jsonable(value.item())
-    return str(value)
+    """Plain JSON types for results (the library's one JSON-safe helper, imported when first needed)."""
+    from tacn.pipelines.extjson import jsonable
+
+    return jsonable(value)
 
 
 def error_fields(kind: str, message: str, exit_code: int) -> dict:

@@ -6,7 +6,7 @@ import math
 from datetime import date, datetime
 
 import pytest
-from bson import ObjectId
+from bson import Int64, ObjectId
 from typer.testing import CliRunner
 
 from tacn.cli.app import app
@@ -101,3 +101,34 @@ def test_extended_json_round_trip_property():
         assert exactly(decode_line(encode_document(doc))) == exactly(doc)
 
     check()
+
+
+def test_jsonable_is_plain_json_for_every_value_a_report_holds():
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    from tacn.pipelines.extjson import jsonable
+
+    @dataclasses.dataclass
+    class Row:
+        when: datetime
+        values: tuple
+
+    oid = ObjectId("64b7f0c2a1b2c3d4e5f60718")
+    value = {
+        "nan": float("nan"), "nat": pd.NaT, "na": pd.NA, "np_float": np.float64(1.5), "np_int": np.int64(7),
+        "np_bool": np.bool_(True), "int64": Int64(2**40), "day": date(2025, 10, 24), "ts": pd.Timestamp("2025-10-24 08:00"),
+        "oid": oid, "path": Path("/tmp/x"), "row": Row(datetime(2025, 10, 24, 8), (1, "a")), 3: {1, 2} - {2},
+    }
+    out = jsonable(value)
+    assert out == {
+        "nan": None, "nat": None, "na": None, "np_float": 1.5, "np_int": 7, "np_bool": True, "int64": 2**40,
+        "day": "2025-10-24", "ts": "2025-10-24T08:00:00", "oid": str(oid), "path": "/tmp/x",
+        "row": {"when": "2025-10-24T08:00:00", "values": [1, "a"]}, "3": [1],
+    }
+    assert json.loads(json.dumps(out, allow_nan=False)) == out
+    assert type(out["int64"]) is int and type(out["np_int"]) is int
