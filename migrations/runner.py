@@ -48,7 +48,7 @@ STATE_APPLIED = "applied"
 class MigrationRefused(TacnError):
     """A migration looked at the data and will not proceed (e.g. duplicates): exit 1, data untouched."""
 
-    exit_code = 1
+    kind = "migration_refused"
 
 
 @dataclass
@@ -88,7 +88,7 @@ class MigrateResult:
     action: str  # status, up, down
     dry_run: bool = False
     done: list[dict] = field(default_factory=list)  # {id, name, details | plan}
-    failed: dict | None = None  # {id, name, error, exit_code}
+    failed: dict | None = None  # {id, name, error, kind}: kind as in tacn.pipelines.errors
     migrations: list[MigrationStatus] = field(default_factory=list)
 
 
@@ -177,7 +177,7 @@ def migrate_up(store: QuoteStore, ctx: MigrationContext, *, to: int | None = Non
                 try:
                     result.done.append({"id": m.id, "name": m.name, "plan": m.module.plan(store, ctx)})
                 except TacnError as exc:
-                    result.failed = {"id": m.id, "name": m.name, "error": str(exc), "exit_code": exc.exit_code}
+                    result.failed = {"id": m.id, "name": m.name, "error": str(exc), "kind": exc.kind}
                     break
                 continue
             record = _start_record(store, m, records.get(m.id))
@@ -187,7 +187,7 @@ def migrate_up(store: QuoteStore, ctx: MigrationContext, *, to: int | None = Non
                 details = m.module.up(store, ctx) or {}
             except TacnError as exc:
                 _end_failed_record(store, record, str(exc))
-                result.failed = {"id": m.id, "name": m.name, "error": str(exc), "exit_code": exc.exit_code}
+                result.failed = {"id": m.id, "name": m.name, "error": str(exc), "kind": exc.kind}
                 break
             finally:
                 ctx.record_backup = lambda path: None
@@ -252,7 +252,7 @@ def migrate_down(store: QuoteStore, ctx: MigrationContext, *, to: int | None = N
             try:
                 details = m.module.down(store, ctx, records[m.id]) or {}
             except TacnError as exc:
-                result.failed = {"id": m.id, "name": m.name, "error": str(exc), "exit_code": exc.exit_code}
+                result.failed = {"id": m.id, "name": m.name, "error": str(exc), "kind": exc.kind}
                 break
             store.aux_delete(RECORDS, _key(m.id))
             result.done.append({"id": m.id, "name": m.name, "details": details})

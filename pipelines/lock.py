@@ -56,6 +56,8 @@ class LockInfo:
 class LockLost(LockHeld):
     """The lock was removed or replaced while this run held it: the run stops before its next write."""
 
+    kind = "lock_lost"
+
 
 class FileLock:
     """An exclusive, non-blocking flock on ``path``; holder details written into the file."""

@@ -162,20 +162,10 @@ class SyncResult:
     rebase_kept: dict[str, list[str]] = field(default_factory=dict)  # symbol → stored days kept
     basis_note: str | None = None  # what the run did (or could not do) about the price basis
 
-    @property
-    def exit_code(self) -> int:
-        """0 clean; 1 rows rejected or symbols failed; 3 nothing could be synced."""
-        if self.status == "failed":
-            return 3
-        if self.rejected or self.symbols_failed:
-            return 1
-        return 0
-
     def to_dict(self, *, with_outcomes: bool = True) -> dict:
         out = asdict(self)
         if not with_outcomes:
             out.pop("outcomes")
-        out["exit_code"] = self.exit_code
         return out
 
 

@@ -49,6 +49,8 @@ _TIMESTAMP_FIELDS = ("created_at", "updated_at")
 class TargetUnreadable(StoreUnavailable):
     """The file to validate cannot be read (missing, not a table, malformed). Exit 3."""
 
+    kind = "target_unreadable"
+
 
 @dataclass
 class ValidateOptions:

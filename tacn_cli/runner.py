@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import traceback
 from collections.abc import Iterator
@@ -28,15 +27,16 @@ def install_signal_handlers() -> None:
 
 @contextmanager
 def handle_errors(out: Output) -> Iterator[None]:
-    """Map exceptions to the documented exit codes; never show a traceback (unless TACN_DEBUG=1)."""
+    """Map exceptions to exit codes (typed errors by their kind); never a traceback (unless TACN_DEBUG=1)."""
     try:
         yield
     # typer vendors click: its BadParameter/UsageError derive from typer.TyperException, not click's.
     except (typer.Exit, typer.TyperException, click.exceptions.ClickException, click.exceptions.Abort):
         raise
     except TacnError as exc:
-        out.fail(error_kind(exc), str(exc), exc.exit_code)
-        raise typer.Exit(exc.exit_code) from None
+        code = exit_codes.for_error(exc)
+        out.fail(exc.kind, str(exc), code)
+        raise typer.Exit(code) from None
     except KeyboardInterrupt:
         out.fail("interrupted", "interrupted", exit_codes.INTERRUPTED)
         raise typer.Exit(exit_codes.INTERRUPTED) from None
@@ -48,11 +48,6 @@ def handle_errors(out: Output) -> Iterator[None]:
         out.fail("unexpected", f"unexpected {type(exc).__name__}: {exc} (set TACN_DEBUG=1 to see the traceback)",
                  exit_codes.CANNOT_RUN)
         raise typer.Exit(exit_codes.CANNOT_RUN) from None
-
-
-def error_kind(exc: BaseException) -> str:
-    """The JSON error kind of a typed error: its class name in snake case (StoreUnavailable -> store_unavailable)."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
 def open_store_for(out: Output, store: str | None, database: str | None = None, *, env=None, mode: str = "read"):

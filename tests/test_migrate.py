@@ -115,7 +115,7 @@ def test_0002_refuses_and_lists_duplicates_leaving_earlier_migrations_applied(st
     store.put_documents([twin])
     result = migrate_up(store, ctx)
     assert [d["id"] for d in result.done] == [1]
-    assert result.failed["id"] == 2 and result.failed["exit_code"] == 1
+    assert result.failed["id"] == 2 and result.failed["kind"] == "migration_refused"
     assert str(twin["_id"]) in result.failed["error"] and "000001" in result.failed["error"]
     assert [m.applied for m in status(store).migrations] == [True, False, False]
     assert store.count() == 2  # nothing dropped

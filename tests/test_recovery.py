@@ -193,7 +193,7 @@ def test_migration_0002_refuses_null_key_twins_on_both_stores(store, tmp_path):
     a, b = {**keyed(1.0, None), "_id": ObjectId()}, {**keyed(2.0, "absent"), "_id": ObjectId()}
     assert store.put_documents([a, b]).inserted == 2
     result = migrate_up(store, MigrationContext(backup_dir=tmp_path / "bk"))
-    assert result.failed["id"] == 2 and result.failed["exit_code"] == 1
+    assert result.failed["id"] == 2 and result.failed["kind"] == "migration_refused"
     assert str(a["_id"]) in result.failed["error"] and str(b["_id"]) in result.failed["error"]
     assert store.count() == 3
 

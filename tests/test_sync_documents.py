@@ -140,7 +140,7 @@ def test_file_rows_with_an_unknown_suffix_are_rejected(tmp_path):
     pd.DataFrame(rows).to_csv(path, index=False)
     with SQLiteStore(tmp_path / "q.db") as store:
         result = run_sync(store, SyncRequest(source=f"file:{path}", rejects_path=tmp_path / "r.jsonl"))
-        assert (result.inserted, result.rejected, result.exit_code) == (1, 3, 1)
+        assert (result.inserted, result.rejected, result.status) == (1, 3, "success_with_errors")
 
 
 # -- interrupted during a write batch --------------------------------------------------------------

@@ -105,7 +105,7 @@ def test_bad_dates_are_problems_with_the_normalisers_reason(value, reason):
 def test_shipped_sample_syncs_with_one_rejected_row(sqlite_store, tmp_path):
     rejects = tmp_path / "rejects.jsonl"
     result = run_sync(sqlite_store, SyncRequest(source=f"file:{SAMPLE}", rejects_path=rejects))
-    assert result.exit_code == 1 and result.rejected == 1
+    assert result.status == "success_with_errors" and result.rejected == 1
     line = json.loads(rejects.read_text())
     assert line["record"]["日期"] == "0" and line["reasons"][0].startswith("trade_date_iso: digits")
     assert sqlite_store.count_invalid_trade_date() == 0 and sqlite_store.count() == result.inserted > 0
@@ -120,7 +120,7 @@ def test_file_sync_is_idempotent_and_rejects_bad_rows(sqlite_store, tmp_path):
     path = write_akshare_csv(tmp_path / "q.csv", rows + bad)
     rejects = tmp_path / "rejects.jsonl"
     first = run_sync(sqlite_store, SyncRequest(source=f"file:{path}", rejects_path=rejects))
-    assert (first.inserted, first.rejected, first.exit_code) == (len(rows), 4, 1)
+    assert (first.inserted, first.rejected, first.status) == (len(rows), 4, "success_with_errors")  # exit 1
     reasons = [json.loads(line)["reasons"] for line in rejects.read_text().splitlines()]
     assert reasons[2] == ["volume_amount_non_negative"] and "symbol_format" in reasons[3]
     assert [json.loads(line)["row"] for line in rejects.read_text().splitlines()] == list(range(len(rows), len(rows) + 4))
@@ -141,7 +141,7 @@ def test_tushare_layout_csv_with_filters(sqlite_store, tmp_path):
     result = run_sync(sqlite_store, SyncRequest(source=f"file:{path}", symbols=("600000",), start="2025-10-01",
                                                 end="2025-10-10"))
     docs = list(sqlite_store.iter_documents())
-    assert result.exit_code == 0 and {d["symbol"] for d in docs} == {"600000"}
+    assert result.status == "success" and {d["symbol"] for d in docs} == {"600000"}
     assert min(d["trade_date"] for d in docs) == "2025-10-09" and max(d["trade_date"] for d in docs) == "2025-10-10"
     assert result.skipped == len(rows) - len(docs)
     row = [r for r in synthetic_quotes("600000") if r["date"] == "2025-10-09"][0]
@@ -165,7 +165,7 @@ def test_mongoexport_extended_json_lines_in_document_layout(sqlite_store, tmp_pa
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     rejects = tmp_path / "r.jsonl"
     result = run_sync(sqlite_store, SyncRequest(source=f"file:{path}", rejects_path=rejects))
-    assert result.inserted == 3 and result.rejected == 2 and result.exit_code == 1
+    assert result.inserted == 3 and result.rejected == 2 and result.status == "success_with_errors"
     doc = sorted(sqlite_store.iter_documents(), key=lambda d: d["trade_date"])[0]
     assert doc["open"] == 1500.5 and doc["volume"] == 12345.0 and doc["turnover_rate"] == 0.25
     assert doc["change"] == 5.0 and doc["pct_chg"] == round(5.0 / 1500.0 * 100, 4)  # recomputed
@@ -179,7 +179,7 @@ def test_parquet_file(sqlite_store, tmp_path):
     path = tmp_path / "q.parquet"
     frame.to_parquet(path)
     result = run_sync(sqlite_store, SyncRequest(source=f"file:{path}"))
-    assert result.exit_code == 0 and result.inserted == len(frame)
+    assert result.status == "success" and result.inserted == len(frame)
     assert sqlite_store.count_invalid_trade_date() == 0
 
 

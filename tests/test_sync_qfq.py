@@ -108,7 +108,7 @@ def assert_same(stored: dict[str, dict], expected: dict[str, dict]) -> None:
 
 def test_akshare_adjustment_event_between_syncs_rebases_the_whole_span(sqlite_store, eastmoney, tmp_path):
     first = sync(sqlite_store, tmp_path, source="akshare", symbols=("000001", "600000"), end=BEFORE)
-    assert first.exit_code == 0 and first.adjust == "qfq" and first.rebased == {}
+    assert first.status == "success" and first.adjust == "qfq" and first.rebased == {}
     assert {r["fqt"] for r in eastmoney.requests} == {"1"}  # qfq, as the application asks
     for symbol in ("000001", "600000"):
         assert_same(content(sqlite_store, symbol, "akshare"), app_akshare_documents(symbol, BEFORE))
@@ -117,7 +117,7 @@ def test_akshare_adjustment_event_between_syncs_rebases_the_whole_span(sqlite_st
     eastmoney.as_of = AFTER  # a dividend on EX_DATE: every earlier qfq price of 600000 moves
     eastmoney.requests.clear()
     second = sync(sqlite_store, tmp_path, source="akshare", symbols=("000001", "600000"), end=AFTER)
-    assert second.exit_code == 0
+    assert second.status == "success"
     moved = [day for day in before if day < EX_DATE]
     assert second.rebased == {"600000": len(moved)}  # every stored day before the ex-date, nothing else
     by_symbol = {o.symbol: o for o in second.outcomes}
@@ -191,7 +191,7 @@ def test_dry_run_reports_a_rebase_and_writes_nothing(sqlite_store, eastmoney, tm
 def test_tushare_qfq_equals_pro_bar_then_rebases_after_the_event(sqlite_store, tushare, tmp_path):
     kwargs = dict(source="tushare", symbols=("000001", "600000"), tushare_token=TOKEN, tushare_url=tushare.url)
     first = sync(sqlite_store, tmp_path, end=BEFORE, **kwargs)
-    assert first.exit_code == 0
+    assert first.status == "success"
     for symbol in ("000001", "600000"):
         assert_same(content(sqlite_store, symbol, "tushare"), app_tushare_documents(tushare, symbol))
     sample = next(iter(content(sqlite_store, "600000", "tushare").values()))
@@ -238,7 +238,7 @@ def test_a_different_adjust_than_recorded_is_refused_then_rebase_converts_with_a
     assert status["status"] == "failed" and "--rebase" in status["message"]
 
     converted = sync(sqlite_store, tmp_path, source="akshare", symbols=("600000",), end=AFTER, rebase=True)
-    assert converted.exit_code == 0 and converted.rebased["600000"] > 0
+    assert converted.status == "success" and converted.rebased["600000"] > 0
     assert "converted to qfq" in converted.outcomes[0].rebase_reason
     assert_same(content(sqlite_store, "600000", "akshare"), app_akshare_documents("600000", AFTER))
     from tacn.pipelines.recovery.backup import open_backup
@@ -247,7 +247,7 @@ def test_a_different_adjust_than_recorded_is_refused_then_rebase_converts_with_a
     assert {doc["trade_date"]: doc["close"] for doc in backup.documents()} == {
         day: doc["close"] for day, doc in unadjusted.items()}
     again = sync(sqlite_store, tmp_path, source="akshare", symbols=("600000",), end=AFTER)  # qfq is recorded now
-    assert again.exit_code == 0 and again.rebased == {}
+    assert again.status == "success" and again.rebased == {}
     with pytest.raises(BasisMismatch, match="--adjust none --rebase"):
         sync(sqlite_store, tmp_path, source="akshare", symbols=("600000",), end=AFTER, adjust="none")
 
@@ -261,7 +261,7 @@ def test_documents_the_application_wrote_count_as_qfq(sqlite_store, eastmoney, t
                          for doc in app_docs.values()])
     eastmoney.as_of = BEFORE
     ok = sync(sqlite_store, tmp_path, source="akshare", symbols=("600000",), end=BEFORE)
-    assert ok.exit_code == 0 and ok.rebased == {} and (ok.inserted, ok.updated) == (0, 0)
+    assert ok.status == "success" and ok.rebased == {} and (ok.inserted, ok.updated) == (0, 0)
     sqlite_store.aux_delete("tacn_price_basis", "akshare/daily/600000")  # the app's documents again: no record
     with pytest.raises(BasisMismatch, match="--symbols 600000 --adjust none --rebase"):
         sync(sqlite_store, tmp_path, source="akshare", symbols=("600000",), end=AFTER, adjust="none")
@@ -288,7 +288,7 @@ def test_a_store_synced_by_an_older_tacn_is_detected_once_with_the_command(sqlit
         sync(sqlite_store, tmp_path, source="akshare", symbols=("600000",), end=AFTER)
     eastmoney.as_of = AFTER  # after the dividend, qfq and unadjusted prices differ before the ex-date
     fixed = sync(sqlite_store, tmp_path, source="akshare", symbols=("600000",), end=AFTER, rebase=True)
-    assert fixed.exit_code == 0 and "600000" in fixed.rebased
+    assert fixed.status == "success" and "600000" in fixed.rebased
 
 
 def test_cli_basis_mismatch_exits_3_naming_rebase_and_none_warns(tmp_path, eastmoney):

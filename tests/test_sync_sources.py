@@ -61,7 +61,7 @@ def stored(store, **flt):
 
 def test_akshare_sync_writes_the_apps_document_shape(sqlite_store, clock, eastmoney):
     result = sync(sqlite_store, clock, source="akshare", symbols=("000001", "600000"), start="2025-09-01")
-    assert result.exit_code == 0 and result.status == "success"
+    assert result.status == "success"
     expected = synthetic_quotes("000001")
     assert result.inserted == len(expected) + len(synthetic_quotes("600000"))
     docs = stored(sqlite_store, symbols=("000001",))
@@ -127,7 +127,7 @@ def test_akshare_transient_faults_are_retried_with_backoff(sqlite_store, clock, 
     eastmoney.faults["000001"] = [fault, fault]
     result = sync(sqlite_store, clock, source="akshare", symbols=("000001", "600000"), start="2025-10-01",
                   akshare_min_interval=0)
-    assert result.exit_code == 0, result.errors
+    assert result.status == "success", result.errors
     outcome = {o.symbol: o for o in result.outcomes}["000001"]
     assert outcome.status == "ok" and outcome.attempts == 3
     assert clock.sleeps == [0.75, 1.5]  # 1 s then 2 s, with the jitter fixed at 0.5: half + half * 0.5
@@ -137,7 +137,7 @@ def test_akshare_symbol_that_keeps_failing_does_not_stop_the_others(sqlite_store
     eastmoney.faults["000001"] = [requests.exceptions.ReadTimeout("read timed out")] * 10
     result = sync(sqlite_store, clock, source="akshare", symbols=("000001", "600000", "300750"), start="2025-10-01",
                   max_attempts=3, akshare_min_interval=0)
-    assert result.exit_code == 1 and result.status == "success_with_errors"
+    assert result.status == "success_with_errors"
     assert result.symbols_failed == 1 and result.symbols_ok == 2
     assert result.errors[0]["symbol"] == "000001" and "after 3 attempts" in result.errors[0]["error"]
     assert len(eastmoney.faults["000001"]) == 7  # exactly 3 attempts
@@ -153,7 +153,7 @@ def test_akshare_malformed_rows_are_rejected_and_never_stored(sqlite_store, cloc
     rejects = tmp_path / "rejects.jsonl"
     result = sync(sqlite_store, clock, source="akshare", symbols=("000001",), start="2025-10-20", end="2025-10-31",
                   rejects_path=rejects)
-    assert result.exit_code == 1 and result.rejected == 3 and result.inserted == 5
+    assert result.status == "success_with_errors" and result.rejected == 3 and result.inserted == 5
     lines = [json.loads(line) for line in rejects.read_text().splitlines()]
     reasons = {tuple(line["reasons"]) for line in lines}
     assert ("trade_date_iso: missing (NaT)",) in reasons
@@ -172,14 +172,14 @@ def test_akshare_reply_with_missing_columns_fails_that_symbol_without_retry(sqli
     failed = {o.symbol: o for o in result.outcomes}["000001"]
     assert failed.status == "failed" and failed.attempts == 1 and clock.sleeps == []
     assert "ValueError" in failed.error
-    assert result.symbols_ok == 1 and result.exit_code == 1
+    assert result.symbols_ok == 1 and result.status == "success_with_errors"
 
 
 def test_akshare_row_with_missing_fields_is_rejected(sqlite_store, clock, eastmoney, tmp_path):
     eastmoney.extra_lines["000001"] = ["2025-10-27,11.0,11.1"]  # padded with NaN by pandas: no high, low, volume
     result = sync(sqlite_store, clock, source="akshare", symbols=("000001",), start="2025-10-20", end="2025-10-31",
                   rejects_path=tmp_path / "r.jsonl")
-    assert result.rejected == 1 and result.inserted == 5 and result.exit_code == 1
+    assert result.rejected == 1 and result.inserted == 5 and result.status == "success_with_errors"
     line = json.loads((tmp_path / "r.jsonl").read_text())
     assert line["reasons"] == ["最高 is missing", "最低 is missing", "成交量 is missing"]
 
@@ -187,7 +187,7 @@ def test_akshare_row_with_missing_fields_is_rejected(sqlite_store, clock, eastmo
 def test_akshare_empty_reply_for_trading_days_is_a_warning(sqlite_store, clock, eastmoney):
     eastmoney.faults["000001"] = ["null"]
     result = sync(sqlite_store, clock, source="akshare", symbols=("000001",), start="2025-10-20")
-    assert result.symbols_empty == 1 and result.exit_code == 0
+    assert result.symbols_empty == 1 and result.status == "success"
     assert "a range with 5 trading days" in result.warnings[0]
 
 
@@ -204,7 +204,7 @@ def test_akshare_min_interval_is_shared_by_workers(sqlite_store, clock, eastmone
 def test_tushare_sync_converts_units_and_recomputes_change(sqlite_store, clock, tushare):
     result = sync(sqlite_store, clock, source="tushare", symbols=("000001", "600000"), start="2025-09-01",
                   tushare_token=TOKEN, tushare_url=tushare.url)
-    assert result.exit_code == 0
+    assert result.status == "success"
     docs = stored(sqlite_store, symbols=("600000",))
     rows = synthetic_quotes("600000")
     assert [d["trade_date"] for d in docs] == [r["date"] for r in rows]  # YYYYMMDD normalised, oldest first
@@ -257,7 +257,7 @@ def test_tushare_rate_limit_message_waits_a_minute_and_retries(sqlite_store, clo
     tushare.faults["000001"] = ["抱歉，您每分钟最多访问该接口1次，权限的具体详情访问：https://tushare.pro/document/1?doc_id=108。"]
     result = sync(sqlite_store, clock, source="tushare", symbols=("000001",), start="2025-10-01",
                   tushare_token=TOKEN, tushare_url=tushare.url, tushare_calls_per_minute=6000)
-    assert result.exit_code == 0 and result.outcomes[0].attempts == 3  # daily twice, adj_factor once
+    assert result.status == "success" and result.outcomes[0].attempts == 3  # daily twice, adj_factor once
     assert max(clock.sleeps) >= 60
 
 
@@ -271,7 +271,7 @@ def test_tushare_http_500_gives_an_empty_frame_reported_as_a_warning(sqlite_stor
     tushare.faults["000001"] = [500]
     result = sync(sqlite_store, clock, source="tushare", symbols=("000001", "600000"), start="2025-10-01",
                   tushare_token=TOKEN, tushare_url=tushare.url)
-    assert result.symbols_empty == 1 and result.symbols_ok == 1 and result.exit_code == 0
+    assert result.symbols_empty == 1 and result.symbols_ok == 1 and result.status == "success"
     assert "000001: no rows from tushare" in result.warnings[0] and "silent server error" in result.warnings[0]
     assert stored(sqlite_store, symbols=("000001",)) == []
 
@@ -279,7 +279,7 @@ def test_tushare_http_500_gives_an_empty_frame_reported_as_a_warning(sqlite_stor
 def test_tushare_connection_refused_everywhere_fails_the_run(sqlite_store, clock):
     result = sync(sqlite_store, clock, source="tushare", symbols=("000001", "600000"), start="2025-10-01",
                   tushare_token=TOKEN, tushare_url=free_closed_port_url(), max_attempts=2)
-    assert result.status == "failed" and result.exit_code == 3 and result.symbols_failed == 2
+    assert result.status == "failed" and result.symbols_failed == 2
     assert "connection refused" in result.errors[0]["error"] and clock.sleeps.count(0.75) == 2  # one retry each
 
 
@@ -289,7 +289,7 @@ def test_tushare_timeout_is_retried_then_reported(sqlite_store, clock, tushare):
                   tushare_token=TOKEN, tushare_url=tushare.url, timeout=0.3, max_attempts=2)
     failed = {o.symbol: o for o in result.outcomes}["000001"]
     assert failed.status == "failed" and "timed out" in failed.error and failed.attempts == 2
-    assert result.symbols_ok == 1 and result.exit_code == 1
+    assert result.symbols_ok == 1 and result.status == "success_with_errors"
 
 
 def test_tushare_needs_a_token(sqlite_store, clock):

@@ -61,6 +61,8 @@ STATE_DELETED = "deleted"
 class BackupDamaged(TacnError):
     """The backup is damaged, truncated or altered: nothing is restored from it."""
 
+    kind = "backup_damaged"
+
 
 # -- test hook ---------------------------------------------------------------------
 def pause_point(name: str) -> None:

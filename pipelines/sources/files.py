@@ -45,6 +45,8 @@ PARQUET_MAGIC = b"PAR1"
 class LineTooLong(SourceError):
     """A line longer than MAX_LINE_BYTES (``/dev/zero``, a binary file, a runaway export). Exit 3."""
 
+    kind = "line_too_long"
+
 
 @dataclass(frozen=True)
 class FileSource:

@@ -63,15 +63,19 @@ def migrate_command(
                 result = migrate_up(opened, ctx, to=to, dry_run=dry_run)
             else:
                 result = migrate_down(opened, ctx, to=to, dry_run=dry_run)
+        failed = result.failed
+        code = exit_codes.for_kind(failed["kind"]) if failed else exit_codes.OK
         if json_:
-            failed = result.failed
-            out.json({**to_jsonable(result), **(error_fields("migration_failed", str(failed["error"]), failed["exit_code"])
-                                                if failed and failed["exit_code"] != exit_codes.PROBLEMS_FOUND else {})})
+            payload = to_jsonable(result)
+            if failed:
+                payload["failed"]["exit_code"] = code
+            out.json({**payload, **(error_fields("migration_failed", str(failed["error"]), code)
+                                    if failed and code != exit_codes.PROBLEMS_FOUND else {})})
         else:
             _render(out, result)
-        if result.failed:
-            out.error(f"migration {result.failed['id']:04d} ({result.failed['name']}) failed: {result.failed['error']}")
-            raise typer.Exit(result.failed["exit_code"])
+        if failed:
+            out.error(f"migration {failed['id']:04d} ({failed['name']}) failed: {failed['error']}")
+            raise typer.Exit(code)
     raise typer.Exit(exit_codes.OK)
 
 

@@ -81,7 +81,7 @@ def sync_command(
             with _ProgressDisplay(out) as display:
                 result = run_sync(opened, request, progress=display.update)
         _render(out, result, json_)
-    raise typer.Exit(result.exit_code)
+    raise typer.Exit(_exit_code(result))
 
 
 def _open_sync_store(out, store, database, env, dry_run: bool):
@@ -193,12 +193,20 @@ class _ProgressDisplay:
             self.bar.close()
 
 
+def _exit_code(result) -> int:
+    """0 clean; 1 rows rejected or symbols failed; 3 nothing could be synced."""
+    if result.status == "failed":
+        return exit_codes.CANNOT_RUN
+    return exit_codes.PROBLEMS_FOUND if result.rejected or result.symbols_failed else exit_codes.OK
+
+
 def _render(out: Output, result, json_: bool) -> None:
     if json_:
-        payload = result.to_dict()
-        if result.exit_code == exit_codes.CANNOT_RUN:  # the run report, plus the error object's fields
+        code = _exit_code(result)
+        payload = {**result.to_dict(), "exit_code": code}
+        if code == exit_codes.CANNOT_RUN:  # the run report, plus the error object's fields
             first = result.errors[0]["error"] if result.errors else f"sync {result.status}"
-            payload.update(error_fields("sync_failed", first, result.exit_code))
+            payload.update(error_fields("sync_failed", first, code))
         out.json(payload)
         return
     if result.basis_note:
@@ -230,7 +238,7 @@ def _render(out: Output, result, json_: bool) -> None:
     if result.rejects_path:
         out.line(f"rejected rows: {result.rejects_path}", style="red")
     verdict = {0: ("synced", "green"), 1: ("synced with problems", "yellow"), 3: ("sync failed", "red")}
-    text, style = verdict[result.exit_code]
+    text, style = verdict[_exit_code(result)]
     out.line(f"{text}: status {result.status}, prices {result.adjust}, last trade_date {result.last_trade_date or '-'}",
              style=style)
 
