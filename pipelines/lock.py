@@ -1,5 +1,10 @@
 """One run at a time per store.
 
+Each store provides its own lock (``store.run_lock(name, purpose)``); :func:`store_lock`
+wraps it so that, while held, the store checks it before every write batch. This module
+holds what every lock shares (the holder's details, :class:`LockLost`, the guard) and the
+file lock; the MongoDB lease document lives with its store (:mod:`tacn.pipelines.stores.mongo_lock`).
+
 - SQLite: an ``fcntl.flock`` on a lock file beside the database's *real* path
   (``<realpath of db>.lock``), so a run through a symlink meets the same lock.
   The kernel releases it when the holder dies, however it dies (SIGKILL
@@ -23,17 +28,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tacn.pipelines.errors import LockHeld, StoreError
 from tacn.validators.records import utc_now
-
-LOCK_COLLECTION = "tacn_locks"
-DEFAULT_TTL = timedelta(minutes=10)
 
 
 @dataclass
@@ -129,7 +129,6 @@ class FileLock:
 
 
 HOLDER_INFO_WAIT_S = 1.0
-VERIFY_INTERVAL_S = 1.0  # MongoDB: at most one lock check per second of writes
 
 
 def _read_holder(fd: int) -> LockInfo | None:
@@ -154,135 +153,21 @@ def _read_info(fd: int) -> LockInfo | None:
         return None
 
 
-class MongoLock:
-    """A lock document ``{_id: name, pid, host, started_at, expires_at}`` renewed while held."""
+class RunLock(Protocol):
+    """What a store's lock does (:meth:`QuoteStore.run_lock`): a file lock, a lease document, …"""
 
-    def __init__(self, db: Any, name: str = "sync", purpose: str = "", *, ttl: timedelta = DEFAULT_TTL,
-                 clock=utc_now, heartbeat: bool = True):
-        self.collection = db[LOCK_COLLECTION]
-        self.name = name
-        self.info = LockInfo.mine(name, purpose)
-        self.previous: LockInfo | None = None
-        self.ttl = ttl
-        self.clock = clock
-        self.heartbeat = heartbeat
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._held = False
-        self._lost = False
-        self._verified_at = 0.0
+    info: LockInfo
+    previous: LockInfo | None  # a dead holder's details, when this run took its lock over
 
-    def _document(self) -> dict:
-        return {"_id": self.name, **self.info.__dict__, "expires_at": self.clock() + self.ttl}
-
-    def acquire(self) -> MongoLock:
-        from pymongo.errors import DuplicateKeyError
-
-        try:
-            self.collection.insert_one(self._document())
-        except DuplicateKeyError:
-            current = self.collection.find_one({"_id": self.name})
-            now = self.clock()
-            if (current is not None and current.get("expires_at") is not None and current["expires_at"] > now
-                    and not _holder_is_gone(current)):
-                holder = _info_from_doc(current)
-                raise LockHeld(
-                    f"another {self.name} run holds the lock on this store: {holder.describe()} "
-                    f"(document {self.name!r} in {LOCK_COLLECTION}, expires {current['expires_at']:%Y-%m-%d %H:%M:%S} "
-                    "UTC unless renewed); this run did nothing."
-                ) from None
-            # Stale (expired, or vanished meanwhile): take it over unless another run just did.
-            condition = {"_id": self.name}
-            if current is not None:
-                condition["expires_at"] = current.get("expires_at")
-            taken = self.collection.find_one_and_replace(condition, self._document(), upsert=current is None)
-            if current is not None and taken is None:
-                raise LockHeld(f"another {self.name} run took over the stale lock on this store first") from None
-            self.previous = _info_from_doc(current) if current else None
-        self._held = True
-        if self.heartbeat:
-            self._thread = threading.Thread(target=self._renew_loop, name="tacn-lock-heartbeat", daemon=True)
-            self._thread.start()
-        return self
-
-    def _mine(self) -> dict:
-        return {"_id": self.name, "pid": self.info.pid, "host": self.info.host, "started_at": self.info.started_at}
-
-    def renew(self) -> None:
-        if self.collection.update_one(self._mine(), {"$set": {"expires_at": self.clock() + self.ttl}}).matched_count == 0:
-            self._lost = True
-
-    def verify(self) -> None:
-        """Raise LockLost when the lock document is no longer this run's (checked at most once a second)."""
-        import time
-
-        if not self._held:
-            return
-        now = time.monotonic()
-        if not self._lost and now - self._verified_at < VERIFY_INTERVAL_S:
-            return
-        if self._lost or self.collection.find_one(self._mine(), {"_id": 1}) is None:
-            self._lost = True
-            raise LockLost(
-                f"the lock document {self.name!r} in {LOCK_COLLECTION} was removed or taken over during this run, "
-                "so another run could start unnoticed; this run stopped before its next write."
-            )
-        self._verified_at = now
-
-    def _renew_loop(self) -> None:
-        interval = max(self.ttl.total_seconds() / 3, 1.0)
-        while not self._stop.wait(interval):
-            try:
-                self.renew()
-            except Exception:  # noqa: BLE001 - a missed renewal only shortens the expiry
-                pass
-
-    def release(self) -> None:
-        if not self._held:
-            return
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        from pymongo.errors import ConnectionFailure
-
-        try:
-            self.collection.delete_one(self._mine())
-        except ConnectionFailure:
-            pass  # the server is gone: the error that ends the run says so; the next run takes the lock over
-        self._held = False
-
-    def __enter__(self) -> MongoLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def _holder_is_gone(doc: dict) -> bool:
-    """The lock was written on this host by a process that no longer exists (killed, or lost its server)."""
-    if doc.get("host") != socket.gethostname() or not isinstance(doc.get("pid"), int) or doc["pid"] <= 0:
-        return False
-    try:
-        os.kill(doc["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def _info_from_doc(doc: dict) -> LockInfo:
-    started = doc.get("started_at")
-    if isinstance(started, datetime):
-        started = started.isoformat(sep=" ", timespec="seconds")
-    return LockInfo(str(doc.get("name", doc.get("_id"))), int(doc.get("pid") or 0), str(doc.get("host", "?")),
-                    str(started), str(doc.get("purpose", "")))
+    def acquire(self) -> RunLock: ...
+    def verify(self) -> None: ...
+    def release(self) -> None: ...
 
 
 class GuardedLock:
     """A lock that, while held, makes ``store`` check it before every write batch."""
 
-    def __init__(self, lock: FileLock | MongoLock, store: Any):
+    def __init__(self, lock: RunLock, store: Any):
         self.lock = lock
         self.store = store
         self._previous_guard = None
@@ -317,7 +202,5 @@ def lock_path_for(db_path: Path | str, name: str = "sync") -> Path:
 
 
 def store_lock(store: Any, name: str = "sync", purpose: str = "") -> GuardedLock:
-    """The lock for ``store``: a lock file beside an SQLite database, a lock document in MongoDB."""
-    if store.kind == "sqlite":
-        return GuardedLock(FileLock(lock_path_for(store.path, name), name, purpose), store)
-    return GuardedLock(MongoLock(store.db, name, purpose), store)
+    """The lock for ``store`` (whichever kind the store provides: ``store.run_lock``), guarding its writes."""
+    return GuardedLock(store.run_lock(name, purpose), store)

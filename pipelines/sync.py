@@ -512,12 +512,9 @@ def _symbols_for(store, request: SyncRequest, caller: RetryingCaller, client) ->
 
 
 def _stock_basic_codes(store) -> list[str]:
-    """Codes in the application's ``stock_basic_info`` (MongoDB), or the same collection in SQLite's aux table."""
+    """Codes in the application's ``stock_basic_info`` (a MongoDB collection, or SQLite's aux table)."""
     try:
-        if store.kind == "mongodb":
-            values = store.db["stock_basic_info"].distinct("code")
-        else:
-            values = [doc.get("code") for doc in store.aux_find("stock_basic_info")]
+        values = [doc.get("code") for doc in store.aux_find("stock_basic_info")]
     except Exception:  # noqa: BLE001 - no such collection: fall back to the source's list
         return []
     return sorted({v for v in values if isinstance(v, str) and _SYMBOL_RE.match(v)})

@@ -54,3 +54,76 @@ def test_only_the_cli_maps_kinds_to_exit_codes():
 def test_an_error_class_without_a_kind_is_refused():
     with pytest.raises(TypeError, match="must declare its kind"):
         type("NoKind", (TacnError,), {})
+
+
+# -- the QuoteStore protocol ------------------------------------------------------------------------
+
+
+def _protocol_members() -> dict[str, object]:
+    from tacn.pipelines.stores.base import QuoteStore
+
+    methods = {name: value for name, value in vars(QuoteStore).items()
+               if callable(value) and (not name.startswith("_") or name in ("__enter__", "__exit__"))}
+    attributes = {name: None for name in QuoteStore.__annotations__}
+    return {**attributes, **methods}
+
+
+def _compatible(protocol_fn, store_fn) -> list[str]:
+    """Problems calling ``store_fn`` as the protocol says: every protocol parameter accepted the same way."""
+    import inspect
+
+    want = inspect.signature(protocol_fn).parameters
+    have = inspect.signature(store_fn).parameters
+    problems = []
+    for name, param in want.items():
+        if param.kind is param.VAR_POSITIONAL:
+            if not any(p.kind is p.VAR_POSITIONAL for p in have.values()):
+                problems.append(f"*{name} missing")
+            continue
+        other = have.get(name)
+        if other is None:
+            problems.append(f"{name} missing")
+        elif other.kind != param.kind:
+            problems.append(f"{name} is {other.kind.description}, not {param.kind.description}")
+        elif param.default is not param.empty and other.default != param.default:
+            problems.append(f"{name} defaults to {other.default!r}, not {param.default!r}")
+    extra = [name for name, p in have.items() if name not in want and p.default is p.empty
+             and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    problems += [f"{name} is required but not in the protocol" for name in extra]
+    return problems
+
+
+@pytest.mark.parametrize("store_class", ["sqlite", "mongodb"])
+def test_both_stores_have_every_protocol_member_with_a_compatible_signature(store_class, tmp_path):
+    from tacn.pipelines.stores.mongo import MongoStore
+    from tacn.pipelines.stores.sqlite import SQLiteStore
+    from tests.conftest import make_mongomock_store
+
+    cls = {"sqlite": SQLiteStore, "mongodb": MongoStore}[store_class]
+    store = SQLiteStore(tmp_path / "q.db") if store_class == "sqlite" else make_mongomock_store()
+    members = _protocol_members()
+    assert {"aux_upsert", "aux_find", "aux_delete", "replace_documents", "bulk_load", "run_lock",
+            "create_unique_index", "drop_index", "list_indexes", "write_guard"} <= set(members)
+    try:
+        for name, protocol_fn in members.items():
+            assert hasattr(store, name), f"{cls.__name__} has no {name}"
+            if protocol_fn is not None:
+                assert not _compatible(protocol_fn, getattr(cls, name)), (name, _compatible(protocol_fn, getattr(cls, name)))
+    finally:
+        store.close()
+
+
+def test_every_store_method_a_caller_uses_is_in_the_protocol():
+    """store.<name> in the library, the migrations and the CLI: each is a protocol member (or a
+    documented store-specific extra, reached only after checking for it)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    used: set[str] = set()
+    for folder in ("pipelines", "migrations", "tacn_cli"):
+        for path in (root / folder).rglob("*.py"):
+            if path.parent.name == "stores" and path.name in ("sqlite.py", "mongo.py", "mongo_lock.py"):
+                continue  # the stores themselves
+            used |= set(re.findall(r"\b(?:store|opened)\.([a-z_]+)\b", path.read_text(encoding="utf-8")))
+    store_specific = {"path", "database_name", "delete_rows"}  # behind kind checks / renders_backup_lines
+    assert used - set(_protocol_members()) - store_specific == set()

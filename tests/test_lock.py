@@ -102,14 +102,15 @@ def test_a_lock_file_removed_under_a_run_stops_its_next_write(tmp_path, how):
 
 
 def test_a_mongodb_lock_document_removed_under_a_run_stops_its_next_write(monkeypatch):
+    from tacn.pipelines.stores import mongo_lock
     from tests.clean_fixtures import quote
     from tests.conftest import make_mongomock_store
 
-    monkeypatch.setattr(lock, "VERIFY_INTERVAL_S", 0.0)
+    monkeypatch.setattr(mongo_lock, "VERIFY_INTERVAL_S", 0.0)
     store = make_mongomock_store()
     with lock.store_lock(store, "sync", "tacn sync"):
         store.upsert([quote(symbol="688001")])
-        store.db[lock.LOCK_COLLECTION].delete_many({})
+        store.db[mongo_lock.LOCK_COLLECTION].delete_many({})
         with pytest.raises(lock.LockLost, match="removed or taken over"):
             store.upsert([quote(symbol="688002")])
     assert store.count() == 1

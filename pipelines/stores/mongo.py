@@ -601,6 +601,12 @@ class MongoStore:
     def aux_delete(self, collection: str, key: str) -> None:
         self.db[collection].delete_one({"_id": key})
 
+    def run_lock(self, name: str = "sync", purpose: str = ""):
+        """One run at a time: a lease document in ``tacn_locks``, renewed while held."""
+        from tacn.pipelines.stores.mongo_lock import MongoLock
+
+        return MongoLock(self.db, name, purpose)
+
     def close(self) -> None:
         self.client.close()
 

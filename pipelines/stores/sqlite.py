@@ -908,6 +908,12 @@ class SQLiteStore:
     def aux_delete(self, collection: str, key: str) -> None:
         self.conn.execute(f"DELETE FROM {AUX_TABLE} WHERE collection = ? AND key = ?", (collection, str(key)))
 
+    def run_lock(self, name: str = "sync", purpose: str = ""):
+        """One run at a time: an flock on a file beside the database's real path (released when the holder dies)."""
+        from tacn.pipelines.lock import FileLock, lock_path_for
+
+        return FileLock(lock_path_for(self.path, name), name, purpose)
+
     def close(self) -> None:
         self.conn.close()
 
