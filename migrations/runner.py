@@ -122,10 +122,6 @@ def is_applied(record: dict) -> bool:
     return record.get("state", STATE_APPLIED) == STATE_APPLIED  # records before states existed: applied
 
 
-def applied_records(store: QuoteStore) -> dict[int, dict]:
-    return {i: doc for i, doc in all_records(store).items() if is_applied(doc)}
-
-
 def recorded_backups(record: dict) -> list[str]:
     """Every backup a migration's runs wrote (older records name only the last, in details)."""
     backups = list(record.get("backups") or [])

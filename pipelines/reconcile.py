@@ -63,7 +63,6 @@ CHECKS: tuple[Check, ...] = (
     Check("off_session", "warning", "records on days that are not XSHG sessions (not compared; "
           "validate's trading_day rule judges them)"),
 )
-CHECKS_BY_NAME = {c.name: c for c in CHECKS}
 COMPARED = ("price_return", "price_level", "volume", "amount", "missing_day")
 
 

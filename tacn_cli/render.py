@@ -53,10 +53,6 @@ class Output:
         self.stdout = Console(highlight=False, soft_wrap=False, width=width)
         self.stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
-    @property
-    def interactive(self) -> bool:
-        return sys.stdout.isatty()
-
     # diagnostics: always stderr
     def info(self, message: str) -> None:
         self.stderr.print(scrub(message), markup=False)

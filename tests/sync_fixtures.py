@@ -17,6 +17,7 @@ import threading
 from collections import defaultdict
 from datetime import date
 
+from tacn.pipelines.sources.akshare import KLINE_URL
 from tacn.pipelines.sources.dev_server import (
     Event,
     SyntheticMarket,
@@ -27,7 +28,6 @@ from tacn.pipelines.sources.dev_server import (
 
 __all__ = ["Event", "EastmoneyFake", "FakeClock", "TushareFake", "free_closed_port_url", "synthetic_quotes", "ts_code"]
 
-KLINE_URL = "https://push2his.eastmoney.com/api/qt/stock/kline/get"
 
 
 # -- AKShare ----------------------------------------------------------------------

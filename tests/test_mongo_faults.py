@@ -24,8 +24,6 @@ from tests.clean_fixtures import good_documents, quote
 from tests.ferretdb_fixtures import start_ferretdb
 from tests.test_sync_file import akshare_rows, write_akshare_csv
 
-pytestmark = pytest.mark.slow
-
 ROOT = Path(__file__).resolve().parent.parent
 DB = "tradingagents"
 SYMBOLS = [f"{600000 + i:06d}" for i in range(24)]

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from tacn.validators.records import DEFAULT_DATABASE
 
 REQUIRED, RECOMMENDED, OPTIONAL = "required", "recommended", "optional"
-GROUPS = (REQUIRED, RECOMMENDED, OPTIONAL)
 
 # Severities of a finding, worst last.
 OK, INFO, WARNING, ERROR = "ok", "info", "warning", "error"
@@ -77,9 +76,6 @@ ITEMS: tuple[ConfigItem, ...] = (
     ConfigItem("REDIS_PASSWORD", OPTIONAL, "Redis password", secret=True),
     ConfigItem("REDIS_DB", OPTIONAL, "Redis database number", kind="int", default="0"),
 )
-
-ITEMS_BY_NAME = {item.name: item for item in ITEMS}
-
 
 def clean_value(value: str | None) -> str:
     """The value as the application's key check compares it: stripped of blanks and quotes."""

@@ -107,10 +107,6 @@ def app_full_symbol(code: str) -> str:
     return f"{code}.{'SH' if code.startswith('6') else 'SZ'}"
 
 
-def document_key(doc: dict) -> tuple:
-    return tuple(doc.get(name) for name in KEY_FIELDS)
-
-
 def can_recompute_change(close: float | None, pre_close: float | None) -> bool:
     """The application recomputes only when both are truthy (present, not NaN, not zero)."""
     return bool(close) and bool(pre_close) and close == close and pre_close == pre_close

@@ -25,7 +25,6 @@ from tacn.validators.dates import (
     ISO_DATE_LENGTH,
     ISO_DATE_SHAPE,
     InvalidTradeDate,
-    latest_allowed_trade_date,
     normalize_trade_date,
     valid_iso_mask,
 )
@@ -81,10 +80,6 @@ class CheckContext:
     """What a check may depend on besides the frame: the clock."""
 
     now_utc: datetime = field(default_factory=utc_now)
-
-    @property
-    def latest_trade_date(self) -> str:
-        return latest_allowed_trade_date(self.now_utc).isoformat()
 
 
 RULES: tuple[Rule, ...] = (
@@ -177,10 +172,6 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 RULES_BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
-
-
-def rule_names(*, scope: str | None = None) -> tuple[str, ...]:
-    return tuple(r.name for r in RULES if scope is None or r.scope == scope)
 
 
 def error_rule_names() -> tuple[str, ...]:

@@ -66,7 +66,6 @@ AKSHARE_FIELDS = {
 # reads, so its AKShare documents carry no turnover_rate (a writer that added one would flip
 # the field on every alternate sync).
 AKSHARE_COLUMNS = ("日期", "股票代码", "开盘", "收盘", "最高", "最低", "成交量", "成交额", "振幅", "涨跌幅", "涨跌额", "换手率")
-TUSHARE_COLUMNS = ("ts_code", "trade_date", "open", "high", "low", "close", "pre_close", "change", "pct_chg", "vol", "amount")
 TUSHARE_VOLUME_FACTOR = 100  # lots → shares
 TUSHARE_AMOUNT_FACTOR = 1000  # thousand yuan → yuan
 

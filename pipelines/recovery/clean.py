@@ -55,7 +55,6 @@ class PairLoss:
     max_row_number: int | None = None  # trade_date "0".."N": row numbers of the broken sync
     recoverable_first: str | None = None  # dates readable from values such as "20251023"
     recoverable_last: str | None = None
-    updated_first: datetime | None = None
     updated_last: datetime | None = None
 
 
@@ -89,7 +88,7 @@ class SelectionSummary:
         self.samples: list[dict] = []
         self._tally: Counter = Counter()  # (pair key, type, trade_date value) -> records
         self._odd: list[tuple[tuple, Any]] = []  # unhashable keys or values, judged one by one
-        self._stamps: dict[tuple, list[datetime]] = {}  # pair key -> [first, last] updated_at
+        self._stamps: dict[tuple, list[datetime]] = {}  # pair key -> [first, last] updated_at (repair reads last)
 
     def add(self, doc: dict) -> None:
         if self.count < SAMPLE_SIZE:
@@ -188,8 +187,8 @@ class SelectionSummary:
                 pair.recoverable_last = max(filter(None, (pair.recoverable_last, day)))
             elif row_number is not None:
                 pair.max_row_number = max(row_number, pair.max_row_number or 0)
-        for key, (first, last) in self._stamps.items():
-            pairs[key].updated_first, pairs[key].updated_last = first, last
+        for key, (_, last) in self._stamps.items():
+            pairs[key].updated_last = last
         for sample in self.samples:
             sample["kind"] = self._judge(sample["trade_date"])[0]
         result.selected = self.count
