@@ -444,7 +444,7 @@ class _FailuresWriter:
             line: dict[str, Any] = {"rules": [names[i] for i in np.flatnonzero(matrix[position])]}
             if ROW_COLUMN in frame.columns:
                 line["row"] = int(frame[ROW_COLUMN].iloc[position])
-            line["document"] = _jsonable_document(_record(frame, position))
+            line["document"] = _failure_document(_record(frame, position))
             self._handle.write(json_util.dumps(line, json_options=json_util.RELAXED_JSON_OPTIONS) + "\n")
             self.records += 1
 
@@ -452,7 +452,8 @@ class _FailuresWriter:
         self._handle.close()
 
 
-def _jsonable_document(doc: dict) -> dict:
+def _failure_document(doc: dict) -> dict:
+    """The record as --failures-out writes it with bson's relaxed Extended JSON: hidden columns dropped."""
     out = {}
     for name, value in doc.items():
         if name in HIDDEN_COLUMNS:
