@@ -30,10 +30,13 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tacn.pipelines.errors import LockHeld, StoreError
 from tacn.validators.records import utc_now
+
+if TYPE_CHECKING:
+    from tacn.pipelines.stores.base import QuoteStore
 
 
 @dataclass
@@ -167,7 +170,7 @@ class RunLock(Protocol):
 class GuardedLock:
     """A lock that, while held, makes ``store`` check it before every write batch."""
 
-    def __init__(self, lock: RunLock, store: Any):
+    def __init__(self, lock: RunLock, store: QuoteStore):
         self.lock = lock
         self.store = store
         self._previous_guard = None
@@ -201,6 +204,6 @@ def lock_path_for(db_path: Path | str, name: str = "sync") -> Path:
     return Path(f"{real}.lock") if name == "sync" else Path(f"{real}.{name}.lock")
 
 
-def store_lock(store: Any, name: str = "sync", purpose: str = "") -> GuardedLock:
+def store_lock(store: QuoteStore, name: str = "sync", purpose: str = "") -> GuardedLock:
     """The lock for ``store`` (whichever kind the store provides: ``store.run_lock``), guarding its writes."""
     return GuardedLock(store.run_lock(name, purpose), store)

@@ -43,7 +43,6 @@ from tacn.validators.records import PERIODS, parse_code, utc_now
 from tacn.validators.source_layouts import LAYOUTS, LayoutError, convert_frame, documents
 
 if TYPE_CHECKING:
-
     from tacn.pipelines.stores.base import QuoteStore
 
 API_SOURCES = ("akshare", "tushare")

@@ -127,3 +127,20 @@ def test_every_store_method_a_caller_uses_is_in_the_protocol():
             used |= set(re.findall(r"\b(?:store|opened)\.([a-z_]+)\b", path.read_text(encoding="utf-8")))
     store_specific = {"path", "database_name", "delete_rows"}  # behind kind checks / renders_backup_lines
     assert used - set(_protocol_members()) - store_specific == set()
+
+
+def test_sync_retries_and_watch_reconnects_share_one_backoff():
+    from tacn.pipelines.sources.calling import SOURCE_JITTER, Backoff, RetryPolicy
+    from tacn.pipelines.watch.client import WatchConfig
+
+    watch_backoff = WatchConfig(url="ws://127.0.0.1:1/api/ws/notifications", token="t").backoff
+    sync_backoff = RetryPolicy(base=1.0, cap=30.0).backoff
+    assert type(watch_backoff) is type(sync_backoff) is Backoff
+    assert (watch_backoff.base, watch_backoff.cap, watch_backoff.jitter) == (1.0, 30.0, 0.2)  # watch's documented schedule
+    assert sync_backoff == Backoff(1.0, 30.0, SOURCE_JITTER)
+    for n in range(1, 9):  # the same ceilings; each delay within [ceiling x (1 - jitter), ceiling]
+        assert watch_backoff.ceiling(n) == sync_backoff.ceiling(n)
+        for draw in (0.0, 0.5, 0.999):
+            assert 0.8 * watch_backoff.ceiling(n) <= watch_backoff.delay(n, lambda d=draw: d) <= watch_backoff.ceiling(n)
+            assert 0.5 * sync_backoff.ceiling(n) <= RetryPolicy(base=1.0, cap=30.0).delay(n, "transient", lambda d=draw: d) \
+                <= sync_backoff.ceiling(n)
