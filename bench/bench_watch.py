@@ -1,7 +1,7 @@
 """tacn watch: throughput and delay on loopback, then a soak with server restarts.
 
 1. Burst: the dev server (pipelines/watch/dev_server.py, in this process) sends 10,000 notifications
-   as fast as it can to `tacn watch --json --type notification --count N > file`; each carries its
+   as fast as it can to `tacn watch --json --type notification --limit N > file`; each carries its
    send time. Reported: messages/s and the median / p99 delay from send to the line appearing
    in the file (a thread tails the file). Floor: a bare websocket-client loop writing each frame
    to a file (no parsing, filtering or rendering), same server, same run.
@@ -184,7 +184,7 @@ def main() -> None:
         floor = burst(server, tmp, [sys.executable, "-c", FLOOR_CLIENT, f"{server.ws_url()}?token={token}", str(N),
                                     str(tmp / "floor.ndjson")], env, "floor")
         watch = burst(server, tmp, [TACN, "watch", "--api-url", server.api_url, "--json", "--type", "notification",
-                                    "--count", str(N)], env, "watch")
+                                    "--limit", str(N)], env, "watch")
         ratio = floor["rate"] / watch["rate"]
         rows = [
             ("floor: bare websocket-client loop", f"{floor['rate']:,.0f} msg/s  median {floor['median']:.1f} ms  "

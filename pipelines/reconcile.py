@@ -473,7 +473,7 @@ def reconcile_store(store, options: ReconcileOptions, *, target: dict | None = N
     from tacn.validators.calendar import last_known_session
 
     if options.since is not None and options.since > last_known_session():
-        raise CalendarEnded(f"--since {options.since} is after the XSHG calendar's last session")
+        raise CalendarEnded(f"--start {options.since} is after the XSHG calendar's last session")
     started = time.perf_counter()
     writer = _pair_writer(options.failures_out) if options.failures_out else None
     acc = _Accumulator(options, writer)

@@ -226,7 +226,7 @@ def _check_request(request: SyncRequest) -> None:
     if request.adjust is not None and request.adjust not in ADJUSTS:
         raise UsageError(f"--adjust must be one of {', '.join(ADJUSTS)}, got {request.adjust!r}")
     if request.layout is not None and request.layout not in LAYOUTS:
-        raise UsageError(f"--format must be one of {', '.join(LAYOUTS)}, got {request.layout!r}")
+        raise UsageError(f"--layout must be one of {', '.join(LAYOUTS)}, got {request.layout!r}")
     if request.workers < 1 or request.workers > 32:
         raise UsageError(f"--workers must be between 1 and 32, got {request.workers}")
     if request.max_attempts < 1:

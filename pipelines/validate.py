@@ -492,7 +492,7 @@ def validate_frames(
     import numpy as np
 
     if options.chunk_size < 1:
-        raise UsageError("--chunk-size must be at least 1")
+        raise UsageError("--batch-size must be at least 1")
     if options.max_samples < 0:
         raise UsageError("--max-samples must be 0 or more")
     started = time.perf_counter()

@@ -98,7 +98,7 @@ WS_PID=$!
 for _ in $(seq 100); do [ -s "$WS_PORT_FILE" ] && break; sleep 0.1; done
 WS_API="http://127.0.0.1:$(cat "$WS_PORT_FILE" 2>/dev/null || echo 9)"
 step "Tail the notification stream of the local demo server (token minted from JWT_SECRET)" 0 \
-  env JWT_SECRET="$DEMO_JWT_SECRET" tacn watch --api-url "$WS_API" --mint-token --type notification --count 5
+  env JWT_SECRET="$DEMO_JWT_SECRET" tacn watch --api-url "$WS_API" --mint-token --type notification --limit 5
 step "The same stream as NDJSON for jq, for 3 seconds" 0 \
   env JWT_SECRET="$DEMO_JWT_SECRET" tacn watch --api-url "$WS_API" --mint-token --json --timeout 3
 step "A refused token: exit 3 at once, the token never printed" 3 \

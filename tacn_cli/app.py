@@ -10,10 +10,11 @@ import pkgutil
 import sys
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from tacn.cli import __version__, exit_codes
 from tacn.cli import commands as _commands
+from tacn.cli.help_text import examples
 
 # Every module in tacn_cli/commands registers itself; ORDER (default 100) sorts the help listing.
 COMMAND_MODULES = sorted(
@@ -31,12 +32,64 @@ def _wants_json_error(argv: list[str]) -> bool:
     return "--json" in argv and command not in STREAMING_COMMANDS
 
 
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
+
+
+def _named_shell_completion(argv: list[str]) -> None:
+    """``tacn --show-completion zsh`` / ``--install-completion bash``: typer's options detect the shell;
+    a shell named after them is used instead (typer would take it for a command and ignore it)."""
+    if len(argv) != 2 or argv[0] not in COMPLETION_OPTIONS or argv[1] not in SHELLS:
+        return
+    from typer._completion_shared import get_completion_script, install
+
+    shell = argv[1]
+    if argv[0] == "--show-completion":
+        typer.echo(get_completion_script(prog_name="tacn", complete_var="_TACN_COMPLETE", shell=shell))
+    else:
+        shell, path = install(shell=shell, prog_name="tacn", complete_var="_TACN_COMPLETE")
+        typer.echo(f"{shell} completion installed in {path}")
+        typer.echo("Completion will take effect once you restart the terminal")
+    sys.exit(exit_codes.OK)
+
+
+class _TacnCommand(TyperCommand):
+    """Every tacn command: a renamed option's old name (tacn.cli.options.DEPRECATED_OPTIONS) still works,
+    hidden from help, with one deprecation line on stderr (stdout stays pure JSON under --json)."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        from tacn.cli.options import replace_deprecated
+
+        takes_value = {opt for param in self.params if not getattr(param, "is_flag", False)
+                       for opt in getattr(param, "opts", ())}
+        args, warnings = replace_deprecated(self.name, list(args), takes_value)
+        if not ctx.resilient_parsing:  # completion parses too: it must not warn
+            for warning in warnings:
+                typer.echo(warning, err=True)
+        return super().parse_args(ctx, args)
+
+
+COMPLETION_HELP = {
+    "install_completion": "Install completion for your shell (detected, or name it: bash, zsh, fish, powershell).",
+    "show_completion": "Print the completion script for your shell (detected, or name it), to install it yourself.",
+}
+
+
 class _TacnGroup(TyperGroup):
     """With --json, a usage error typer reports (bad option, bad value) also prints one JSON error object on
     stdout, as the commands' own exit 2/3 do (tacn.cli.render.Output.fail)."""
 
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:  # typer's completion options: say that a shell may be named
+            if param.name in COMPLETION_HELP:
+                param.help = COMPLETION_HELP[param.name]
+        return params
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         argv = list(sys.argv[1:] if args is None else args)
+        if standalone_mode:
+            _named_shell_completion(argv)
         if not (standalone_mode and _wants_json_error(argv)):
             return super().main(args=argv, prog_name=prog_name, complete_var=complete_var,
                                 standalone_mode=standalone_mode, **extra)
@@ -62,9 +115,14 @@ app = typer.Typer(
     cls=_TacnGroup,
     help="Data-quality CLI and ETL toolkit for TradingAgents-CN operators.\n\n"
     "Exit codes: 0 success, 1 problems found, 2 usage error, 3 could not run, 130 interrupted.",
+    epilog=examples(
+        ("A synthetic store with the 2025-10-23 bug, to try tacn on", "tacn demo"),
+        ("Gate CI on the configured store", "tacn validate --junit reports/validate.xml"),
+        ("Tab completion for this shell", "tacn --install-completion"),
+    ),
     no_args_is_help=True,
     rich_markup_mode=None,  # plain help: rich_utils and markdown cost ~0.15 s at start-up
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion; completion itself runs on _TACN_COMPLETE
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -85,6 +143,9 @@ def _root(
 
 for _module in COMMAND_MODULES:
     _module.register(app)
+for _info in app.registered_commands:
+    if _info.cls in (None, TyperCommand):  # typer's default class
+        _info.cls = _TacnCommand
 
 
 def main() -> None:

@@ -5,14 +5,96 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Annotated
 
 import typer
+
+
+# Fixed choices, Enum-typed so that help and completion show them. The values are the library's
+# (validators.records.DATA_SOURCES, …; tests/test_help.py checks they agree), written out here so that
+# `tacn --help` imports no library module.
+class DataSource(StrEnum):
+    tushare = "tushare"
+    akshare = "akshare"
+    baostock = "baostock"
+
+
+class Period(StrEnum):
+    daily = "daily"
+    weekly = "weekly"
+    monthly = "monthly"
+
+
+class Layout(StrEnum):
+    akshare = "akshare"
+    tushare = "tushare"
+    document = "document"
+
+
+class FileType(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+    parquet = "parquet"
+
+
+def choice_value(value: StrEnum | None) -> str | None:
+    """Callback of Enum-typed options: the command receives the plain string (as stores and JSON expect)."""
+    return None if value is None else str(value.value)
+
+
+def from_settings(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """Callback of options whose environment variable help shows (``envvar=``): a value click took from
+    the environment is left to tacn's settings, which also read ./.env and report where a value came from."""
+    source = ctx.get_parameter_source(param.name)
+    return None if source is not None and source.name == "ENVIRONMENT" else value
+
+
+# Renamed options: the old name is still accepted on that command (hidden from help) and prints one
+# deprecation line on stderr (tacn.cli.app rewrites it before parsing). docs/notes/cli-help.md says why.
+DEPRECATED_OPTIONS: dict[str, dict[str, str]] = {
+    "sync": {"--timeout": "--request-timeout", "--format": "--layout"},
+    "validate": {"--format": "--layout", "--chunk-size": "--batch-size"},
+    "reconcile": {"--since": "--start"},
+    "watch": {"--count": "--limit", "--max-retries": "--retries"},
+}
+
+
+def replace_deprecated(command: str, args: list[str], takes_value: set[str]) -> tuple[list[str], list[str]]:
+    """``args`` with the command's deprecated option names replaced by the new ones, and one warning per
+    name used. An option's value (the word after an option in ``takes_value``) and anything after ``--``
+    are never rewritten."""
+    renamed = DEPRECATED_OPTIONS.get(command, {})
+    if not renamed:
+        return args, []
+    out, warnings, value_next = [], [], False
+    for i, arg in enumerate(args):
+        if value_next or arg == "--":
+            value_next = False
+            if arg == "--":
+                out.extend(args[i:])
+                break
+            out.append(arg)
+            continue
+        name, eq, value = arg.partition("=")
+        if name in renamed:
+            new = renamed[name]
+            warning = f"warning: tacn {command} {name} is deprecated, use {new} (same meaning)"
+            if warning not in warnings:
+                warnings.append(warning)
+            arg, name = new + eq + value, new
+        value_next = not eq and name in takes_value
+        out.append(arg)
+    return out, warnings
+
 
 StoreOption = Annotated[
     str | None,
     typer.Option(
         "--store",
+        envvar="TACN_STORE",
+        show_envvar=True,
+        callback=from_settings,
         help="Store URL: sqlite:///PATH or mongodb://… (default: TACN_STORE, the app's MONGODB_*, "
         "else the embedded SQLite file under TACN_HOME).",
         show_default=False,
@@ -24,9 +106,9 @@ DatabaseOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
 DataSourceOption = Annotated[
-    str | None, typer.Option("--data-source", help="Only this data_source (akshare, tushare, baostock).")
+    DataSource | None, typer.Option("--data-source", callback=choice_value, help="Only this data_source.")
 ]
-PeriodOption = Annotated[str | None, typer.Option("--period", help="Only this period (daily, weekly, monthly).")]
+PeriodOption = Annotated[Period | None, typer.Option("--period", callback=choice_value, help="Only this period.")]
 SymbolsOption = Annotated[
     str | None, typer.Option("--symbols", help="Comma-separated 6-digit codes, e.g. 000001,600000.")
 ]
@@ -35,14 +117,15 @@ SinceOption = Annotated[
 ]
 # Files (sync's file: source and validate's TARGET): one reader, one pair of options.
 LayoutOption = Annotated[
-    str | None,
-    typer.Option("--layout", "--format", help="Files: force the column layout: akshare, tushare or document "
-                 "(default: from the columns).", show_default=False),
+    Layout | None,
+    typer.Option("--layout", callback=choice_value, help="Files: force the column layout (default: from "
+                 "the columns).", show_default=False),
 ]
 FileTypeOption = Annotated[
-    str | None,
-    typer.Option("--file-type", help="Files: force csv, jsonl or parquet (default: the extension; for a pipe "
-                 "or FIFO, its first bytes tell JSON Lines and Parquet).", show_default=False),
+    FileType | None,
+    typer.Option("--file-type", callback=choice_value, help="Files: force the file type (default: the "
+                 "extension; for a pipe or FIFO, its first bytes tell JSON Lines and Parquet).",
+                 show_default=False),
 ]
 
 _DURATION_RE = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -128,7 +211,8 @@ def records_gate(checked: int, min_records: int) -> dict:
 
 ApiUrlOption = Annotated[
     str | None,
-    typer.Option("--api-url", help="The application's backend, http(s)://HOST:PORT (default: TACN_API_URL, "
+    typer.Option("--api-url", envvar="TACN_API_URL", show_envvar=True, callback=from_settings,
+                 help="The application's backend, http(s)://HOST:PORT (default: TACN_API_URL, "
                  "else http://localhost:8000).", show_default=False),
 ]
 InsecureOption = Annotated[

@@ -50,7 +50,7 @@ def render_volume_units(out: Output, breakdown: dict | None) -> None:
 
 
 def parse_since_date(text: str | None, *, now=None) -> str | None:
-    """``--since`` as a first trade_date: a date (YYYY-MM-DD or YYYYMMDD) or a duration back from today (30d)."""
+    """reconcile's ``--start``, a first trade_date: a date (YYYY-MM-DD or YYYYMMDD) or a duration back from today (30d)."""
     if text is None:
         return None
     from tacn.cli.options import _DURATION_RE, parse_date_option, parse_since
@@ -61,7 +61,7 @@ def parse_since_date(text: str | None, *, now=None) -> str | None:
 
         since = parse_since(text, now=now)
         return shanghai_today(since.replace(tzinfo=UTC)).isoformat()
-    return parse_date_option(text, "--since")
+    return parse_date_option(text, "--start")
 
 
 def parse_source_pair(text: str | None) -> tuple[str, str]:

@@ -203,7 +203,7 @@ def test_an_older_calendar_release_ending_before_the_data_is_exit_3(tmp_path, mo
 
 @pytest.mark.parametrize("args", [["--data-source", "akshare"], ["--data-source", "akshare,akshare"],
                                   ["--data-source", "akshare,nasdaq"], ["--price-tolerance", "-1"],
-                                  ["--since", "yesterday"], ["only-one.csv"]])
+                                  ["--start", "yesterday"], ["only-one.csv"]])
 def test_usage_errors_exit_2(args, tmp_path):
     res = CliRunner().invoke(app, ["reconcile", "--store", f"sqlite:///{tmp_path / 's.db'}", *args])
     assert res.exit_code == 2, res.output

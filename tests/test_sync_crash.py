@@ -119,8 +119,8 @@ def test_two_syncs_started_together_one_runs_the_other_exits_3(fake, tmp_path):
 def test_a_signalled_sync_is_recorded_failed_interrupted_never_running(fake, tmp_path, sig):
     store_path = tmp_path / "signalled.db"
     fake.faults[SYMBOLS[2]] = ["block"]  # the 3rd symbol's request hangs: two symbols are written by then
-    # --timeout 2: the worker stuck in that request gives up soon after the signal, so the interpreter can exit
-    proc = sync_process(fake, store_path, tmp_path, "--default-start", START, "--timeout", "2")
+    # --request-timeout 2: the worker stuck in that request gives up soon after the signal, so the interpreter can exit
+    proc = sync_process(fake, store_path, tmp_path, "--default-start", START, "--request-timeout", "2")
     reached = threading.Event()
     threading.Thread(target=lambda: _wait_for_request(fake, SYMBOLS[2], reached), daemon=True).start()
     assert reached.wait(WAIT_S), "the sync never reached the 3rd symbol"

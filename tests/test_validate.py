@@ -198,7 +198,7 @@ def ten_thousand_with_five_bad(tmp_path_factory):
 def test_five_bad_rows_spread_over_chunks_are_exactly_five(ten_thousand_with_five_bad, tmp_path):
     path, rows = ten_thousand_with_five_bad
     failures = tmp_path / "failures.jsonl"
-    result = runner.invoke(app, ["validate", str(path), "--chunk-size", "1000", "--json", "--max-samples", "10",
+    result = runner.invoke(app, ["validate", str(path), "--batch-size", "1000", "--json", "--max-samples", "10",
                                  "--failures-out", str(failures)])
     assert result.exit_code == 1, result.stderr
     report = json.loads(result.stdout)
@@ -408,7 +408,7 @@ def test_mongoexport_extended_json(tmp_path):
         (["validate", "--severity-threshold", "fatal"], 2, "--severity-threshold"),
         (["validate", "--since", "yesterday-ish"], 2, "--since"),
         (["validate", "--symbols", "12"], 2, "6-digit"),
-        (["validate", "--chunk-size", "0"], 2, "--chunk-size"),
+        (["validate", "--batch-size", "0"], 2, "--batch-size"),
         (["validate", "missing.csv"], 3, "does not exist"),
         (["validate", "--store", "sqlite:///"], 2, "sqlite:///PATH"),
     ],

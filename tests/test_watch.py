@@ -59,7 +59,7 @@ def test_notifications_arrive_in_order_and_json_lines_equal_what_was_sent(server
 
     in_background(script)
     result = run_cli("--url", server.ws_url(), "--token", server.token(), "--json", "--type", "notification",
-                     "--count", "5")
+                     "--limit", "5")
     assert result.exit_code == 0, result.stderr
     assert json_lines(result.stdout) == sent
     assert "connected to ws://127.0.0.1" in result.stderr and "token=***" in result.stderr
@@ -73,7 +73,7 @@ def test_terminal_lines_show_connected_once_hide_heartbeats_and_severity_only_wh
         server.publish(notification_message(2, title="Disk full", kind="system", severity="error"))
 
     in_background(script)
-    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--count", "3")
+    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--limit", "3")
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 3
@@ -87,7 +87,7 @@ def test_terminal_lines_show_connected_once_hide_heartbeats_and_severity_only_wh
 
 
 def test_verbose_shows_heartbeats(server):
-    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--count", "3", "--verbose")
+    result = run_cli("--api-url", server.api_url, "--token", server.token(), "--limit", "3", "--verbose")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.count("HEARTBEAT") == 2
 
@@ -101,7 +101,7 @@ def test_type_filter_keeps_only_listed_types(server):
 
     in_background(script)
     result = run_cli("--api-url", server.api_url, "--token", server.token(), "--json", "--type", "progress",
-                     "--count", "3")
+                     "--limit", "3")
     assert result.exit_code == 0, result.stderr
     assert [m["data"]["progress"] for m in json_lines(result.stdout)] == [0, 10, 20]
     assert {m["type"] for m in json_lines(result.stdout)} == {"progress"}
@@ -118,7 +118,7 @@ def test_timeout_exits_0(server):
 
 def test_token_minted_from_dotenv(server, tmp_path):
     (tmp_path / ".env").write_text(f"JWT_SECRET={SECRET}\n")
-    result = run_cli("--api-url", server.api_url, "--mint-token", "--user", "ops", "--ttl", "5m", "--count", "1",
+    result = run_cli("--api-url", server.api_url, "--mint-token", "--user", "ops", "--ttl", "5m", "--limit", "1",
                      "--json")
     assert result.exit_code == 0, result.stderr
     assert json_lines(result.stdout)[0]["data"]["user_id"] == "admin"  # the application ignores sub
@@ -127,7 +127,7 @@ def test_token_minted_from_dotenv(server, tmp_path):
 
 def test_token_from_tacn_token_env(server):
     token = server.token("envuser")
-    result = run_cli("--api-url", server.api_url, "--count", "1", "--json", env={"TACN_TOKEN": token})
+    result = run_cli("--api-url", server.api_url, "--limit", "1", "--json", env={"TACN_TOKEN": token})
     assert result.exit_code == 0, result.stderr
     assert json_lines(result.stdout)[0]["type"] == "connected"
     assert token not in result.stdout + result.stderr
@@ -176,7 +176,7 @@ def test_cli_restart_reports_reconnects_on_stderr_and_shows_later_messages(serve
 
     in_background(script)
     result = run_cli("--api-url", server.api_url, "--token", server.token(), "--json", "--type", "notification",
-                     "--count", "2")
+                     "--limit", "2")
     assert result.exit_code == 0, result.stderr
     assert [m["data"]["id"] for m in json_lines(result.stdout)] == ["n1", "n2"]
     assert "server closed the connection (1012 server shutdown)" in result.stderr
@@ -192,7 +192,7 @@ def test_silent_server_is_detected_by_the_watchdog(server):
 
     in_background(script)
     result = run_cli("--api-url", server.api_url, "--token", server.token(), "--json", "--type", "notification",
-                     "--count", "1", "--heartbeat-timeout", "0.5")
+                     "--limit", "1", "--heartbeat-timeout", "0.5")
     assert result.exit_code == 0, result.stderr
     assert json_lines(result.stdout)[0]["data"]["id"] == "n7"
     assert "heartbeat timeout" in result.stderr and "reconnected to" in result.stderr
@@ -222,7 +222,7 @@ def test_max_retries_then_gives_up():
 
 
 def test_unreachable_host_cli_exit_3_after_max_retries():
-    result = run_cli("--api-url", f"http://127.0.0.1:{free_port()}", "--token", "tok-secret-123", "--max-retries", "0")
+    result = run_cli("--api-url", f"http://127.0.0.1:{free_port()}", "--token", "tok-secret-123", "--retries", "0")
     assert result.exit_code == 3
     assert "gave up" in result.stderr and "ConnectionRefusedError" in result.stderr
     assert "tok-secret-123" not in result.stderr
@@ -232,7 +232,7 @@ def test_unreachable_host_cli_exit_3_after_max_retries():
 
 def test_bad_token_is_refused_with_403_before_the_handshake_and_the_probe_blames_the_token(server):
     bad = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.not-a-valid-signature"
-    result = run_cli("--api-url", server.api_url, "--token", bad, "--max-retries", "5")
+    result = run_cli("--api-url", server.api_url, "--token", bad, "--retries", "5")
     assert result.exit_code == 3
     error = result.stderr
     assert "token refused or wrong endpoint" in error and "HTTP 403" in error
@@ -274,7 +274,7 @@ def test_handshake_refused_exits_3_after_one_attempt(status):
 
 @pytest.mark.parametrize("path", ["/wrong/path", "/api/ws/notification", "/api/ws/tasks/"])
 def test_unknown_path_is_403_like_the_application_and_the_probe_says_wrong_endpoint_path(server, path):
-    result = run_cli("--url", server.ws_url(path), "--token", server.token(), "--max-retries", "3")
+    result = run_cli("--url", server.ws_url(path), "--token", server.token(), "--retries", "3")
     assert result.exit_code == 3
     assert "token refused or wrong endpoint" in result.stderr and "wrong endpoint path" in result.stderr
     assert f"expected {server.ws_url()}?token=***" in result.stderr
@@ -293,7 +293,7 @@ def test_wrong_base_url_is_told_apart_from_a_bad_token(server):
 
 def test_handshake_404_from_another_server_is_not_retried(http_endpoint):
     base = http_endpoint(404, b'{"detail": "Not Found"}')
-    result = run_cli("--api-url", base, "--token", "t0ken-value", "--max-retries", "3")
+    result = run_cli("--api-url", base, "--token", "t0ken-value", "--retries", "3")
     assert result.exit_code == 3 and "HTTP 404" in result.stderr and "check the URL" in result.stderr
 
 
@@ -310,7 +310,7 @@ def test_malformed_frames_are_warnings_and_the_stream_goes_on(server):
 
     in_background(script)
     result = run_cli("--api-url", server.api_url, "--token", server.token(), "--json", "--type", "notification",
-                     "--count", "1")
+                     "--limit", "1")
     assert result.exit_code == 0, result.stderr
     assert [m["data"]["id"] for m in json_lines(result.stdout)] == ["n42"]
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
@@ -328,7 +328,7 @@ def test_malformed_frames_are_warnings_and_the_stream_goes_on(server):
     (["--url", "ws://h/x", "--api-url", "http://h"], "not both"),
     (["--url", "ws://h/api/ws/notifications?token=abcd1234"], "not inside --url"),
     (["--type", "notification,bogus"], "--type"),
-    (["--count", "0"], "--count"),
+    (["--limit", "0"], "--limit"),
     (["--ttl", "soon", "--mint-token"], "--ttl"),
     (["--mint-token", "--token", "abcd"], "not both"),
 ])
@@ -683,10 +683,10 @@ def tls_server(tmp_path):
 
 def test_wss_with_an_unverifiable_certificate_exits_3_unless_insecure(tls_server):
     assert tls_server.ws_url().startswith("wss://")
-    result = run_cli("--url", tls_server.ws_url(), "--token", tls_server.token(), "--max-retries", "3")
+    result = run_cli("--url", tls_server.ws_url(), "--token", tls_server.token(), "--retries", "3")
     assert result.exit_code == 3 and "could not be verified" in result.stderr and "--insecure" in result.stderr
     assert tls_server.handshakes == 0  # refused at the TLS layer, not retried
-    result = run_cli("--api-url", tls_server.api_url, "--token", tls_server.token(), "--insecure", "--count", "1",
+    result = run_cli("--api-url", tls_server.api_url, "--token", tls_server.token(), "--insecure", "--limit", "1",
                      "--json")
     assert result.exit_code == 0, result.stderr
     assert json_lines(result.stdout)[0]["type"] == "connected"

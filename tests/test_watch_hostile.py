@@ -185,7 +185,7 @@ def send_hostile(conn: Connection, stop) -> None:
 
 def test_plain_output_shows_every_unsafe_character_escaped(hostile):
     server = hostile(send_hostile, lambda conn, stop: None)  # a second connection is refused at once
-    result = run_cli("--url", server.url, "--token", TOKEN, "--count", "4", "--verbose")
+    result = run_cli("--url", server.url, "--token", TOKEN, "--limit", "4", "--verbose")
     assert result.exit_code == 0, result.stderr
     assert unsafe_chars(result.stdout.replace("\n", "")) == set()
     assert unsafe_chars(result.stderr.replace("\n", "")) == set()
@@ -201,7 +201,7 @@ def test_plain_output_shows_every_unsafe_character_escaped(hostile):
 
 def test_json_output_is_the_exact_json_of_each_frame_and_still_safe_to_cat(hostile):
     server = hostile(send_hostile, lambda conn, stop: None)
-    result = run_cli("--url", server.url, "--token", TOKEN, "--count", "4", "--json")
+    result = run_cli("--url", server.url, "--token", TOKEN, "--limit", "4", "--json")
     assert result.exit_code == 0, result.stderr
     assert json_lines(result.stdout) == hostile_messages()  # the same JSON values, the lone surrogate too
     assert unsafe_chars(result.stdout.replace("\n", "")) == set()
@@ -214,7 +214,7 @@ def test_a_terminal_gets_only_rich_styles_never_the_servers_sequences(hostile):
     server = hostile(send_hostile, lambda conn, stop: None)
     leader, follower = pty.openpty()
     exe = os.path.join(os.path.dirname(sys.executable), "tacn")
-    proc = subprocess.Popen([exe, "watch", "--url", server.url, "--token", TOKEN, "--count", "4"],
+    proc = subprocess.Popen([exe, "watch", "--url", server.url, "--token", TOKEN, "--limit", "4"],
                             stdout=follower, stderr=subprocess.PIPE, env={**os.environ, "TERM": "xterm-256color"})
     os.close(follower)
     output = b""
@@ -258,7 +258,7 @@ def test_deep_nesting_is_a_warning_and_the_stream_goes_on(hostile):
         conn.send(text(nested_ok))
 
     server = hostile(script)
-    result = run_cli("--url", server.url, "--token", TOKEN, "--count", "2", "--json")
+    result = run_cli("--url", server.url, "--token", TOKEN, "--limit", "2", "--json")
     assert result.exit_code == 0, result.stderr
     assert [m["data"].get("id") for m in json_lines(result.stdout)] == [None, "ok"]
     assert json_lines(result.stdout)[1] == nested_ok
@@ -276,7 +276,7 @@ def test_a_frame_announcing_exabytes_is_not_read_and_the_next_connection_goes_on
         conn.send(text({"type": "notification", "data": {"id": "after"}}))
 
     server = hostile(huge, good)
-    result = run_cli("--url", server.url, "--token", TOKEN, "--type", "notification", "--count", "1", "--json")
+    result = run_cli("--url", server.url, "--token", TOKEN, "--type", "notification", "--limit", "1", "--json")
     assert result.exit_code == 0, result.stderr
     assert json_lines(result.stdout)[0]["data"]["id"] == "after"
     assert "announced 4,611,686,018,427,387,904 bytes" in result.stderr and "reconnected" in result.stderr
@@ -333,7 +333,7 @@ def test_protocol_errors_drop_the_connection_and_reconnect(hostile, bad):
         conn.send(text({"type": "notification", "data": {"id": "after"}}))
 
     server = hostile(script, after)
-    result = run_cli("--url", server.url, "--token", TOKEN, "--type", "notification", "--count", "1", "--json")
+    result = run_cli("--url", server.url, "--token", TOKEN, "--type", "notification", "--limit", "1", "--json")
     assert result.exit_code == 0, result.stderr
     assert json_lines(result.stdout)[0]["data"]["id"] == "after"
     assert "reconnected" in result.stderr and "protocol error" in result.stderr and "TACN_DEBUG" not in result.stderr
@@ -349,7 +349,7 @@ def test_a_dripped_frame_arrives_whole(hostile):
         conn.drip(text(message), 0.01, stop)  # ~0.7 s, longer than the client's read tick
 
     server = hostile(script)
-    result = run_cli("--url", server.url, "--token", TOKEN, "--type", "notification", "--count", "1", "--json")
+    result = run_cli("--url", server.url, "--token", TOKEN, "--type", "notification", "--limit", "1", "--json")
     assert result.exit_code == 0, result.stderr
     assert json_lines(result.stdout) == [message]
 
@@ -385,7 +385,7 @@ def test_a_dripped_handshake_gives_up_after_the_connect_timeout(hostile):
 
     server = hostile(script)
     started = time.monotonic()
-    result = run_cli("--url", server.url, "--token", TOKEN, "--max-retries", "0",
+    result = run_cli("--url", server.url, "--token", TOKEN, "--retries", "0",
                      env={"TACN_CONNECT_TIMEOUT": "1"})
     assert result.exit_code == 3, result.stderr
     assert "the handshake did not complete within 1 s" in result.stderr
@@ -412,7 +412,7 @@ def test_a_redirect_is_not_followed_with_the_token(hostile):
         conn.send(b"HTTP/1.1 302 Found\r\nLocation: ws://127.0.0.1:9/elsewhere\x1b[2J\r\nContent-Length: 0\r\n\r\n")
 
     server = hostile(script)
-    result = run_cli("--url", server.url, "--token", TOKEN, "--max-retries", "3")
+    result = run_cli("--url", server.url, "--token", TOKEN, "--retries", "3")
     assert result.exit_code == 3
     assert "redirects (HTTP 302) to ws://127.0.0.1:9/elsewhere" in result.stderr and "not follow" in result.stderr
     assert server.connections == 1 and TOKEN not in result.stderr
@@ -499,7 +499,7 @@ def test_one_stream_shows_one_zone(hostile, args, zone_note, hour):
         conn.send(text({"type": "notification", "data": {"title": "t", "created_at": "2026-11-30T09:00:02+08:00"}}))
 
     server = hostile(script)
-    result = run_cli("--url", server.url, "--token", TOKEN, "--count", "3", "--verbose", *args)
+    result = run_cli("--url", server.url, "--token", TOKEN, "--limit", "3", "--verbose", *args)
     assert result.exit_code == 0, result.stderr
     assert [line[:19] for line in result.stdout.splitlines()] == [
         f"2026-11-30 {hour}:00", f"2026-11-30 {hour}:01", f"2026-11-30 {hour}:02"]
@@ -519,8 +519,8 @@ def test_category_table_matches_unicodedata():
 
 @pytest.mark.parametrize("args", [
     ["--timeout", "inf"], ["--timeout", "nan"], ["--timeout", "-1"], ["--heartbeat-timeout", "nan"],
-    ["--heartbeat-timeout", "inf"], ["--poll-interval", "0"], ["--poll-interval", "nan"], ["--count", "-3"],
-    ["--max-retries", "-1"], ["--ttl", "9999999999d", "--mint-token"], ["--task", "t1", "--count", "2"],
+    ["--heartbeat-timeout", "inf"], ["--poll-interval", "0"], ["--poll-interval", "nan"], ["--limit", "-3"],
+    ["--retries", "-1"], ["--ttl", "9999999999d", "--mint-token"], ["--task", "t1", "--limit", "2"],
     ["--task", "t1", "--type", "progress"], ["--task", "a/b"], ["--task", " "],
 ])
 def test_bad_numbers_and_combinations_are_usage_errors(args):

@@ -620,7 +620,7 @@ class _Watcher:
 
 def watch(config: WatchConfig, emit: Callable[[WatchEvent], None], *, stop: threading.Event | None = None,
           clock: Callable[[], float] = time.monotonic, rng: Callable[[], float] = random.random) -> WatchResult:
-    """Tail ``config.url`` until --count, --timeout, ``stop`` or Ctrl-C.
+    """Tail ``config.url`` until --limit, --timeout, ``stop`` or Ctrl-C.
 
     Raises AuthRefused (1008 / HTTP 401 / 403 with the endpoint confirmed), SourceError (retries
     exhausted, handshake refused for a wrong URL, certificate not verified); KeyboardInterrupt

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from tacn.cli import exit_codes
+from tacn.cli.help_text import examples
 from tacn.cli.options import DatabaseOption, DataSourceOption, JsonOption, StoreOption, SymbolsOption
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors, open_store_for
@@ -81,9 +82,9 @@ def clean_command(
     store: StoreOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Find records whose trade_date is not a valid YYYY-MM-DD date; with --yes back them up and delete them.
+    """Back up and delete invalid trade_dates.
 
-    The selection is validators' date rule ("0", "20251023", "2025/10/23", "2024-02-30", missing, …).
+    Finds records whose trade_date is not a valid YYYY-MM-DD date. The selection is validators' date rule ("0", "20251023", "2025/10/23", "2024-02-30", missing, …).
     Without --yes: a dry run (count, breakdowns, 10 samples, affected symbols). With --yes: every
     selected record is first written to a backup (Extended JSON Lines + manifest, fsynced), then
     deleted in batches by _id taken from the backup. `tacn restore MANIFEST` undoes it.
@@ -120,4 +121,9 @@ ORDER = 30
 
 
 def register(app: typer.Typer) -> None:
-    app.command("clean-invalid-trade-date")(clean_command)
+    app.command("clean-invalid-trade-date", epilog=examples(
+        ("Dry run: count, breakdowns and samples; nothing changes", "tacn clean-invalid-trade-date"),
+        ("Back up, then delete AKShare's bad records", "tacn clean-invalid-trade-date --data-source akshare --yes"),
+        ("Backups elsewhere, smaller batches",
+         "tacn clean-invalid-trade-date --yes --backup-dir /srv/backups --batch-size 10000"),
+    ))(clean_command)

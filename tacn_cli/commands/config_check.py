@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from tacn.cli import exit_codes
+from tacn.cli.help_text import examples
 from tacn.cli.options import JsonOption, StoreOption
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors
@@ -29,7 +30,9 @@ def config_check_command(
     store: StoreOption = None,
     json_: JsonOption = False,
 ) -> None:
-    """Each setting: set?, masked value, winning source, disagreement; then MongoDB and Redis live checks.
+    """Check settings, MongoDB and Redis health.
+
+    Each setting: set?, masked value, winning source, disagreement; then MongoDB and Redis live checks.
 
     Exit 0 when every required item and live check passes, 1 when one fails (--strict: or warns),
     3 when the check itself cannot run (unreadable env file).
@@ -85,4 +88,8 @@ ORDER = 70
 
 
 def register(app: typer.Typer) -> None:
-    app.command("config-check")(config_check_command)
+    app.command("config-check", epilog=examples(
+        ("The application's ./.env and its live services", "tacn config-check"),
+        ("Another .env, no network; warnings fail too", "tacn config-check --env-file /srv/app/.env --offline --strict"),
+        ("As JSON, for monitoring", "tacn config-check --json"),
+    ))(config_check_command)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from tacn.cli import exit_codes
+from tacn.cli.help_text import examples
 from tacn.cli.options import JsonOption, StoreOption
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors, open_store_for
@@ -14,7 +15,9 @@ def demo_command(
     store: StoreOption = None,
     json_: JsonOption = False,
 ) -> None:
-    """Seed TACN_HOME/demo.db (fresh each time) with ~20 symbols x 2 years of SYNTHETIC quotes.
+    """Seed a synthetic demo store with the bug.
+
+    Seeds TACN_HOME/demo.db (fresh each time) with ~20 symbols x 2 years of SYNTHETIC quotes.
 
     A few thousand records carry the 2025-10-23 bug (trade_date "0", "1", …). The
     configured store is never touched unless --store names it explicitly.
@@ -51,4 +54,7 @@ ORDER = 95
 
 
 def register(app: typer.Typer) -> None:
-    app.command("demo")(demo_command)
+    app.command("demo", epilog=examples(
+        ("A fresh demo store under TACN_HOME", "tacn demo"),
+        ("Seed a store you name instead, as JSON", "tacn demo --store sqlite:///tmp/demo.db --json"),
+    ))(demo_command)

@@ -9,6 +9,7 @@ import typer
 
 from tacn.cli import exit_codes
 from tacn.cli.commands.clean_invalid_trade_date import BackupDirOption, default_backup_dir
+from tacn.cli.help_text import examples
 from tacn.cli.options import DatabaseOption, JsonOption, StoreOption
 from tacn.cli.render import Output, error_fields, to_jsonable
 from tacn.cli.runner import handle_errors, open_store_for
@@ -21,7 +22,7 @@ class Action(StrEnum):
 
 
 def migrate_command(
-    action: Annotated[Action, typer.Argument(help="status, up (apply pending) or down (revert).")],
+    action: Annotated[Action, typer.Argument(metavar="ACTION", help="status, up (apply pending) or down (revert).")],
     to: Annotated[int | None, typer.Option("--to", help="up: apply through N; down: revert back to N (0 = all). "
                                             "Default: up applies all, down reverts the newest one.", min=0)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be done; change nothing.")] = False,
@@ -30,8 +31,9 @@ def migrate_command(
     store: StoreOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Apply or revert the numbered migrations, in order, never twice.
+    """Apply, revert or list the store's migrations.
 
+    Numbered migrations run in order, never twice.
     0001 backfills period=daily; 0002 replaces the legacy 3-field unique index with the 4-field one
     (refuses and lists duplicates when they exist); 0003 removes invalid trade_dates with a backup
     (its down restores it). Every backup a migration writes is recorded before it changes anything,
@@ -105,4 +107,9 @@ ORDER = 35
 
 
 def register(app: typer.Typer) -> None:
-    app.command("migrate")(migrate_command)
+    app.command("migrate", epilog=examples(
+        ("What is applied and what is pending", "tacn migrate status"),
+        ("Say what up would do, changing nothing", "tacn migrate up --dry-run"),
+        ("Apply through 0002 only", "tacn migrate up --to 2"),
+        ("Revert the newest applied migration", "tacn migrate down"),
+    ))(migrate_command)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from tacn.cli import exit_codes
+from tacn.cli.help_text import examples
 from tacn.cli.options import (
     DatabaseOption,
     JsonOption,
@@ -41,8 +42,8 @@ def reconcile_command(
         str | None, typer.Option("--data-source", help="The two sources compared, A,B (default: akshare,tushare).")
     ] = None,
     symbols: SymbolsOption = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="Compare trade dates from this date on: YYYY-MM-DD, or a "
+    start: Annotated[
+        str | None, typer.Option("--start", help="Compare trade dates from this date on: YYYY-MM-DD, or a "
                                  "duration back from today (30d, 8w).")
     ] = None,
     period: PeriodOption = None,
@@ -73,7 +74,11 @@ def reconcile_command(
     store: StoreOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Compare two sources day by day. Exit 0 agree, 1 disagreements, 2 usage error, 3 could not run."""
+    """Compare two sources day by day.
+
+    Prices, returns, volume and amount of the same (symbol, trade_date) from two data_sources, in the
+    store or in two files. Exit 0 agree, 1 disagreements, 2 usage error, 3 could not run.
+    """
     out = Output(json_)
     with handle_errors(out):
         from tacn.pipelines.reconcile import ReconcileOptions, reconcile_files, reconcile_store
@@ -89,7 +94,7 @@ def reconcile_command(
             sources=parse_source_pair(data_source),
             period=parse_choice(period, PERIODS, "--period") or "daily",
             symbols=parse_symbols(symbols),
-            since=parse_since_date(since),
+            since=parse_since_date(start),
             price_tolerance=price_tolerance,
             price_tolerance_yuan=price_tolerance_yuan,
             volume_tolerance=volume_tolerance,
@@ -161,5 +166,10 @@ ORDER = 25
 
 
 def register(app: typer.Typer) -> None:
-    app.command("reconcile")(reconcile_command)
+    app.command("reconcile", epilog=examples(
+        ("AKShare against Tushare in the store, last 30 days", "tacn reconcile --start 30d"),
+        ("Two files: source A, then source B", "tacn reconcile akshare.csv tushare.csv --json"),
+        ("One symbol, looser prices, a CI report",
+         "tacn reconcile --symbols 000001 --price-tolerance 0.01 --junit reconcile.xml"),
+    ))(reconcile_command)
 

@@ -16,6 +16,7 @@ from tacn.cli.commands.clean_invalid_trade_date import (
     render_clean,
     store_mode,
 )
+from tacn.cli.help_text import examples
 from tacn.cli.options import DatabaseOption, DataSourceOption, JsonOption, StoreOption
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors, open_store_for
@@ -33,7 +34,9 @@ def repair_command(
     store: StoreOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Clean invalid trade_dates (backup first), re-sync exactly the (symbol, data_source) pairs that lost
+    """Clean, re-sync what was lost, then verify.
+
+    Cleans invalid trade_dates (backup first), re-syncs exactly the (symbol, data_source) pairs that lost
     records over the date span they covered, then verify-fix.
 
     Without --yes: the clean dry run and the re-sync plan only. Exit 0 when the store verifies clean
@@ -97,4 +100,8 @@ ORDER = 33
 
 
 def register(app: typer.Typer) -> None:
-    app.command("repair")(repair_command)
+    app.command("repair", epilog=examples(
+        ("Dry run: what would be cleaned and re-synced", "tacn repair"),
+        ("Repair AKShare's records from AKShare", "tacn repair --source akshare --yes"),
+        ("Re-sync from a file, backups elsewhere", "tacn repair --source file:quotes.csv --yes --backup-dir /srv/backups"),
+    ))(repair_command)

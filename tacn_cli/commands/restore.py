@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from tacn.cli import exit_codes
+from tacn.cli.help_text import examples
 from tacn.cli.options import DatabaseOption, JsonOption, StoreOption
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors, open_store_for
@@ -21,8 +22,9 @@ def restore_command(
     database: DatabaseOption = None,
     json_: JsonOption = False,
 ) -> None:
-    """Put the records of BACKUP back as they were, _id included; running it twice changes nothing.
+    """Put a backup's records back exactly.
 
+    The records of BACKUP go back as they were, _id included; running it twice changes nothing.
     A tacn backup is checked against its manifest (SHA-256, size, count) first and refused with
     exit 3 when damaged, truncated or altered. A plain Extended JSON Lines file (mongoexport
     output) is accepted too: every line is parsed before anything is written.
@@ -61,4 +63,10 @@ ORDER = 31
 
 
 def register(app: typer.Typer) -> None:
-    app.command("restore")(restore_command)
+    app.command("restore", epilog=examples(
+        ("Undo a clean: the manifest its output named",
+         "tacn restore backups/clean-invalid-trade-date-20251024T010203Z.manifest.json"),
+        ("A mongoexport file into a MongoDB store",
+         "tacn restore export.jsonl --store mongodb://127.0.0.1:27017/tradingagents"),
+        ("The same restore, as JSON for a script", "tacn restore export.jsonl --json"),
+    ))(restore_command)

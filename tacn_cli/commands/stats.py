@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from tacn.cli import exit_codes
+from tacn.cli.help_text import examples
 from tacn.cli.options import DatabaseOption, JsonOption, StoreOption
 from tacn.cli.quality import CutoffOption, MaxLagOption, parse_cutoff_option, render_freshness
 from tacn.cli.render import Output
@@ -13,7 +14,11 @@ from tacn.cli.runner import handle_errors, open_store_for
 
 def stats_command(store: StoreOption = None, database: DatabaseOption = None, json_: JsonOption = False,
                   max_lag: MaxLagOption = 0, cutoff: CutoffOption = "17:30") -> None:
-    """Records per data_source and period, symbols, first/last valid date, invalid trade_dates, freshness."""
+    """Count what the store holds, with freshness.
+
+    Records per data_source and period, symbols, first/last valid date, invalid trade_dates, and how
+    fresh each series is. Informs, never gates: exit 0 unless it cannot run (3).
+    """
     out = Output(json_)
     with handle_errors(out):
         cutoff_time = parse_cutoff_option(cutoff)
@@ -63,4 +68,8 @@ ORDER = 90
 
 
 def register(app: typer.Typer) -> None:
-    app.command("stats")(stats_command)
+    app.command("stats", epilog=examples(
+        ("What the configured store holds", "tacn stats"),
+        ("Another store, as JSON for a script", "tacn stats --store sqlite:///data/tacn.db --json"),
+        ("Stale when a series lags 2 sessions", "tacn stats --max-lag 2 --cutoff 18:00"),
+    ))(stats_command)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tacn.cli import exit_codes
+from tacn.cli.help_text import examples
 from tacn.cli.options import (
     DatabaseOption,
     FileTypeOption,
     JsonOption,
     LayoutOption,
+    Period,
     StoreOption,
+    choice_value,
     finite,
     parse_date_option,
     parse_symbols,
@@ -24,18 +28,25 @@ from tacn.cli.runner import handle_errors, open_store_for
 LOG_INTERVAL_S = 5.0  # plain progress lines when stderr is not a terminal (cron)
 
 
+class PriceBasis(StrEnum):  # tacn.pipelines.price_basis.BASES
+    qfq = "qfq"
+    none = "none"
+    hfq = "hfq"
+
+
 def sync_command(
-    source: Annotated[str | None, typer.Option("--source", help="akshare, tushare or file:PATH (CSV, JSON Lines, Parquet).",
-                                               show_default=False)] = None,
+    source: Annotated[str | None, typer.Option("--source", help="akshare, tushare (token: TUSHARE_TOKEN) or "
+                                               "file:PATH (CSV, JSON Lines, Parquet).", show_default=False)] = None,
     symbols: Annotated[str | None, typer.Option("--symbols", help="Comma-separated 6-digit codes, e.g. 000001,600000.")] = None,
     symbols_file: Annotated[str | None, typer.Option("--symbols-file", help="A file of codes, one per line or comma-separated.")] = None,
     all_symbols: Annotated[bool, typer.Option("--all", help="Every symbol: the store's stock_basic_info, else the source's stock list.")] = False,
     start: Annotated[str | None, typer.Option("--start", help="First date, YYYY-MM-DD or YYYYMMDD (default: the day after each symbol's latest valid stored date).")] = None,
     end: Annotated[str | None, typer.Option("--end", help="Last date (default: today in Asia/Shanghai).")] = None,
     default_start: Annotated[str | None, typer.Option("--default-start", help="Where a symbol with nothing stored starts (default: 1990-12-19).")] = None,
-    period: Annotated[str, typer.Option("--period", help="daily, weekly or monthly.")] = "daily",
-    adjust: Annotated[str | None, typer.Option("--adjust", help="Price basis: qfq (default: what the application stores), none or hfq.",
-                                               show_default=False)] = None,
+    period: Annotated[Period, typer.Option("--period", callback=choice_value, help="Bars to fetch.")] = Period.daily,
+    adjust: Annotated[PriceBasis | None, typer.Option("--adjust", callback=choice_value,
+                                                      help="Price basis (default: qfq, what the application stores).",
+                                                      show_default=False)] = None,
     rebase: Annotated[bool, typer.Option("--rebase", help="Convert stored spans recorded on another basis to this one (the replaced documents are backed up first).")] = False,
     backup_dir: Annotated[str | None, typer.Option("--backup-dir", help="Where re-base backups go (default: $TACN_HOME/backups).",
                                                    show_default=False)] = None,
@@ -44,7 +55,8 @@ def sync_command(
     rejects: Annotated[str | None, typer.Option("--rejects", help="Rejected rows go here, JSON Lines (default: TACN_HOME/rejects/<run>.jsonl).")] = None,
     layout: LayoutOption = None,
     file_type: FileTypeOption = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.001, callback=finite, help="Seconds for each HTTP call.")] = 30.0,
+    request_timeout: Annotated[float, typer.Option("--request-timeout", min=0.001, callback=finite,
+                                                   help="Seconds for each HTTP call to the source.")] = 30.0,
     retries: Annotated[int, typer.Option("--retries", min=0, help="Retries of a transient error (connection, timeout, HTTP 5xx, rate limit).")] = 3,
     akshare_interval: Annotated[float, typer.Option("--akshare-interval", min=0, callback=finite, help="Minimum seconds between AKShare calls.")] = 0.5,
     tushare_rate: Annotated[int, typer.Option("--tushare-rate", min=1, help="Tushare calls per minute (your account's limit).")] = 100,
@@ -54,7 +66,10 @@ def sync_command(
     database: DatabaseOption = None,
     json_: JsonOption = False,
 ) -> None:
-    """Pull daily quotes into the store: incremental, idempotent, resumable; bad rows go to a rejects file.
+    """Pull daily quotes into the store.
+
+    From AKShare, Tushare or a file; incremental, idempotent and resumable. Rows that break the
+    record contract (a bad trade_date first of all) are never written: they go to a rejects file.
 
     Exit codes: 0 all synced; 1 rows rejected or symbols failed (see the summary
     and the rejects file); 2 usage error; 3 could not run (lock held by another
@@ -66,7 +81,8 @@ def sync_command(
             _show_status(out, store, database, limit, json_)
             raise typer.Exit(exit_codes.OK)
         request, env = _request(source, symbols, symbols_file, all_symbols, start, end, default_start, period, adjust, workers,
-                                dry_run, rejects, layout, file_type, timeout, retries, akshare_interval, tushare_rate)
+                                dry_run, rejects, layout, file_type, request_timeout, retries, akshare_interval,
+                                tushare_rate)
         request.rebase = rebase
         if request.source_kind != "file":
             from tacn.cli.commands.clean_invalid_trade_date import default_backup_dir
@@ -124,7 +140,7 @@ def _request(source, symbols, symbols_file, all_symbols, start, end, default_sta
     if symbols_file:
         codes = read_symbols_file(symbols_file)
     if timeout <= 0:
-        raise UsageError("--timeout must be positive")
+        raise UsageError("--request-timeout must be positive")
     if retries < 0:
         raise UsageError("--retries cannot be negative")
     env = load_env()
@@ -276,4 +292,10 @@ ORDER = 10
 
 
 def register(app: typer.Typer) -> None:
-    app.command("sync")(sync_command)
+    app.command("sync", epilog=examples(
+        ("Two symbols from AKShare, from where each one stopped", "tacn sync --source akshare --symbols 000001,600000"),
+        ("A CSV in AKShare's layout; rejected rows to a file", "tacn sync --source file:quotes.csv --rejects rejects.jsonl"),
+        ("Every symbol from Tushare since 2024 (TUSHARE_TOKEN)",
+         "tacn sync --source tushare --all --start 2024-01-01 --workers 4"),
+        ("The last 5 runs recorded in the store", "tacn sync --status --limit 5"),
+    ))(sync_command)

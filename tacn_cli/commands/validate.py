@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tacn.cli import exit_codes
+from tacn.cli.help_text import examples
 from tacn.cli.options import (
     DatabaseOption,
     DataSourceOption,
@@ -21,6 +23,7 @@ from tacn.cli.options import (
     SinceOption,
     StoreOption,
     SymbolsOption,
+    choice_value,
     parse_choice,
     parse_since,
     parse_symbols,
@@ -40,6 +43,11 @@ from tacn.cli.runner import handle_errors, open_store_for
 SAMPLES_IN_TABLE = 2
 
 
+class Severity(StrEnum):  # tacn.pipelines.validate.THRESHOLDS
+    error = "error"
+    warning = "warning"
+
+
 def validate_command(
     target: Annotated[
         str | None,
@@ -57,15 +65,16 @@ def validate_command(
         str | None, typer.Option("--rules", help="Comma-separated rule names (see `tacn schema`); default: all.")
     ] = None,
     severity_threshold: Annotated[
-        str, typer.Option("--severity-threshold", help="Lowest severity that fails the run: error or warning.")
-    ] = "error",
+        Severity, typer.Option("--severity-threshold", callback=choice_value,
+                               help="Lowest severity that fails the run.")
+    ] = Severity.error,
     max_samples: Annotated[int, typer.Option("--max-samples", min=0, help="Failing records kept per rule in reports.")] = 5,
     json_: JsonOption = False,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report here (one testcase per rule).")] = None,
     failures_out: Annotated[
         Path | None, typer.Option("--failures-out", help="Write every failing record here, JSON Lines, with its rule names.")
     ] = None,
-    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Records read and judged at a time.")] = 100_000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Records read and judged at a time.")] = 100_000,
     completeness: Annotated[
         bool, typer.Option("--completeness", help="Also report trading days missing inside each symbol's date span.")
     ] = False,
@@ -87,8 +96,11 @@ def validate_command(
     store: StoreOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Check records against the rule catalogue. Exit 0 clean, 1 failures at or above the threshold (or fewer
-    records than --min-records), 3 unreadable (a store or file that does not exist included)."""
+    """Check records against the rule catalogue.
+
+    TARGET is the store (default) or a file. Exit 0 clean, 1 failures at or above the threshold (or
+    fewer records than --min-records), 3 unreadable (a store or file that does not exist included).
+    """
     out = Output(json_)
     with handle_errors(out):
         from tacn.pipelines.stores.base import RecordFilter
@@ -102,8 +114,8 @@ def validate_command(
             updated_since=parse_since(since),
         )
         threshold = parse_choice(severity_threshold, THRESHOLDS, "--severity-threshold")
-        if chunk_size < 1:
-            raise typer.BadParameter("--chunk-size must be at least 1")
+        if batch_size < 1:
+            raise typer.BadParameter("--batch-size must be at least 1")
         if max_samples < 0:
             raise typer.BadParameter("--max-samples must be 0 or more")
         options = ValidateOptions(
@@ -111,7 +123,7 @@ def validate_command(
             rules=_parse_rules(rules),
             threshold=threshold,
             max_samples=max_samples,
-            chunk_size=chunk_size,
+            chunk_size=batch_size,
             completeness=completeness,
             failures_out=failures_out,
             volume_units=parse_volume_units(volume_units),
@@ -255,7 +267,10 @@ def schema_command(
                      "and name the checks it cannot serialise."),
     ] = False,
 ) -> None:
-    """Print the rule catalogue tacn validate runs (name, severity, description)."""
+    """List the rules that tacn validate runs.
+
+    Name, severity, scope and what each rule checks; --pandera prints the pandera schema instead.
+    """
     out = Output(json_)
     with handle_errors(out):
         from tacn.validators.rules import catalogue
@@ -295,5 +310,15 @@ ORDER = 20
 
 
 def register(app: typer.Typer) -> None:
-    app.command("validate")(validate_command)
-    app.command("schema")(schema_command)
+    app.command("validate", epilog=examples(
+        ("CI gate on the store: exit 1 on an error-level failure", "tacn validate --junit reports/validate.xml"),
+        ("A file (mongoexport output too); warnings fail as well",
+         "tacn validate quotes.jsonl --severity-threshold warning"),
+        ("The last day's AKShare records, as JSON", "tacn validate --data-source akshare --since 24h --json"),
+        ("Fail an empty selection; check freshness too", "tacn validate --min-records 1 --freshness --max-lag 1"),
+    ))(validate_command)
+    app.command("schema", epilog=examples(
+        ("The rules as a table", "tacn schema"),
+        ("The same for a script", "tacn schema --json"),
+        ("The pandera schema, as pandera's YAML", "tacn schema --pandera"),
+    ))(schema_command)

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from tacn.cli import exit_codes
+from tacn.cli.help_text import examples
 from tacn.cli.options import (
     DatabaseOption,
     DataSourceOption,
@@ -29,7 +30,9 @@ def verify_fix_command(
     store: StoreOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """After a fix: how many records updated since --since, and in the whole store, still have an
+    """Check that no invalid record remains.
+
+    After a fix: how many records updated since --since, and in the whole store, still have an
     invalid trade_date (counted in the store with the real date rule, so "20251023" counts) or fail
     another error-level rule; plus the newest records of --symbol. Exit 0 when none, 1 otherwise
     (also when fewer records than --min-records were checked).
@@ -90,4 +93,8 @@ ORDER = 32
 
 
 def register(app: typer.Typer) -> None:
-    app.command("verify-fix")(verify_fix_command)
+    app.command("verify-fix", epilog=examples(
+        ("After a fix: the last day's records and the whole store", "tacn verify-fix"),
+        ("A week back, and 000001's newest records", "tacn verify-fix --since 7d --symbol 000001"),
+        ("Dates only; an empty store fails", "tacn verify-fix --dates-only --min-records 1 --json"),
+    ))(verify_fix_command)

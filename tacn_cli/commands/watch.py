@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from tacn.cli import exit_codes
-from tacn.cli.options import ApiUrlOption, InsecureOption, JsonOption, finite, parse_duration
+from tacn.cli.help_text import examples
+from tacn.cli.options import ApiUrlOption, InsecureOption, JsonOption, finite, from_settings, parse_duration
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors
 from tacn.cli.secrets import register_secret, scrub
@@ -20,7 +21,8 @@ def watch_command(
     url: Annotated[str | None, typer.Option("--url", help="Full endpoint, ws(s)://HOST/api/ws/notifications.",
                                             show_default=False)] = None,
     api_url: ApiUrlOption = None,
-    token: Annotated[str | None, typer.Option("--token", help="JWT to connect with (default: TACN_TOKEN).",
+    token: Annotated[str | None, typer.Option("--token", envvar="TACN_TOKEN", show_envvar=True, callback=from_settings,
+                                              help="JWT to connect with (default: TACN_TOKEN).",
                                               show_default=False)] = None,
     mint_token: Annotated[bool, typer.Option("--mint-token", help="Mint a token locally from JWT_SECRET "
                                              "(environment or ./.env).")] = False,
@@ -30,14 +32,14 @@ def watch_command(
                                               "notification, progress, connected, heartbeat.",
                                               show_default=False)] = None,
     json_: JsonOption = False,
-    count: Annotated[int | None, typer.Option("--count", min=1, help="Exit 0 after N shown messages.",
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Exit 0 after N shown messages.",
                                               show_default=False)] = None,
     timeout: Annotated[float | None, typer.Option(
         "--timeout", min=0.001, callback=finite, help="Exit 0 after S seconds (with --task: exit 3 when the task "
         "has not finished; default 7200).", show_default=False)] = None,
-    max_retries: Annotated[int | None, typer.Option("--max-retries", min=0, help="Give up (exit 3) after N "
-                                                    "failed reconnects in a row (default: unlimited).",
-                                                    show_default=False)] = None,
+    retries: Annotated[int | None, typer.Option("--retries", min=0, help="Give up (exit 3) after N "
+                                                "failed reconnects in a row (default: unlimited).",
+                                                show_default=False)] = None,
     heartbeat_timeout: Annotated[float | None, typer.Option(
         "--heartbeat-timeout", min=0, callback=finite, help="Reconnect when no frame arrives for S seconds; "
         "0 = off (default 75).", show_default=False)] = None,
@@ -51,13 +53,17 @@ def watch_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show heartbeats too.")] = False,
     insecure: InsecureOption = False,
 ) -> None:
-    """Tail the WebSocket notification stream: one line per message, or NDJSON with --json."""
+    """Tail the application's WebSocket notifications.
+
+    One line per message, or NDJSON with --json; stays connected (reconnects with backoff). --task
+    follows one analysis task to its end instead.
+    """
     out = Output(json_, streaming=True)  # --json streams one message per line: errors stay on stderr
     # typer.BadParameter is raised here, outside handle_errors, so that Typer reports it (exit 2)
     wanted = _parse_types(types)
     ttl_seconds = parse_duration(ttl, "--ttl")
-    if task is not None and (count is not None or types is not None):
-        raise typer.BadParameter("--task follows one task to its end: --count and --type do not apply",
+    if task is not None and (limit is not None or types is not None):
+        raise typer.BadParameter("--task follows one task to its end: --limit and --type do not apply",
                                  param_hint="--task")
     with handle_errors(out):
         from tacn.cli.settings import connect_timeout_s, load_env
@@ -89,8 +95,8 @@ def watch_command(
         if heartbeat_timeout is None:
             heartbeat_timeout = DEFAULT_HEARTBEAT_TIMEOUT
         config = WatchConfig(
-            url=endpoint, token=resolved, token_origin=origin, minted=minted, types=wanted, count=count,
-            timeout=timeout, max_retries=max_retries, heartbeat_timeout=heartbeat_timeout or None, task_id=task,
+            url=endpoint, token=resolved, token_origin=origin, minted=minted, types=wanted, count=limit,
+            timeout=timeout, max_retries=retries, heartbeat_timeout=heartbeat_timeout or None, task_id=task,
             verbose=verbose, insecure=insecure, connect_timeout=connect_timeout_s(env))
         render = _Renderer(out, json_, utc=utc)
         zone = "" if json_ else f"; times in {render.zone_name}"
@@ -109,8 +115,8 @@ def watch_command(
                 out.info(f"task {task_shown} {result.task_status}" + (f": {result.task_message}" if result.task_message else ""))
                 raise typer.Exit(exit_codes.PROBLEMS_FOUND if result.task_failed else exit_codes.OK)
             if result.ended_by == "timeout":
-                limit = timeout if timeout is not None else DEFAULT_TASK_TIMEOUT
-                out.error(f"task {task_shown} did not finish within {limit:g} s")
+                deadline = timeout if timeout is not None else DEFAULT_TASK_TIMEOUT
+                out.error(f"task {task_shown} did not finish within {deadline:g} s")
                 raise typer.Exit(exit_codes.CANNOT_RUN)
     raise typer.Exit(exit_codes.OK)
 
@@ -264,4 +270,9 @@ ORDER = 80
 
 
 def register(app: typer.Typer) -> None:
-    app.command("watch")(watch_command)
+    app.command("watch", epilog=examples(
+        ("Notifications of a local backend, token minted from JWT_SECRET",
+         "tacn watch --api-url http://127.0.0.1:8000 --mint-token --type notification"),
+        ("The next 5 messages as NDJSON, a minute at most", "tacn watch --json --limit 5 --timeout 60"),
+        ("Follow one analysis task to its end", "tacn watch --task 3f2a9c1e-7b4d-4e0a-9c55-1d2e3f4a5b6c"),
+    ))(watch_command)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import typer
 
 from tacn.cli import exit_codes
+from tacn.cli.help_text import examples
 from tacn.cli.options import ApiUrlOption, InsecureOption, JsonOption
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors
 
 
 def ws_stats_command(api_url: ApiUrlOption = None, json_: JsonOption = False, insecure: InsecureOption = False) -> None:
-    """GET /api/ws/stats: total users, total connections and connections per user."""
+    """Show who is connected to the notifications.
+
+    GET /api/ws/stats: total users, total connections and connections per user.
+    """
     out = Output(json_)
     with handle_errors(out):
         from tacn.cli.settings import connect_timeout_s, load_env
@@ -33,4 +37,7 @@ ORDER = 81
 
 
 def register(app: typer.Typer) -> None:
-    app.command("ws-stats")(ws_stats_command)
+    app.command("ws-stats", epilog=examples(
+        ("Users and connections of the configured backend", "tacn ws-stats"),
+        ("Another backend, as JSON", "tacn ws-stats --api-url https://tacn.example:8443 --json"),
+    ))(ws_stats_command)
