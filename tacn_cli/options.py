@@ -14,28 +14,15 @@ import typer
 # Fixed choices, Enum-typed so that help and completion show them. The values are the library's
 # (validators.records.DATA_SOURCES, …; tests/test_help.py checks they agree), written out here so that
 # `tacn --help` imports no library module.
-class DataSource(StrEnum):
-    tushare = "tushare"
-    akshare = "akshare"
-    baostock = "baostock"
+def choices(name: str, *values: str) -> type[StrEnum]:
+    """An Enum of fixed choices for an option: each member's name and value are the choice."""
+    return StrEnum(name, [(value, value) for value in values])
 
 
-class Period(StrEnum):
-    daily = "daily"
-    weekly = "weekly"
-    monthly = "monthly"
-
-
-class Layout(StrEnum):
-    akshare = "akshare"
-    tushare = "tushare"
-    document = "document"
-
-
-class FileType(StrEnum):
-    csv = "csv"
-    jsonl = "jsonl"
-    parquet = "parquet"
+DataSource = choices("DataSource", "tushare", "akshare", "baostock")
+Period = choices("Period", "daily", "weekly", "monthly")
+Layout = choices("Layout", "akshare", "tushare", "document")
+FileType = choices("FileType", "csv", "jsonl", "parquet")
 
 
 def choice_value(value: StrEnum | None) -> str | None:

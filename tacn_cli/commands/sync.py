@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +17,7 @@ from tacn.cli.options import (
     Period,
     StoreOption,
     choice_value,
+    choices,
     finite,
     parse_date_option,
     parse_symbols,
@@ -28,10 +28,7 @@ from tacn.cli.runner import handle_errors, open_store_for
 LOG_INTERVAL_S = 5.0  # plain progress lines when stderr is not a terminal (cron)
 
 
-class PriceBasis(StrEnum):  # tacn.pipelines.price_basis.BASES
-    qfq = "qfq"
-    none = "none"
-    hfq = "hfq"
+PriceBasis = choices("PriceBasis", "qfq", "none", "hfq")  # tacn.pipelines.price_basis.BASES
 
 
 def sync_command(

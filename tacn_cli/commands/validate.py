@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +23,7 @@ from tacn.cli.options import (
     StoreOption,
     SymbolsOption,
     choice_value,
+    choices,
     parse_choice,
     parse_since,
     parse_symbols,
@@ -43,9 +43,7 @@ from tacn.cli.runner import handle_errors, open_store_for
 SAMPLES_IN_TABLE = 2
 
 
-class Severity(StrEnum):  # tacn.pipelines.validate.THRESHOLDS
-    error = "error"
-    warning = "warning"
+Severity = choices("Severity", "error", "warning")  # tacn.pipelines.validate.THRESHOLDS
 
 
 def validate_command(
