@@ -79,6 +79,7 @@ StoreOption = Annotated[
     str | None,
     typer.Option(
         "--store",
+        metavar="URL",
         envvar="TACN_STORE",
         show_envvar=True,
         callback=from_settings,
@@ -89,7 +90,7 @@ StoreOption = Annotated[
 ]
 DatabaseOption = Annotated[
     str | None,
-    typer.Option("--database", help="MongoDB database (default: the URI's, else 'tradingagents').", show_default=False),
+    typer.Option("--database", metavar="NAME", help="MongoDB database (default: the URI's, else 'tradingagents').", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
 DataSourceOption = Annotated[
@@ -97,10 +98,10 @@ DataSourceOption = Annotated[
 ]
 PeriodOption = Annotated[Period | None, typer.Option("--period", callback=choice_value, help="Only this period.")]
 SymbolsOption = Annotated[
-    str | None, typer.Option("--symbols", help="Comma-separated 6-digit codes, e.g. 000001,600000.")
+    str | None, typer.Option("--symbols", metavar="CODES", help="Comma-separated 6-digit codes, e.g. 000001,600000.")
 ]
 SinceOption = Annotated[
-    str | None, typer.Option("--since", help="Records updated since: a duration (24h, 7d, 30m) or a date.")
+    str | None, typer.Option("--since", metavar="WHEN", help="Records updated since: a duration (24h, 7d, 30m) or a date.")
 ]
 # Files (sync's file: source and validate's TARGET): one reader, one pair of options.
 LayoutOption = Annotated[
@@ -198,7 +199,7 @@ def records_gate(checked: int, min_records: int) -> dict:
 
 ApiUrlOption = Annotated[
     str | None,
-    typer.Option("--api-url", envvar="TACN_API_URL", show_envvar=True, callback=from_settings,
+    typer.Option("--api-url", metavar="URL", envvar="TACN_API_URL", show_envvar=True, callback=from_settings,
                  help="The application's backend, http(s)://HOST:PORT (default: TACN_API_URL, "
                  "else http://localhost:8000).", show_default=False),
 ]

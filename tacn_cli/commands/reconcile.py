@@ -39,11 +39,11 @@ def reconcile_command(
                        "the first holds source A, the second source B.", show_default=False),
     ] = None,
     data_source: Annotated[
-        str | None, typer.Option("--data-source", help="The two sources compared, A,B (default: akshare,tushare).")
+        str | None, typer.Option("--data-source", metavar="A,B", help="The two sources compared, A,B (default: akshare,tushare).")
     ] = None,
     symbols: SymbolsOption = None,
     start: Annotated[
-        str | None, typer.Option("--start", help="Compare trade dates from this date on: YYYY-MM-DD, or a "
+        str | None, typer.Option("--start", metavar="WHEN", help="Compare trade dates from this date on: YYYY-MM-DD, or a "
                                  "duration back from today (30d, 8w).")
     ] = None,
     period: PeriodOption = None,

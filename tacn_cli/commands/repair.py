@@ -24,7 +24,7 @@ from tacn.cli.runner import handle_errors, open_store_for
 
 def repair_command(
     source: Annotated[str | None, typer.Option(
-        "--source", help="Re-sync from akshare, tushare or file:PATH (default: each pair from its own data_source). "
+        "--source", metavar="SOURCE", help="Re-sync from akshare, tushare or file:PATH (default: each pair from its own data_source). "
         "akshare/tushare also limit the repair to that data_source.")] = None,
     data_source: DataSourceOption = None,
     yes: YesOption = False,

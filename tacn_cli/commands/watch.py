@@ -18,17 +18,17 @@ SEVERITY_STYLE = {"error": "red", "warning": "yellow", "success": "green", "info
 
 
 def watch_command(
-    url: Annotated[str | None, typer.Option("--url", help="Full endpoint, ws(s)://HOST/api/ws/notifications.",
+    url: Annotated[str | None, typer.Option("--url", metavar="URL", help="Full endpoint, ws(s)://HOST/api/ws/notifications.",
                                             show_default=False)] = None,
     api_url: ApiUrlOption = None,
-    token: Annotated[str | None, typer.Option("--token", envvar="TACN_TOKEN", show_envvar=True, callback=from_settings,
+    token: Annotated[str | None, typer.Option("--token", metavar="JWT", envvar="TACN_TOKEN", show_envvar=True, callback=from_settings,
                                               help="JWT to connect with (default: TACN_TOKEN).",
                                               show_default=False)] = None,
     mint_token: Annotated[bool, typer.Option("--mint-token", help="Mint a token locally from JWT_SECRET "
                                              "(environment or ./.env).")] = False,
     user: Annotated[str, typer.Option("--user", help="sub of a minted token.")] = "admin",
-    ttl: Annotated[str, typer.Option("--ttl", help="Lifetime of a minted token: 90s, 30m, 1h, 7d.")] = "1h",
-    types: Annotated[str | None, typer.Option("--type", help="Only these message types, comma-separated: "
+    ttl: Annotated[str, typer.Option("--ttl", metavar="DURATION", help="Lifetime of a minted token: 90s, 30m, 1h, 7d.")] = "1h",
+    types: Annotated[str | None, typer.Option("--type", metavar="TYPES", help="Only these message types, comma-separated: "
                                               "notification, progress, connected, heartbeat.",
                                               show_default=False)] = None,
     json_: JsonOption = False,
@@ -43,7 +43,7 @@ def watch_command(
     heartbeat_timeout: Annotated[float | None, typer.Option(
         "--heartbeat-timeout", min=0, callback=finite, help="Reconnect when no frame arrives for S seconds; "
         "0 = off (default 75).", show_default=False)] = None,
-    task: Annotated[str | None, typer.Option("--task", help="Follow one analysis task: poll its status, show its "
+    task: Annotated[str | None, typer.Option("--task", metavar="TASK_ID", help="Follow one analysis task: poll its status, show its "
                                              "progress; exit 0 completed, 1 failed or cancelled, 3 unknown task.",
                                              show_default=False)] = None,
     poll_interval: Annotated[float, typer.Option(
