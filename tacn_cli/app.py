@@ -143,9 +143,17 @@ def _root(
 
 for _module in COMMAND_MODULES:
     _module.register(app)
-for _info in app.registered_commands:
-    if _info.cls in (None, TyperCommand):  # typer's default class
-        _info.cls = _TacnCommand
+
+
+def _use_tacn_command(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        if info.cls in (None, TyperCommand):  # typer's default class
+            info.cls = _TacnCommand
+    for group in typer_app.registered_groups:  # tacn migrate status|up|down
+        _use_tacn_command(group.typer_instance)
+
+
+_use_tacn_command(app)
 
 
 def main() -> None:

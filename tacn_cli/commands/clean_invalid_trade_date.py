@@ -17,7 +17,7 @@ from tacn.cli.runner import handle_errors, open_store_for
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Back up and delete (default: dry run).")]
 BackupDirOption = Annotated[
     Path | None,
-    typer.Option("--backup-dir", help="Where backups go (default: $TACN_HOME/backups).", show_default=False),
+    typer.Option("--backup-dir", metavar="DIR", help="Where backups go (default: $TACN_HOME/backups).", show_default=False),
 ]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Records deleted per batch.", min=1)]
 SYMBOLS_SHOWN = 30

@@ -1,4 +1,4 @@
-"""tacn migrate status|up|down: numbered migrations in migrations/, recorded in tacn_migrations."""
+"""tacn migrate status|up|down (subcommands): numbered migrations in migrations/, recorded in tacn_migrations."""
 
 from __future__ import annotations
 
@@ -21,25 +21,87 @@ class Action(StrEnum):
     down = "down"
 
 
-def migrate_command(
-    action: Annotated[Action, typer.Argument(metavar="ACTION", help="status, up (apply pending) or down (revert).")],
-    to: Annotated[int | None, typer.Option("--to", help="up: apply through N; down: revert back to N (0 = all). "
-                                            "Default: up applies all, down reverts the newest one.", min=0)] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be done; change nothing.")] = False,
+migrate_app = typer.Typer(
+    name="migrate",
+    help="""Apply, revert or list the store's migrations.
+
+    Numbered migrations run in order, never twice, recorded in the store's tacn_migrations.
+    0001 backfills period=daily; 0002 replaces the legacy 3-field unique index with the 4-field one
+    (refuses and lists duplicates when they exist); 0003 removes invalid trade_dates with a backup
+    (its down restores it). Every backup a migration writes is recorded before it changes anything,
+    so down also reverts a run that was killed part-way. A failed or refusing migration stops the
+    run (exit 1 when it refused because of the data, 3 when it could not run); those before it stay
+    applied.
+    """,
+    no_args_is_help=True,
+    epilog=examples(
+        ("What is applied and what is pending", "tacn migrate status"),
+        ("Apply every pending migration", "tacn migrate up"),
+        ("Revert the newest applied migration", "tacn migrate down"),
+    ),
+)
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Say what would be done; change nothing.")]
+
+
+@migrate_app.command("status", epilog=examples(
+    ("Each migration: applied, pending or interrupted", "tacn migrate status"),
+    ("Of a MongoDB store, as JSON", "tacn migrate status --store mongodb://127.0.0.1:27017/tradingagents --json"),
+))
+def status_command(json_: JsonOption = False, store: StoreOption = None, database: DatabaseOption = None) -> None:
+    """List applied and pending migrations.
+
+    Also an interrupted or failed one, with when each was applied and whether its code changed since. Exit 0; 3 when the store cannot
+    be read.
+    """
+    run_migrate(Action.status, None, False, None, json_, store, database)
+
+
+@migrate_app.command("up", epilog=examples(
+    ("Say what would be applied, changing nothing", "tacn migrate up --dry-run"),
+    ("Apply every pending migration", "tacn migrate up"),
+    ("Apply through 0002 only, backups elsewhere", "tacn migrate up --to 2 --backup-dir /srv/backups"),
+))
+def up_command(
+    to: Annotated[int | None, typer.Option("--to", metavar="N", min=0,
+                                            help="Apply through migration N (default: all pending).")] = None,
+    dry_run: DryRunOption = False,
     backup_dir: BackupDirOption = None,
     json_: JsonOption = False,
     store: StoreOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Apply, revert or list the store's migrations.
+    """Apply the pending migrations, in order.
 
-    Numbered migrations run in order, never twice.
-    0001 backfills period=daily; 0002 replaces the legacy 3-field unique index with the 4-field one
-    (refuses and lists duplicates when they exist); 0003 removes invalid trade_dates with a backup
-    (its down restores it). Every backup a migration writes is recorded before it changes anything,
-    so down also reverts a run that was killed part-way. A failed or refusing migration stops the run (exit 1 when it refused
-    because of the data, 3 when it could not run); those before it stay applied.
+    A migration that was interrupted runs again. Exit 0 when all applied; 1 when one refused because
+    of the data (0002 with duplicate keys); 3 when one could not run. Those before it stay applied.
     """
+    run_migrate(Action.up, to, dry_run, backup_dir, json_, store, database)
+
+
+@migrate_app.command("down", epilog=examples(
+    ("Revert the newest applied migration", "tacn migrate down"),
+    ("Revert back to 0001 (0002 and later undone)", "tacn migrate down --to 1"),
+    ("Say what reverting all would do", "tacn migrate down --to 0 --dry-run"),
+))
+def down_command(
+    to: Annotated[int | None, typer.Option("--to", metavar="N", min=0,
+                                            help="Revert back to migration N; 0 reverts all (default: the "
+                                            "newest one only).")] = None,
+    dry_run: DryRunOption = False,
+    backup_dir: BackupDirOption = None,
+    json_: JsonOption = False,
+    store: StoreOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Revert applied migrations, newest first.
+
+    Each puts back what it changed (0003 restores its backup), also after a run killed part-way.
+    Exit 0 when reverted; 1 or 3 as for up.
+    """
+    run_migrate(Action.down, to, dry_run, backup_dir, json_, store, database)
+
+
+def run_migrate(action: Action, to: int | None, dry_run: bool, backup_dir, json_: bool, store, database) -> None:
     from tacn.cli.settings import load_env
 
     out = Output(json_)
@@ -107,9 +169,4 @@ ORDER = 35
 
 
 def register(app: typer.Typer) -> None:
-    app.command("migrate", epilog=examples(
-        ("What is applied and what is pending", "tacn migrate status"),
-        ("Say what up would do, changing nothing", "tacn migrate up --dry-run"),
-        ("Apply through 0002 only", "tacn migrate up --to 2"),
-        ("Revert the newest applied migration", "tacn migrate down"),
-    ))(migrate_command)
+    app.add_typer(migrate_app, name="migrate")
