@@ -278,8 +278,6 @@ def test_no_option_name_has_two_meanings_across_commands():
         "--start",
         # --volume-units: the volume unit per data_source (validate expects it, reconcile assumes it).
         "--volume-units",
-        # --to: the migration the store ends at (migrate up applies through it, down reverts back to it).
-        "--to",
     }
     helps: dict[str, set[str]] = {}
     for name in LEAVES:

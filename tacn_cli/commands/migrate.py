@@ -56,49 +56,41 @@ def status_command(json_: JsonOption = False, store: StoreOption = None, databas
     run_migrate(Action.status, None, False, None, json_, store, database)
 
 
-@migrate_app.command("up", epilog=examples(
+ToOption = Annotated[int | None, typer.Option(
+    "--to", metavar="N", min=0, help="up: apply through migration N (default: all pending); down: revert back to "
+    "N, 0 = all (default: the newest one only).")]
+
+
+def _changing_command(action: Action, summary: str):
+    """migrate up and down: the same options, one direction each."""
+
+    def command(to: ToOption = None, dry_run: DryRunOption = False, backup_dir: BackupDirOption = None,
+                json_: JsonOption = False, store: StoreOption = None, database: DatabaseOption = None) -> None:
+        run_migrate(action, to, dry_run, backup_dir, json_, store, database)
+
+    command.__doc__ = summary
+    command.__name__ = f"{action.value}_command"
+    return command
+
+
+migrate_app.command("up", epilog=examples(
     ("Say what would be applied, changing nothing", "tacn migrate up --dry-run"),
     ("Apply every pending migration", "tacn migrate up"),
     ("Apply through 0002 only, backups elsewhere", "tacn migrate up --to 2 --backup-dir /srv/backups"),
-))
-def up_command(
-    to: Annotated[int | None, typer.Option("--to", metavar="N", min=0,
-                                            help="Apply through migration N (default: all pending).")] = None,
-    dry_run: DryRunOption = False,
-    backup_dir: BackupDirOption = None,
-    json_: JsonOption = False,
-    store: StoreOption = None,
-    database: DatabaseOption = None,
-) -> None:
-    """Apply the pending migrations, in order.
+))(_changing_command(Action.up, """Apply the pending migrations, in order.
 
     A migration that was interrupted runs again. Exit 0 when all applied; 1 when one refused because
     of the data (0002 with duplicate keys); 3 when one could not run. Those before it stay applied.
-    """
-    run_migrate(Action.up, to, dry_run, backup_dir, json_, store, database)
-
-
-@migrate_app.command("down", epilog=examples(
+    """))
+migrate_app.command("down", epilog=examples(
     ("Revert the newest applied migration", "tacn migrate down"),
     ("Revert back to 0001 (0002 and later undone)", "tacn migrate down --to 1"),
     ("Say what reverting all would do", "tacn migrate down --to 0 --dry-run"),
-))
-def down_command(
-    to: Annotated[int | None, typer.Option("--to", metavar="N", min=0,
-                                            help="Revert back to migration N; 0 reverts all (default: the "
-                                            "newest one only).")] = None,
-    dry_run: DryRunOption = False,
-    backup_dir: BackupDirOption = None,
-    json_: JsonOption = False,
-    store: StoreOption = None,
-    database: DatabaseOption = None,
-) -> None:
-    """Revert applied migrations, newest first.
+))(_changing_command(Action.down, """Revert applied migrations, newest first.
 
     Each puts back what it changed (0003 restores its backup), also after a run killed part-way.
     Exit 0 when reverted; 1 or 3 as for up.
-    """
-    run_migrate(Action.down, to, dry_run, backup_dir, json_, store, database)
+    """))
 
 
 def run_migrate(action: Action, to: int | None, dry_run: bool, backup_dir, json_: bool, store, database) -> None:
