@@ -41,7 +41,7 @@ def _named_shell_completion(argv: list[str]) -> None:
     a shell named after them is used instead (typer would take it for a command and ignore it)."""
     if len(argv) != 2 or argv[0] not in COMPLETION_OPTIONS or argv[1] not in SHELLS:
         return
-    from typer._completion_shared import get_completion_script, install
+    from typer.completion import get_completion_script, install
 
     shell = argv[1]
     if argv[0] == "--show-completion":
@@ -78,6 +78,10 @@ COMPLETION_HELP = {
 class _TacnGroup(TyperGroup):
     """With --json, a usage error typer reports (bad option, bad value) also prints one JSON error object on
     stdout, as the commands' own exit 2/3 do (tacn.cli.render.Output.fail)."""
+
+    def list_commands(self, ctx):
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda name: COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(names))
 
     def get_params(self, ctx):
         params = super().get_params(ctx)
@@ -141,8 +145,11 @@ def _root(
     """Data-quality CLI and ETL toolkit for TradingAgents-CN operators."""
 
 
+COMMAND_ORDER: list[str] = []  # the help listing: by module ORDER, command groups (migrate) included
 for _module in COMMAND_MODULES:
     _module.register(app)
+    COMMAND_ORDER += [name for name in (*(c.name for c in app.registered_commands),
+                                        *(g.name for g in app.registered_groups)) if name not in COMMAND_ORDER]
 
 
 def _use_tacn_command(typer_app: typer.Typer) -> None:

@@ -170,6 +170,6 @@ def register(app: typer.Typer) -> None:
         ("AKShare against Tushare in the store, last 30 days", "tacn reconcile --start 30d"),
         ("Two files: source A, then source B", "tacn reconcile akshare.csv tushare.csv --json"),
         ("One symbol, looser prices, a CI report",
-         "tacn reconcile --symbols 000001 --price-tolerance 0.01 --junit reconcile.xml"),
+         "tacn reconcile --symbols 000001 --price-tolerance 0.01 --junit rec.xml"),
     ))(reconcile_command)
 

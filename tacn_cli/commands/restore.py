@@ -65,7 +65,7 @@ ORDER = 31
 def register(app: typer.Typer) -> None:
     app.command("restore", epilog=examples(
         ("Undo a clean: the manifest its output named",
-         "tacn restore backups/clean-invalid-trade-date-20251024T010203Z.manifest.json"),
+         "tacn restore bk/clean-invalid-trade-date-20251024T010203Z.manifest.json"),
         ("A mongoexport file into a MongoDB store",
          "tacn restore export.jsonl --store mongodb://127.0.0.1:27017/tradingagents"),
         ("The same restore, as JSON for a script", "tacn restore export.jsonl --json"),

@@ -26,28 +26,28 @@ def watch_command(
                                               show_default=False)] = None,
     mint_token: Annotated[bool, typer.Option("--mint-token", help="Mint a token locally from JWT_SECRET "
                                              "(environment or ./.env).")] = False,
-    user: Annotated[str, typer.Option("--user", help="sub of a minted token.")] = "admin",
+    user: Annotated[str, typer.Option("--user", metavar="NAME", help="sub of a minted token.")] = "admin",
     ttl: Annotated[str, typer.Option("--ttl", metavar="DURATION", help="Lifetime of a minted token: 90s, 30m, 1h, 7d.")] = "1h",
     types: Annotated[str | None, typer.Option("--type", metavar="TYPES", help="Only these message types, comma-separated: "
                                               "notification, progress, connected, heartbeat.",
                                               show_default=False)] = None,
     json_: JsonOption = False,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Exit 0 after N shown messages.",
+    limit: Annotated[int | None, typer.Option("--limit", metavar="N", min=1, help="Exit 0 after N shown messages.",
                                               show_default=False)] = None,
     timeout: Annotated[float | None, typer.Option(
-        "--timeout", min=0.001, callback=finite, help="Exit 0 after S seconds (with --task: exit 3 when the task "
+        "--timeout", metavar="SECONDS", min=0.001, callback=finite, help="Exit 0 after S seconds (with --task: exit 3 when the task "
         "has not finished; default 7200).", show_default=False)] = None,
-    retries: Annotated[int | None, typer.Option("--retries", min=0, help="Give up (exit 3) after N "
+    retries: Annotated[int | None, typer.Option("--retries", metavar="N", min=0, help="Give up (exit 3) after N "
                                                 "failed reconnects in a row (default: unlimited).",
                                                 show_default=False)] = None,
     heartbeat_timeout: Annotated[float | None, typer.Option(
-        "--heartbeat-timeout", min=0, callback=finite, help="Reconnect when no frame arrives for S seconds; "
+        "--heartbeat-timeout", metavar="SECONDS", min=0, callback=finite, help="Reconnect when no frame arrives for S seconds; "
         "0 = off (default 75).", show_default=False)] = None,
     task: Annotated[str | None, typer.Option("--task", metavar="TASK_ID", help="Follow one analysis task: poll its status, show its "
                                              "progress; exit 0 completed, 1 failed or cancelled, 3 unknown task.",
                                              show_default=False)] = None,
     poll_interval: Annotated[float, typer.Option(
-        "--poll-interval", min=0.1, max=3600, callback=finite,
+        "--poll-interval", metavar="SECONDS", min=0.1, max=3600, callback=finite,
         help="With --task: seconds between status polls.")] = 2.0,
     utc: Annotated[bool, typer.Option("--utc", help="Show times in UTC (default: Asia/Shanghai).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show heartbeats too.")] = False,
@@ -271,8 +271,9 @@ ORDER = 80
 
 def register(app: typer.Typer) -> None:
     app.command("watch", epilog=examples(
-        ("Notifications of a local backend, token minted from JWT_SECRET",
-         "tacn watch --api-url http://127.0.0.1:8000 --mint-token --type notification"),
+        ("Notifications only, with a token minted from JWT_SECRET",
+         "tacn watch --mint-token --type notification"),
+        ("Another backend, token from TACN_TOKEN", "tacn watch --api-url http://127.0.0.1:8000"),
         ("The next 5 messages as NDJSON, a minute at most", "tacn watch --json --limit 5 --timeout 60"),
         ("Follow one analysis task to its end", "tacn watch --task 3f2a9c1e-7b4d-4e0a-9c55-1d2e3f4a5b6c"),
     ))(watch_command)
