@@ -125,5 +125,5 @@ def register(app: typer.Typer) -> None:
         ("Dry run: count, breakdowns and samples; nothing changes", "tacn clean-invalid-trade-date"),
         ("Back up, then delete AKShare's bad records", "tacn clean-invalid-trade-date --data-source akshare --yes"),
         ("Backups elsewhere, smaller batches",
-         "tacn clean-invalid-trade-date --yes --backup-dir /srv/bk --batch-size 10000"),
+         "tacn clean-invalid-trade-date --yes --backup-dir /srv/bk --batch-size 5000"),
     ))(clean_command)
