@@ -180,7 +180,7 @@ def parse_since(value: str | None, *, now: datetime | None = None) -> datetime |
 
 MinRecordsOption = Annotated[
     int,
-    typer.Option("--min-records", min=0, help="Fail (exit 1) when fewer records than this were checked: a gate "
+    typer.Option("--min-records", metavar="N", min=0, help="Fail (exit 1) when fewer records than this were checked: a gate "
                  "over an empty or misspelt selection then cannot pass. Default 0: an empty check passes, and says so."),
 ]
 

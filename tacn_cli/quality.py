@@ -11,13 +11,13 @@ import typer
 from tacn.cli.render import Output
 
 MaxLagOption = Annotated[
-    int, typer.Option("--max-lag", help="Sessions a (symbol, data_source) may lag before it is stale (--freshness).")
+    int, typer.Option("--max-lag", metavar="N", help="Sessions a (symbol, data_source) may lag before it is stale (--freshness).")
 ]
 CutoffOption = Annotated[
-    str, typer.Option("--cutoff", help="Time (HH:MM, Asia/Shanghai) after which today's session counts as completed.")
+    str, typer.Option("--cutoff", metavar="HH:MM", help="Time (HH:MM, Asia/Shanghai) after which today's session counts as completed.")
 ]
 HtmlOption = Annotated[
-    Path | None, typer.Option("--html", help="Write a self-contained HTML report with plots here (opens offline).")
+    Path | None, typer.Option("--html", metavar="PATH", help="Write a self-contained HTML report with plots here (opens offline).")
 ]
 
 

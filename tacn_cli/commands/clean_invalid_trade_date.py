@@ -19,7 +19,7 @@ BackupDirOption = Annotated[
     Path | None,
     typer.Option("--backup-dir", metavar="DIR", help="Where backups go (default: $TACN_HOME/backups).", show_default=False),
 ]
-BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Records deleted per batch.", min=1)]
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", metavar="N", help="Records deleted per batch.", min=1)]
 SYMBOLS_SHOWN = 30
 
 

@@ -22,7 +22,7 @@ GROUP_TITLES = {"required": "Required (error when missing)", "recommended": "Rec
 def config_check_command(
     env_file: Annotated[
         Path | None,
-        typer.Option("--env-file", help="The application's .env file (default: ./.env when it exists).",
+        typer.Option("--env-file", metavar="PATH", help="The application's .env file (default: ./.env when it exists).",
                      show_default=False),
     ] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Skip MongoDB and Redis (no database values).")] = False,

@@ -35,7 +35,7 @@ WORST_IN_TABLE = 10
 def reconcile_command(
     files: Annotated[
         list[Path] | None,
-        typer.Argument(help="Two files to compare instead of the store (CSV, Parquet or JSON Lines of documents): "
+        typer.Argument(metavar="FILES", help="Two files to compare instead of the store (CSV, Parquet or JSON Lines of documents): "
                        "the first holds source A, the second source B.", show_default=False),
     ] = None,
     data_source: Annotated[
@@ -48,26 +48,26 @@ def reconcile_command(
     ] = None,
     period: PeriodOption = None,
     price_tolerance: Annotated[
-        float, typer.Option("--price-tolerance", help="Relative tolerance of prices and returns (0.005 = 0.5%).")
+        float, typer.Option("--price-tolerance", metavar="RATIO", help="Relative tolerance of prices and returns (0.005 = 0.5%).")
     ] = 0.005,
     price_tolerance_yuan: Annotated[
-        float, typer.Option("--price-tolerance-yuan", help="Absolute tolerance of prices in yuan; the larger applies.")
+        float, typer.Option("--price-tolerance-yuan", metavar="YUAN", help="Absolute tolerance of prices in yuan; the larger applies.")
     ] = 0.01,
     volume_tolerance: Annotated[
-        float, typer.Option("--volume-tolerance", help="Relative tolerance of volume in shares (at least one lot).")
+        float, typer.Option("--volume-tolerance", metavar="RATIO", help="Relative tolerance of volume in shares (at least one lot).")
     ] = 0.005,
     amount_tolerance: Annotated[
-        float, typer.Option("--amount-tolerance", help="Relative tolerance of amount (at least one yuan).")
+        float, typer.Option("--amount-tolerance", metavar="RATIO", help="Relative tolerance of amount (at least one yuan).")
     ] = 0.005,
     volume_units: Annotated[
-        str | None, typer.Option("--volume-units", help="Unit assumed for a series that proves none, per "
+        str | None, typer.Option("--volume-units", metavar="UNITS", help="Unit assumed for a series that proves none, per "
                                  "data_source, e.g. akshare=lots (default: as the application stores them).")
     ] = None,
-    max_samples: Annotated[int, typer.Option("--max-samples", help="Disagreements kept per check in reports.")] = 5,
+    max_samples: Annotated[int, typer.Option("--max-samples", metavar="N", help="Disagreements kept per check in reports.")] = 5,
     json_: JsonOption = False,
-    junit: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report here (one testcase per check).")] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", metavar="PATH", help="Write a JUnit XML report here (one testcase per check).")] = None,
     failures_out: Annotated[
-        Path | None, typer.Option("--failures-out", help="Write each disagreeing day here, JSON Lines, with both "
+        Path | None, typer.Option("--failures-out", metavar="PATH", help="Write each disagreeing day here, JSON Lines, with both "
                                   "sources' documents.")
     ] = None,
     html: HtmlOption = None,

@@ -17,7 +17,7 @@ CONFLICTS_SHOWN = 20
 
 
 def restore_command(
-    backup: Annotated[Path, typer.Argument(help="A backup's .manifest.json or .jsonl, or any Extended JSON Lines file.")],
+    backup: Annotated[Path, typer.Argument(metavar="BACKUP", help="A backup's .manifest.json or .jsonl, or any Extended JSON Lines file.")],
     store: StoreOption = None,
     database: DatabaseOption = None,
     json_: JsonOption = False,

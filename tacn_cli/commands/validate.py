@@ -50,6 +50,7 @@ def validate_command(
     target: Annotated[
         str | None,
         typer.Argument(
+            metavar="TARGET",
             help="What to check: a CSV, Parquet or JSON Lines file (mongoexport output too), or a store URL. "
             "Default: the store.",
             show_default=False,
@@ -60,26 +61,26 @@ def validate_command(
     period: PeriodOption = None,
     since: SinceOption = None,
     rules: Annotated[
-        str | None, typer.Option("--rules", help="Comma-separated rule names (see `tacn schema`); default: all.")
+        str | None, typer.Option("--rules", metavar="RULES", help="Comma-separated rule names (see `tacn schema`); default: all.")
     ] = None,
     severity_threshold: Annotated[
         Severity, typer.Option("--severity-threshold", callback=choice_value,
                                help="Lowest severity that fails the run.")
     ] = Severity.error,
-    max_samples: Annotated[int, typer.Option("--max-samples", min=0, help="Failing records kept per rule in reports.")] = 5,
+    max_samples: Annotated[int, typer.Option("--max-samples", metavar="N", min=0, help="Failing records kept per rule in reports.")] = 5,
     json_: JsonOption = False,
-    junit: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report here (one testcase per rule).")] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", metavar="PATH", help="Write a JUnit XML report here (one testcase per rule).")] = None,
     failures_out: Annotated[
-        Path | None, typer.Option("--failures-out", help="Write every failing record here, JSON Lines, with its rule names.")
+        Path | None, typer.Option("--failures-out", metavar="PATH", help="Write every failing record here, JSON Lines, with its rule names.")
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Records read and judged at a time.")] = 100_000,
+    batch_size: Annotated[int, typer.Option("--batch-size", metavar="N", min=1, help="Records read and judged at a time.")] = 100_000,
     completeness: Annotated[
         bool, typer.Option("--completeness", help="Also report trading days missing inside each symbol's date span.")
     ] = False,
     min_records: MinRecordsOption = 0,
     volume_units: Annotated[
         str | None,
-        typer.Option("--volume-units", help="Expected volume unit per data_source for the volume_unit rule, "
+        typer.Option("--volume-units", metavar="UNITS", help="Expected volume unit per data_source for the volume_unit rule, "
                      "e.g. akshare=lots,tushare=shares (default: as the application stores them)."),
     ] = None,
     freshness: Annotated[

@@ -21,9 +21,9 @@ from tacn.cli.runner import handle_errors, open_store_for
 
 
 def verify_fix_command(
-    since: Annotated[str, typer.Option("--since", help="The recent window: a duration (24h, 7d) or a date.")] = "24h",
+    since: Annotated[str, typer.Option("--since", metavar="WHEN", help="The recent window: a duration (24h, 7d) or a date.")] = "24h",
     data_source: DataSourceOption = None,
-    symbol: Annotated[str | None, typer.Option("--symbol", help="Show this 6-digit code's newest records.")] = None,
+    symbol: Annotated[str | None, typer.Option("--symbol", metavar="CODE", help="Show this 6-digit code's newest records.")] = None,
     dates_only: Annotated[bool, typer.Option("--dates-only", help="Count invalid trade_dates only (skip the other error-level rules).")] = False,
     json_: JsonOption = False,
     min_records: MinRecordsOption = 0,
