@@ -336,9 +336,13 @@ def test_install_completion_writes_the_script_and_the_rc_line(tmp_path):
 
 
 def test_install_completion_detects_the_shell(tmp_path):
-    proc = _tacn("--install-completion", env={"HOME": str(tmp_path)})
+    """Without a name, the shell tacn runs from (its parent process, found by shellingham): bash here."""
+    exe = os.path.join(os.path.dirname(sys.executable), "tacn")
+    proc = subprocess.run(["bash", "-c", f'"{exe}" --install-completion; exit $?'], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
-    assert "completion installed in" in proc.stdout
+    assert "bash completion installed in" in proc.stdout
+    assert (tmp_path / ".bash_completions" / "tacn.sh").is_file()
 
 
 def _complete(words: str) -> list[str]:
