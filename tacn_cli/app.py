@@ -63,7 +63,9 @@ class _TacnCommand(TyperCommand):
         takes_value = {opt for param in self.params if not getattr(param, "is_flag", False)
                        for opt in getattr(param, "opts", ())}
         args, warnings = replace_deprecated(self.name, list(args), takes_value)
-        if not ctx.resilient_parsing:  # completion parses too: it must not warn
+        options = args[:args.index("--")] if "--" in args else args
+        quiet = "--quiet" in options or "-q" in options  # --quiet: errors only (the cli-output branch's option)
+        if not ctx.resilient_parsing and not quiet:  # completion parses too: it must not warn
             for warning in warnings:
                 typer.echo(warning, err=True)
         return super().parse_args(ctx, args)
