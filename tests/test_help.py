@@ -278,6 +278,8 @@ def test_no_option_name_has_two_meanings_across_commands():
         "--start",
         # --volume-units: the volume unit per data_source (validate expects it, reconcile assumes it).
         "--volume-units",
+        # -v/--verbose: more on stderr (watch: heartbeats too) - the cli-output branch's shared option.
+        "--verbose",
     }
     helps: dict[str, set[str]] = {}
     for name in LEAVES:
