@@ -52,25 +52,23 @@ def replace_deprecated(command: str, args: list[str], takes_value: set[str]) -> 
     name used. An option's value (the word after an option in ``takes_value``) and anything after ``--``
     are never rewritten."""
     renamed = DEPRECATED_OPTIONS.get(command, {})
-    if not renamed:
-        return args, []
-    out, warnings, value_next = [], [], False
+    out: list[str] = []
+    warnings: list[str] = []
+    value_next = False
     for i, arg in enumerate(args):
-        if value_next or arg == "--":
+        if value_next:  # the value of the option before it, whatever it looks like
             value_next = False
-            if arg == "--":
-                out.extend(args[i:])
-                break
-            out.append(arg)
-            continue
-        name, eq, value = arg.partition("=")
-        if name in renamed:
-            new = renamed[name]
-            warning = f"warning: tacn {command} {name} is deprecated, use {new} (same meaning)"
-            if warning not in warnings:
-                warnings.append(warning)
-            arg, name = new + eq + value, new
-        value_next = not eq and name in takes_value
+        elif arg == "--":  # the end of the options
+            return out + args[i:], warnings
+        else:
+            name, eq, value = arg.partition("=")
+            if name in renamed:
+                warning = f"warning: tacn {command} {name} is deprecated, use {renamed[name]} (same meaning)"
+                if warning not in warnings:
+                    warnings.append(warning)
+                name = renamed[name]
+                arg = name + eq + value
+            value_next = not eq and name in takes_value
         out.append(arg)
     return out, warnings
 
