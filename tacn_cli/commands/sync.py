@@ -18,10 +18,9 @@ from tacn.cli.options import (
     parse_date_option,
     parse_symbols,
 )
+from tacn.cli.progress import ProgressDisplay
 from tacn.cli.render import Output, error_fields
 from tacn.cli.runner import handle_errors, open_store_for
-
-LOG_INTERVAL_S = 5.0  # plain progress lines when stderr is not a terminal (cron)
 
 
 def sync_command(
@@ -78,8 +77,8 @@ def sync_command(
         from tacn.pipelines.sync import run_sync
 
         with _open_sync_store(out, store, database, env, dry_run) as opened:
-            with _ProgressDisplay(out) as display:
-                result = run_sync(opened, request, progress=display.update)
+            with ProgressDisplay(out, "sync") as display:
+                result = run_sync(opened, request, progress=display.report)
         _render(out, result, json_)
     raise typer.Exit(_exit_code(result))
 
@@ -147,50 +146,6 @@ def _request(source, symbols, symbols_file, all_symbols, start, end, default_sta
     if first_iso:
         request.default_start = first_iso
     return request, env
-
-
-class _ProgressDisplay:
-    """tqdm on a terminal (stderr); a plain line every few seconds otherwise."""
-
-    def __init__(self, out: Output):
-        import sys
-        import time
-
-        self.out = out
-        self.tty = sys.stderr.isatty()
-        self.bar = None
-        self.clock = time.monotonic
-        self.last_log = self.clock()
-        self.last = None
-
-    def __enter__(self) -> _ProgressDisplay:
-        return self
-
-    def update(self, p) -> None:
-        self.last = p
-        if self.tty:
-            if self.bar is None:
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=p.total, unit=f" {p.unit}", desc="sync", leave=False, dynamic_ncols=True)
-            self.bar.total = p.total
-            self.bar.n = p.done
-            self.bar.set_postfix_str(f"written={p.rows_written} rejected={p.rejected} failed={p.failed} {p.note}"[:60],
-                                     refresh=True)
-            return
-        now = self.clock()
-        if now - self.last_log >= LOG_INTERVAL_S:
-            self.last_log = now
-            self.out.info(self._line(p))
-
-    @staticmethod
-    def _line(p) -> str:
-        of = f"/{p.total}" if p.total is not None else ""
-        return f"sync: {p.done}{of} {p.unit}, {p.rows_written} rows written, {p.rejected} rejected, {p.failed} failed"
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _exit_code(result) -> int:

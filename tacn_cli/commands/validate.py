@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +25,7 @@ from tacn.cli.options import (
     parse_symbols,
     records_gate,
 )
+from tacn.cli.progress import ProgressDisplay
 from tacn.cli.quality import (
     CutoffOption,
     HtmlOption,
@@ -125,15 +125,17 @@ def validate_command(
             if store is not None:
                 raise typer.BadParameter("give the store either as TARGET or as --store, not both")
             store, target = target, None
-        if target is None:
-            with open_store_for(out, store, database) as opened, _progress(out, lambda: opened.count(flt)) as step:
-                result = validate_store(opened, options, on_chunk=step)
-                sections.read_store(opened)
-        else:
-            if store is not None or database is not None:
-                raise typer.BadParameter("--store/--database do not apply when TARGET is a file")
-            with _progress(out, None) as step:
-                result = validate_file(Path(target), options, on_chunk=step)
+        # No plain progress lines in cron: validate's output is a report; a bar on a terminal, -v lines per chunk.
+        with ProgressDisplay(out, "validate", plain=False) as display:
+            progress = display if display.wanted else None  # nobody looks: no count of the selection either
+            if target is None:
+                with open_store_for(out, store, database) as opened:
+                    result = validate_store(opened, options, progress=progress)
+                    sections.read_store(opened)
+            else:
+                if store is not None or database is not None:
+                    raise typer.BadParameter("--store/--database do not apply when TARGET is a file")
+                result = validate_file(Path(target), options, progress=progress)
         sections.finish(result)
         if junit is not None:
             _write_junit(junit, result, sections.junit)
@@ -156,20 +158,6 @@ def _connect_timeout() -> float:
     if not 0 <= seconds <= 600:  # nan fails both comparisons
         raise typer.BadParameter(f"TACN_CONNECT_TIMEOUT must be seconds between 0 and 600, got {text!r}")
     return seconds
-
-
-@contextmanager
-def _progress(out: Output, total):
-    """A progress bar on a terminal (stderr); silence in cron and pipes."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("validating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=out.stderr, transient=True) as progress:
-        task = progress.add_task("validate", total=total() if total else None)
-        yield lambda records: progress.advance(task, records)
 
 
 def _parse_rules(text: str | None) -> tuple[str, ...] | None:
