@@ -31,13 +31,19 @@ def _wants_json_error(argv: list[str]) -> bool:
     return "--json" in argv and command not in STREAMING_COMMANDS
 
 
+def _wants_quiet(argv: list[str]) -> bool:
+    return "--quiet" in argv or "-q" in argv
+
+
 class _TacnGroup(TyperGroup):
     """With --json, a usage error typer reports (bad option, bad value) also prints one JSON error object on
-    stdout, as the commands' own exit 2/3 do (tacn.cli.render.Output.fail)."""
+    stdout, as the commands' own exit 2/3 do (tacn.cli.render.Output.fail); with --quiet it is one line
+    on stderr, without the usage text."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         argv = list(sys.argv[1:] if args is None else args)
-        if not (standalone_mode and _wants_json_error(argv)):
+        wants_json, quiet = _wants_json_error(argv), _wants_quiet(argv)
+        if not (standalone_mode and (wants_json or quiet)):
             return super().main(args=argv, prog_name=prog_name, complete_var=complete_var,
                                 standalone_mode=standalone_mode, **extra)
         from tacn.cli.render import error_object
@@ -47,9 +53,13 @@ class _TacnGroup(TyperGroup):
                                 **extra)
         except typer.TyperException as exc:  # typer's (vendored click's) usage errors
             show = getattr(exc, "show", None)
-            show() if show else typer.echo(f"Error: {exc.format_message()}", err=True)
-            kind = "usage_error" if exc.exit_code == exit_codes.USAGE else "error"
-            sys.stdout.write(error_object(kind, exc.format_message(), exc.exit_code) + "\n")
+            if quiet:
+                typer.echo(f"error: {exc.format_message()}", err=True)
+            else:
+                show() if show else typer.echo(f"Error: {exc.format_message()}", err=True)
+            if wants_json:
+                kind = "usage_error" if exc.exit_code == exit_codes.USAGE else "error"
+                sys.stdout.write(error_object(kind, exc.format_message(), exc.exit_code) + "\n")
             sys.exit(exc.exit_code)
         except typer.Abort:
             typer.echo("Aborted!", err=True)

@@ -26,9 +26,9 @@ BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 
 def human_count(value: float, unit: str) -> str:
-    """``12.3 MiB`` for bytes, ``1,234 records`` otherwise."""
+    """``12.3 MiB`` for bytes, ``1,234 records`` otherwise (``1,234`` with ``unit=""``)."""
     if unit != "bytes":
-        return f"{value:,.0f} {unit}"
+        return f"{value:,.0f} {unit}".rstrip()
     for name in BYTE_UNITS:
         if abs(value) < 1024 or name == BYTE_UNITS[-1]:
             return f"{value:.0f} {name}" if name == "B" else f"{value:.1f} {name}"
@@ -39,7 +39,8 @@ def human_count(value: float, unit: str) -> str:
 def progress_text(label: str, done: int, total: int | None, unit: str, detail: str = "") -> str:
     """The plain line: ``sync: 45.2 MiB of 120.0 MiB (38%), written=…`` (no percentage without a total)."""
     if total:
-        text = f"{label}: {human_count(done, unit)} of {human_count(total, unit)} ({min(done / total, 1):.0%})"
+        of = human_count(done, unit) if unit == "bytes" else human_count(done, "")
+        text = f"{label}: {of} of {human_count(total, unit)} ({min(done / total, 1):.0%})"
     else:
         text = f"{label}: {human_count(done, unit)}"
     return f"{text}, {detail}" if detail else text
@@ -69,13 +70,15 @@ class ProgressDisplay:
     def __enter__(self) -> ProgressDisplay:
         return self
 
-    def __call__(self, done: int, total: int | None, unit: str, detail: str = "") -> None:
+    def __call__(self, done: int, total: int | None, unit: str, detail: str = "", step: str = "") -> None:
+        """``detail``: running counts shown beside the bar; ``step``: what was just done (-v lines only)."""
         now = self.clock()
         previous = self.last[0] if self.last else 0
         self.last = (done, total, unit, detail)
         if self.out.verbose:
+            what = f"{step}: " if step else ""
             self._write(f"{progress_text(self.label, done, total, unit, detail)} "
-                        f"(+{human_count(done - previous, unit)} in {now - self.last_step:.2f} s)")
+                        f"({what}+{human_count(done - previous, unit)} in {now - self.last_step:.2f} s)")
         self.last_step = now
         if self.tty:
             self._draw(done, total, unit, detail)
@@ -85,8 +88,8 @@ class ProgressDisplay:
 
     def report(self, progress) -> None:
         """Show a sync :class:`~tacn.pipelines.sync.Progress` (the counts written so far as the detail)."""
-        detail = f"{progress.rows_written} rows written, {progress.rejected} rejected, {progress.failed} failed"
-        self(progress.done, progress.total, progress.unit, f"{detail} {progress.note}".rstrip())
+        detail = f"{progress.rows_written:,} rows written, {progress.rejected:,} rejected, {progress.failed:,} failed"
+        self(progress.done, progress.total, progress.unit, detail, step=progress.note)
 
     def _draw(self, done: int, total: int | None, unit: str, detail: str) -> None:
         if self.bar is None:

@@ -77,8 +77,9 @@ class Output:
         if not self.quiet:
             self.stderr.print(f"[yellow]warning:[/yellow] {_escape(scrub(message))}")
 
-    def error(self, message: str) -> None:
-        if not self.quiet:
+    def error(self, message: str, *, ends_run: bool = False) -> None:
+        """An error line on stderr; with --quiet only the one that ends the run (``ends_run``)."""
+        if ends_run or not self.quiet:
             self._error_line(message)
 
     def _error_line(self, message: str) -> None:
@@ -103,12 +104,14 @@ class Output:
         if not self.quiet:
             self.stdout.print(_escape(scrub(message)), style=style)
 
-    def verdict(self, message: str, *, failed: bool, style: str | None = None) -> None:
-        """The run's last word on stdout; with --quiet only a failed verdict is shown, as the one line on stderr."""
+    def verdict(self, message: str, *, failed: bool, style: str | None = None, detail: str = "",
+                stderr: bool = False) -> None:
+        """The run's last word, on stdout (``stderr``: as a diagnostic). With --quiet only a failed verdict is
+        shown, as the one line on stderr, with ``detail`` (what failed) when the shown lines said it before."""
         if not self.quiet:
-            self.line(message, style=style)
+            self.info(message) if stderr else self.line(message, style=style)
         elif failed and not self.json_mode:
-            self._error_line(message)
+            self._error_line(f"{message}; {detail}" if detail else message)
 
     def table(self, title: str | None, columns: list[str], rows: list[list[Any]], *,
               styles: list[str | None] | None = None, caption: str | None = None) -> None:

@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 
 from tacn.cli import exit_codes
-from tacn.cli.options import DatabaseOption, DataSourceOption, JsonOption, StoreOption, SymbolsOption
+from tacn.cli.options import (
+    DatabaseOption,
+    DataSourceOption,
+    JsonOption,
+    QuietOption,
+    StoreOption,
+    SymbolsOption,
+    VerboseOption,
+)
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors, open_store_for
 
@@ -78,6 +86,8 @@ def clean_command(
     backup_dir: BackupDirOption = None,
     batch_size: BatchSizeOption = 50_000,
     json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
     store: StoreOption = None,
     database: DatabaseOption = None,
 ) -> None:
@@ -97,7 +107,7 @@ def clean_command(
     flt = RecordFilter(
         data_source=parse_choice(data_source, DATA_SOURCES, "--data-source"), symbols=parse_symbols(symbols)
     )
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         from tacn.pipelines.recovery.clean import clean_invalid_trade_date
 

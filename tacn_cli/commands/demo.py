@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tacn.cli import exit_codes
-from tacn.cli.options import JsonOption, StoreOption
+from tacn.cli.options import JsonOption, QuietOption, StoreOption, VerboseOption
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors, open_store_for
 
@@ -13,6 +13,8 @@ from tacn.cli.runner import handle_errors, open_store_for
 def demo_command(
     store: StoreOption = None,
     json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Seed TACN_HOME/demo.db (fresh each time) with ~20 symbols x 2 years of SYNTHETIC quotes.
 
@@ -21,7 +23,7 @@ def demo_command(
     """
     from tacn.cli.settings import load_env, tacn_home
 
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         env = load_env()
         if store is None:

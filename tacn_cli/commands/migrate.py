@@ -9,7 +9,7 @@ import typer
 
 from tacn.cli import exit_codes
 from tacn.cli.commands.clean_invalid_trade_date import BackupDirOption, default_backup_dir
-from tacn.cli.options import DatabaseOption, JsonOption, StoreOption
+from tacn.cli.options import DatabaseOption, JsonOption, QuietOption, StoreOption, VerboseOption
 from tacn.cli.render import Output, error_fields, to_jsonable
 from tacn.cli.runner import handle_errors, open_store_for
 
@@ -27,6 +27,8 @@ def migrate_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be done; change nothing.")] = False,
     backup_dir: BackupDirOption = None,
     json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
     store: StoreOption = None,
     database: DatabaseOption = None,
 ) -> None:
@@ -40,7 +42,7 @@ def migrate_command(
     """
     from tacn.cli.settings import load_env
 
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         from tacn.migrations.runner import (
             MigrationContext,
@@ -74,7 +76,7 @@ def migrate_command(
         else:
             _render(out, result)
         if failed:
-            out.error(f"migration {failed['id']:04d} ({failed['name']}) failed: {failed['error']}")
+            out.error(f"migration {failed['id']:04d} ({failed['name']}) failed: {failed['error']}", ends_run=True)
             raise typer.Exit(code)
     raise typer.Exit(exit_codes.OK)
 
@@ -94,7 +96,8 @@ def _render(out: Output, result) -> None:
     rows = [[f"{m.id:04d}", m.name, m.state + (f" ({len(m.backups)} backup(s) kept)" if m.state in INCOMPLETE else ""),
              f"{m.applied_at:%Y-%m-%d %H:%M:%S}" if m.applied_at else None,
              {None: "-", True: "ok", False: "CHANGED since applied"}[m.checksum_matches]] for m in result.migrations]
-    out.table(f"migrations: {result.store}", ["id", "name", "state", "applied_at (UTC)", "checksum"], rows,
+    out.table("migrations", ["id", "name", "state", "applied_at (UTC)", "checksum"], rows,
+              caption=f"in {result.store}",
               styles=["green" if m.applied else "red" if m.state in INCOMPLETE else None for m in result.migrations])
     if any(m.state in INCOMPLETE for m in result.migrations):
         out.warn("a migration run was interrupted or failed part-way: `tacn migrate up` runs it again, "

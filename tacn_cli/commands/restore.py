@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tacn.cli import exit_codes
-from tacn.cli.options import DatabaseOption, JsonOption, StoreOption
+from tacn.cli.options import DatabaseOption, JsonOption, QuietOption, StoreOption, VerboseOption
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors, open_store_for
 
@@ -20,6 +20,8 @@ def restore_command(
     store: StoreOption = None,
     database: DatabaseOption = None,
     json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Put the records of BACKUP back as they were, _id included; running it twice changes nothing.
 
@@ -28,7 +30,7 @@ def restore_command(
     output) is accepted too: every line is parsed before anything is written.
     Exit 1 when some records could not be put back (a different record holds their _id or key).
     """
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         from tacn.pipelines.recovery.backup import open_backup
         from tacn.pipelines.recovery.restore import restore_backup
@@ -52,7 +54,7 @@ def restore_command(
                           [[c["_id"], c["reason"]] for c in result.conflicts[:CONFLICTS_SHOWN]], )
         if result.conflicts:
             out.error(f"{len(result.conflicts):,} record(s) could not be put back: another record holds "
-                      "their _id or key (the store was changed since the backup)")
+                      "their _id or key (the store was changed since the backup)", ends_run=True)
             raise typer.Exit(exit_codes.PROBLEMS_FOUND)
     raise typer.Exit(exit_codes.OK)
 

@@ -13,7 +13,9 @@ from tacn.cli.options import (
     FileTypeOption,
     JsonOption,
     LayoutOption,
+    QuietOption,
     StoreOption,
+    VerboseOption,
     finite,
     parse_date_option,
     parse_symbols,
@@ -52,6 +54,8 @@ def sync_command(
     store: StoreOption = None,
     database: DatabaseOption = None,
     json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Pull daily quotes into the store: incremental, idempotent, resumable; bad rows go to a rejects file.
 
@@ -59,7 +63,7 @@ def sync_command(
     and the rejects file); 2 usage error; 3 could not run (lock held by another
     run, store or source unreachable, token refused).
     """
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         if status:
             _show_status(out, store, database, limit, json_)
@@ -172,7 +176,7 @@ def _render(out: Output, result, json_: bool) -> None:
         out.warn(f"… and {len(result.warnings) - 20} more warnings (see tacn sync --status)")
     for error in result.errors[:20]:
         out.error(f"{error['symbol'] or 'run'}: {error['error']}")
-    mode = " (dry run: nothing written)" if result.dry_run else ""
+    mode = " (dry run: nothing written)" if result.dry_run else ""  # a short title: the details go in the caption
     rows = [
         ["symbols ok", result.symbols_ok], ["symbols up to date", result.symbols_up_to_date],
         ["symbols empty", result.symbols_empty], ["symbols failed", result.symbols_failed],
@@ -184,7 +188,7 @@ def _render(out: Output, result, json_: bool) -> None:
     if result.rebased:
         rows.append(["symbols re-based (documents)", f"{len(result.rebased)} ({sum(result.rebased.values())})"])
     rows.append(["duration (s)", round(result.duration_s, 1)])
-    out.table(f"sync {result.source} → {result.store}{mode}", ["", "count"], rows)
+    out.table(f"sync{mode}", ["", "count"], rows, caption=f"from {result.source} into {result.store}")
     for outcome in result.outcomes:
         if outcome.rebase_reason and (outcome.rebased or outcome.rebase_backup):
             undo = f"; undo: tacn restore {outcome.rebase_backup}" if outcome.rebase_backup else ""
@@ -193,9 +197,13 @@ def _render(out: Output, result, json_: bool) -> None:
     if result.rejects_path:
         out.line(f"rejected rows: {result.rejects_path}", style="red")
     verdict = {0: ("synced", "green"), 1: ("synced with problems", "yellow"), 3: ("sync failed", "red")}
-    text, style = verdict[_exit_code(result)]
-    out.line(f"{text}: status {result.status}, prices {result.adjust}, last trade_date {result.last_trade_date or '-'}",
-             style=style)
+    code = _exit_code(result)
+    text, style = verdict[code]
+    first = result.errors[0] if result.errors else None
+    out.verdict(f"{text}: status {result.status}, prices {result.adjust}, last trade_date {result.last_trade_date or '-'}",
+                failed=code != exit_codes.OK, style=style,
+                detail=f"{first['symbol'] or 'run'}: {first['error']}" if first else
+                f"{result.rejected:,} rows rejected ({result.rejects_path})" if result.rejected else "")
 
 
 def _show_status(out: Output, store, database, limit: int, json_: bool) -> None:
@@ -216,9 +224,9 @@ def _show_status(out: Output, store, database, limit: int, json_: bool) -> None:
         for r in report.runs
     ]
     styles = [{"failed": "red", "success_with_errors": "yellow", "running": "cyan"}.get(r.get("status")) for r in report.runs]
-    out.table(f"last {len(rows)} sync runs — {report.store}",
+    out.table(f"last {len(rows)} sync runs",
               ["started UTC", "source", "status", "symbols", "ins", "upd", "rej", "failed", "last date"], rows,
-              styles=styles)
+              styles=styles, caption=f"in {report.store}")
     for job in report.jobs:
         out.line(f"{job.get('job')}: {job.get('status')} — {job.get('message')}")
 

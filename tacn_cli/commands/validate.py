@@ -17,9 +17,11 @@ from tacn.cli.options import (
     LayoutOption,
     MinRecordsOption,
     PeriodOption,
+    QuietOption,
     SinceOption,
     StoreOption,
     SymbolsOption,
+    VerboseOption,
     parse_choice,
     parse_since,
     parse_symbols,
@@ -61,6 +63,8 @@ def validate_command(
     ] = "error",
     max_samples: Annotated[int, typer.Option("--max-samples", min=0, help="Failing records kept per rule in reports.")] = 5,
     json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report here (one testcase per rule).")] = None,
     failures_out: Annotated[
         Path | None, typer.Option("--failures-out", help="Write every failing record here, JSON Lines, with its rule names.")
@@ -89,7 +93,7 @@ def validate_command(
 ) -> None:
     """Check records against the rule catalogue. Exit 0 clean, 1 failures at or above the threshold (or fewer
     records than --min-records), 3 unreadable (a store or file that does not exist included)."""
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         from tacn.pipelines.stores.base import RecordFilter
         from tacn.pipelines.validate import THRESHOLDS, ValidateOptions, validate_file, validate_store
@@ -198,10 +202,11 @@ def _render(out: Output, result, json_: bool, gate: dict, extra: dict | None = N
         rows.append([rule.name, rule.severity, rule.failing, f"{rule.share:.2%}", samples or "-"])
         styles.append("red" if rule.fails_run else ("yellow" if rule.failing else None))
     out.table(
-        f"{result.target['name']} ({result.target['format']}): {result.records:,} records",
+        f"validate: {result.records:,} records",
         ["rule", "severity", "failing", "share", "samples"],
         rows,
         styles=styles,
+        caption=f"{result.target['name']} ({result.target['format']})",
     )
     render_volume_units(out, result.volume_units)
     if result.skipped_rules:
@@ -216,13 +221,13 @@ def _render(out: Output, result, json_: bool, gate: dict, extra: dict | None = N
             f"FAIL: {len(failed)} rule(s) at or above '{result.threshold}' failed "
             f"({result.failing_records['error']:,} records fail an error rule){checked} in {result.duration_s:.1f}s"
         )
-        out.line(verdict, style="bold red")
+        out.verdict(verdict, failed=True, style="bold red", detail=f"failed: {', '.join(failed)}")
     elif gate["too_few_records"]:
-        out.line(f"FAIL: {gate['note']} in {result.duration_s:.1f}s", style="bold red")
+        out.verdict(f"FAIL: {gate['note']} in {result.duration_s:.1f}s", failed=True, style="bold red")
     else:
         note = f"; warnings: {', '.join(warned)}" if warned else ""
-        out.line(f"PASS: no failures at or above '{result.threshold}'{note}{checked} in {result.duration_s:.1f}s",
-                 style="bold yellow" if gate["note"] else "bold green")
+        out.verdict(f"PASS: no failures at or above '{result.threshold}'{note}{checked} in {result.duration_s:.1f}s",
+                    failed=False, style="bold yellow" if gate["note"] else "bold green")
 
 
 def _short(value, limit: int = 24) -> str:
@@ -237,6 +242,8 @@ def _short(value, limit: int = 24) -> str:
 
 def schema_command(
     json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
     pandera: Annotated[
         bool,
         typer.Option("--pandera", help="Print the pandera schema (pandera's own YAML; JSON with --json) "
@@ -244,7 +251,7 @@ def schema_command(
     ] = False,
 ) -> None:
     """Print the rule catalogue tacn validate runs (name, severity, description)."""
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         from tacn.validators.rules import catalogue
 
@@ -273,6 +280,8 @@ def _print_pandera(out: Output, json_: bool) -> None:
     custom = unportable_checks()
     if json_:
         out.json({"pandera_schema": json.loads(portable_text("json")), "not_serialised": custom})
+        return
+    if out.quiet:
         return
     lines = [portable_text("yaml").rstrip("\n"), "# Checks tacn runs that pandera cannot serialise (custom functions):"]
     lines += [f"#   {c['name']} ({c['severity']}): {c['why']} - {c['description']}" for c in custom]
