@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tacn.pipelines.errors import StoreUnavailable, UsageError
+from tacn.pipelines.progress import ProgressReport
 from tacn.pipelines.stores.base import RecordFilter
 from tacn.validators.records import DOCUMENT_VERSION, KEY_FIELDS
 from tacn.validators.rules import (
@@ -592,14 +593,10 @@ def _valid_dates(frame, ctx):
     return valid_iso_mask(column(frame, "trade_date"), now=ctx.now_utc)
 
 
-ProgressReport = Callable[[int, "int | None", str], None]
-"""``progress(done, total, unit)`` after each chunk, for a progress display; ``total`` None when unknowable."""
-
-
 def validate_store(store, options: ValidateOptions, *, progress: ProgressReport | None = None) -> ValidationResult:
     """Validate the store's records (narrowed by ``options.flt``), chunk by chunk.
 
-    With ``progress``, the selection is counted first (one more query) so that each report has a total.
+    With ``progress`` (reported after each chunk), the selection is counted first (one more query) so that each report has a total.
     """
     on_chunk = None
     if progress is not None:

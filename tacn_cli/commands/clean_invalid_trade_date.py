@@ -18,6 +18,7 @@ from tacn.cli.options import (
     SymbolsOption,
     VerboseOption,
 )
+from tacn.cli.progress import ProgressDisplay
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors, open_store_for
 
@@ -113,10 +114,14 @@ def clean_command(
 
         env = load_env()
         target = backup_dir if backup_dir is not None else default_backup_dir(env)
-        with open_store_for(out, store, database, env=env, mode=store_mode(out, yes)) as opened:
-            result = clean_invalid_trade_date(opened, flt, apply=yes, backup_dir=target, batch_size=batch_size)
+        with open_store_for(out, store, database, env=env, mode=store_mode(out, yes)) as opened, \
+                ProgressDisplay(out, "delete", plain=False) as display:
+            progress = display if display.wanted else None  # the batches deleted of the backup's count
+            result = clean_invalid_trade_date(opened, flt, apply=yes, backup_dir=target, batch_size=batch_size,
+                                              progress=progress)
             if not yes and ask_to_apply(out, result.selected):
-                result = clean_invalid_trade_date(opened, flt, apply=True, backup_dir=target, batch_size=batch_size)
+                result = clean_invalid_trade_date(opened, flt, apply=True, backup_dir=target, batch_size=batch_size,
+                                                  progress=progress)
         if not result.dry_run:
             out.info(f"backed up {result.selected:,} records to {result.backup}")
         if json_:

@@ -10,6 +10,7 @@ import typer
 from tacn.cli import exit_codes
 from tacn.cli.commands.clean_invalid_trade_date import BackupDirOption, default_backup_dir
 from tacn.cli.options import DatabaseOption, JsonOption, QuietOption, StoreOption, VerboseOption
+from tacn.cli.progress import ProgressDisplay
 from tacn.cli.render import Output, error_fields, to_jsonable
 from tacn.cli.runner import handle_errors, open_store_for
 
@@ -58,7 +59,9 @@ def migrate_command(
         env = load_env()
         ctx = MigrationContext(backup_dir=backup_dir if backup_dir is not None else default_backup_dir(env))
         mode = "read" if action is Action.status or dry_run else "write"  # migrate never creates a store
-        with open_store_for(out, store, database, env=env, mode=mode) as opened:
+        with open_store_for(out, store, database, env=env, mode=mode) as opened, \
+                ProgressDisplay(out, "migrate", plain=False) as display:
+            ctx.progress = display if display.wanted else None
             if action is Action.status:
                 result = status(opened)
             elif action is Action.up:

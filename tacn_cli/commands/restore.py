@@ -9,6 +9,7 @@ import typer
 
 from tacn.cli import exit_codes
 from tacn.cli.options import DatabaseOption, JsonOption, QuietOption, StoreOption, VerboseOption
+from tacn.cli.progress import ProgressDisplay
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors, open_store_for
 
@@ -36,8 +37,9 @@ def restore_command(
         from tacn.pipelines.recovery.restore import restore_backup
 
         verified = open_backup(backup)  # refuse a bad file before connecting to the store
-        with open_store_for(out, store, database, mode="create") as opened:
-            result = restore_backup(opened, verified)
+        with open_store_for(out, store, database, mode="create") as opened, \
+                ProgressDisplay(out, "restore", plain=False) as display:
+            result = restore_backup(opened, verified, progress=display if display.wanted else None)
         if result.manifest is None:
             out.warn(f"{result.backup} has no tacn manifest: restored as plain Extended JSON Lines "
                      "(no checksum to verify; every line parsed first)")

@@ -17,6 +17,7 @@ from tacn.cli.options import (
     VerboseOption,
     records_gate,
 )
+from tacn.cli.progress import ProgressDisplay
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors, open_store_for
 
@@ -53,9 +54,10 @@ def verify_fix_command(
     with handle_errors(out):
         from tacn.pipelines.recovery.verify import verify_fix
 
-        with open_store_for(out, store, database) as opened:
+        with open_store_for(out, store, database) as opened, ProgressDisplay(out, "verify", plain=False) as display:
             result = verify_fix(opened, since=window, data_source=data_source, symbol=symbol,
-                                check_rules=not dates_only, min_records=min_records)
+                                check_rules=not dates_only, min_records=min_records,
+                                progress=display if display.wanted else None)
         if json_:
             out.json({**result.__dict__, "ok": result.ok, "gate": records_gate(result.records_checked, min_records)})
         else:
