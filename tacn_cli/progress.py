@@ -96,12 +96,15 @@ class ProgressDisplay:
             from tqdm import tqdm
 
             in_bytes = unit == "bytes"
-            self.bar = tqdm(total=total, desc=self.label, unit="B" if in_bytes else f" {unit}", unit_scale=True,
-                            unit_divisor=1024 if in_bytes else 1000, leave=False, dynamic_ncols=True)
+            # bytes as 12.3M/45.6M; records and symbols as exact counts (3/20, not 3.00/20.0)
+            self.bar = tqdm(total=total, desc=self.label, unit="B" if in_bytes else f" {unit}", unit_scale=in_bytes,
+                            unit_divisor=1024, leave=False, dynamic_ncols=True)
         if self.bar.total != total:
             self.bar.total = total
         self.bar.set_postfix_str(detail[:60], refresh=False)
         self.bar.update(done - self.bar.n)
+        if total is not None and done >= total:
+            self.bar.refresh()  # the last step is drawn even when it came sooner than tqdm's refresh interval
 
     def _write(self, message: str) -> None:
         """A -v line that does not tear the bar: tqdm clears it, the line is printed, the bar is redrawn."""

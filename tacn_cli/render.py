@@ -133,9 +133,10 @@ def build_table(title: str | None, columns: list[str], rows: list[list[Any]], *,
     from rich.table import Table
     from rich.text import Text
 
-    # A long title would wrap to the table's width: cut it with an ellipsis instead (details belong in the caption).
+    # A title is laid out in the table's width: the table is made at least as wide as its title, and a title
+    # wider than the terminal is cut with an ellipsis rather than wrapped (details belong in the caption).
     heading = Text(scrub(title), no_wrap=True, overflow="ellipsis") if title else None
-    table = Table(title=heading, title_justify="left", show_lines=False,
+    table = Table(title=heading, title_justify="left", show_lines=False, min_width=heading.cell_len if heading else None,
                   caption=Text(scrub(caption)) if caption else None, caption_justify="left")
     for i, column in enumerate(columns):
         numeric = bool(rows) and all(isinstance(r[i], int | float) and not isinstance(r[i], bool) for r in rows)
