@@ -149,15 +149,6 @@ def test_a_pipe_gets_no_bar(tmp_path):
     assert "store:" in proc.stderr  # the diagnostics are still there
 
 
-def test_plain_progress_lines_off_a_terminal_say_how_far_of_the_total(tmp_path, monkeypatch):
-    from tacn.cli import progress
-
-    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)
-    result = run("sync", "--source", f"file:{SAMPLE}", "--store", f"sqlite:///{tmp_path / 's.db'}")
-    size = progress.human_count(SAMPLE.stat().st_size, "bytes")
-    assert f"sync: {size} of {size} (100%)" in result.stderr
-
-
 def test_a_pipe_has_no_size_so_its_progress_has_no_total(tmp_path):
     from tacn.pipelines.sources.files import ReadMeter, iter_frames, open_file_source
 
