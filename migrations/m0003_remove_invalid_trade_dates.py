@@ -22,7 +22,7 @@ def plan(store, ctx) -> str:
 
 def up(store, ctx) -> dict:
     result = clean_invalid_trade_date(store, apply=True, backup_dir=ctx.backup_dir,
-                                      label="m0003-remove-invalid-trade-dates", lock=ctx.lock,
+                                      label="m0003-remove-invalid-trade-dates", lock=ctx.lock, progress=ctx.progress,
                                       on_backup=lambda backup: ctx.record_backup(str(backup.manifest_path)))
     return {"deleted": result.deleted, "backup": result.manifest}
 
@@ -32,7 +32,7 @@ def down(store, ctx, record: dict) -> dict:
 
     restored = already_present = 0
     for backup in reversed(recorded_backups(record)):
-        result = restore_backup(store, backup, lock=ctx.lock)
+        result = restore_backup(store, backup, lock=ctx.lock, progress=ctx.progress)
         if result.conflicts:
             raise MigrationRefused(
                 f"{len(result.conflicts):,} record(s) of {backup} could not be put back (another record "

@@ -59,6 +59,8 @@ class MigrationContext:
     # after the backup is complete and before the first change it makes.
     record_backup: Callable[[str], None] = field(default=lambda path: None, repr=False)
     lock: Any = field(default=None, repr=False)  # the store lock the runner holds (clean must not take it again)
+    # (done, total, unit) while a migration iterates records (tacn.pipelines.progress); None: nobody looks.
+    progress: Any = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

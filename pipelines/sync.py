@@ -172,9 +172,9 @@ class SyncResult:
 class Progress:
     """What a progress display needs: sent after every symbol (API) or chunk (file)."""
 
-    unit: str  # "symbols" or "rows"
+    unit: str  # "symbols" (API), "bytes" (a CSV or JSON Lines file) or "rows" (Parquet)
     done: int
-    total: int | None
+    total: int | None  # None when it cannot be known: a pipe or FIFO has no size
     rows_written: int
     rejected: int
     failed: int
@@ -432,16 +432,15 @@ def _later(a: str | None, b: str | None) -> str | None:
 def _sync_file(store, request, source, result, rejects, progress, now) -> None:
     import numpy as np
 
-    from tacn.pipelines.sources.files import UNPARSEABLE, iter_frames
+    from tacn.pipelines.sources.files import UNPARSEABLE, ReadMeter, iter_frames
 
     wanted = set(request.symbols) if request.symbols else None
     fill_symbol = request.symbols[0] if request.symbols and len(request.symbols) == 1 else None
     seen_symbols: set[str] = set()
-    done = 0
+    meter = ReadMeter()
     # A large file into a small store: rebuild the secondary indexes once, at the end.
     with nullcontext() if request.dry_run else store.bulk_load():
-        for raw in iter_frames(source):
-            done += len(raw)
+        for raw in iter_frames(source, meter=meter):
             result.rows_fetched += len(raw)
             unparseable = {}
             if UNPARSEABLE in raw.columns:
@@ -479,7 +478,7 @@ def _sync_file(store, request, source, result, rejects, progress, now) -> None:
                 result.last_trade_date = _later(result.last_trade_date, good["trade_date"].max())
                 if not request.dry_run:
                     _add_write(result, None, store.upsert(documents(good, now=now), now=now))
-            _progress(progress, result, "rows", done, None, str(source.path.name))
+            _progress(progress, result, meter.unit, meter.done, meter.total, str(source.path.name))
     result.symbols_total = result.symbols_ok = len(seen_symbols)
     result.basis_note = FILE_BASIS_NOTE
     if result.rows_fetched == 0:

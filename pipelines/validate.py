@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tacn.pipelines.errors import StoreUnavailable, UsageError
+from tacn.pipelines.progress import ProgressReport
 from tacn.pipelines.stores.base import RecordFilter
 from tacn.validators.records import DOCUMENT_VERSION, KEY_FIELDS
 from tacn.validators.rules import (
@@ -295,7 +296,8 @@ def restore_text_types(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def file_documents(source, options: ValidateOptions, *, now: datetime | None = None) -> Iterator[pd.DataFrame]:
+def file_documents(source, options: ValidateOptions, *, now: datetime | None = None,
+                   meter=None) -> Iterator[pd.DataFrame]:
     """A file's rows as document frames, read by the same reader as sync (``tacn.pipelines.sources.files``).
 
     A document-layout file (an export of the collection) is judged strictly as
@@ -303,7 +305,8 @@ def file_documents(source, options: ValidateOptions, *, now: datetime | None = N
     converts it; the conversion's own rejects fail ``row_readable`` (a date it
     refuses keeps its original value, so ``trade_date_iso`` says why).
     Each frame carries ``__row`` (1-based row of the file) and, where a row
-    could not be read or converted, ``__problem``.
+    could not be read or converted, ``__problem``. ``meter`` (a
+    :class:`~tacn.pipelines.sources.files.ReadMeter`) follows how far the file is read.
     """
     import pandas as pd
 
@@ -313,7 +316,7 @@ def file_documents(source, options: ValidateOptions, *, now: datetime | None = N
 
     symbols = options.flt.symbols
     fill_symbol = symbols[0] if symbols and len(symbols) == 1 else None
-    for raw in iter_frames(source, chunk_rows=options.chunk_size):
+    for raw in iter_frames(source, chunk_rows=options.chunk_size, meter=meter):
         problems: dict = {}
         if UNPARSEABLE in raw.columns:
             bad = raw[UNPARSEABLE].notna().to_numpy(dtype=bool)
@@ -590,11 +593,20 @@ def _valid_dates(frame, ctx):
     return valid_iso_mask(column(frame, "trade_date"), now=ctx.now_utc)
 
 
-def validate_store(store, options: ValidateOptions, *, on_chunk: Callable[[int], None] | None = None) -> ValidationResult:
+def validate_store(store, options: ValidateOptions, *, progress: ProgressReport | None = None) -> ValidationResult:
     """Validate the store's records (narrowed by ``options.flt``), chunk by chunk.
 
-    ``on_chunk(records)`` is called after each chunk (progress display).
+    With ``progress`` (reported after each chunk), the selection is counted first (one more query) so that each report has a total.
     """
+    on_chunk = None
+    if progress is not None:
+        total, done = store.count(options.flt), 0
+
+        def on_chunk(records: int) -> None:
+            nonlocal done
+            done += records
+            progress(done, total, "records")
+
     frames = store.iter_frames(options.flt, chunk_size=options.chunk_size)
     target = {"kind": "store", "name": store.display_url, "format": store.kind}
     return validate_frames(frames, options, target=target, filters=options.flt.describe(), on_chunk=on_chunk)
@@ -619,9 +631,9 @@ def _open_file(path: Path | str, options: ValidateOptions):
                                 wait_s=options.stream_wait_s)
 
 
-def _documents_of(source, options: ValidateOptions) -> Iterator[pd.DataFrame]:
+def _documents_of(source, options: ValidateOptions, meter=None) -> Iterator[pd.DataFrame]:
     with _unreadable_as_target_error():
-        yield from file_documents(source, options, now=options.now_utc)
+        yield from file_documents(source, options, now=options.now_utc, meter=meter)
 
 
 def read_file_documents(path: Path | str, options: ValidateOptions) -> Iterator[pd.DataFrame]:
@@ -633,17 +645,21 @@ def read_file_documents(path: Path | str, options: ValidateOptions) -> Iterator[
     yield from _documents_of(_open_file(path, options), options)
 
 
-def validate_file(
-    path: Path | str, options: ValidateOptions, *, on_chunk: Callable[[int], None] | None = None
-) -> ValidationResult:
+def validate_file(path: Path | str, options: ValidateOptions, *, progress: ProgressReport | None = None
+                  ) -> ValidationResult:
     """Validate a CSV, Parquet or JSON Lines file (mongoexport output, a pipe or FIFO included), chunk by chunk.
 
     The file is read by sync's reader: the same type and layout detection
     (``options.file_type``/``options.layout`` force them), the same conversion.
+    ``progress`` reports bytes read of the file's size (rows for Parquet; no total for a pipe).
     """
+    from tacn.pipelines.sources.files import ReadMeter
+
     source = _open_file(path, options)
     target = {"kind": "file", "name": str(path), "format": source.file_type, "layout": source.layout}
-    return validate_frames(_documents_of(source, options), options, target=target,
+    meter = ReadMeter()
+    on_chunk = None if progress is None else (lambda records: progress(meter.done, meter.total, meter.unit))
+    return validate_frames(_documents_of(source, options, meter), options, target=target,
                            filters=options.flt.describe(), on_chunk=on_chunk)
 
 

@@ -32,6 +32,10 @@ def _wants_json_error(argv: list[str]) -> bool:
     return "--json" in argv and command not in STREAMING_COMMANDS
 
 
+def _wants_quiet(argv: list[str]) -> bool:
+    return "--quiet" in argv or "-q" in argv
+
+
 SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
 COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
 
@@ -63,8 +67,7 @@ class _TacnCommand(TyperCommand):
         takes_value = {opt for param in self.params if not getattr(param, "is_flag", False)
                        for opt in getattr(param, "opts", ())}
         args, warnings = replace_deprecated(self.name, list(args), takes_value)
-        options = args[:args.index("--")] if "--" in args else args
-        quiet = "--quiet" in options or "-q" in options  # --quiet: errors only (the cli-output branch's option)
+        quiet = _wants_quiet(args[:args.index("--")] if "--" in args else args)  # --quiet: errors only
         if not ctx.resilient_parsing and not quiet:  # completion parses too: it must not warn
             for warning in warnings:
                 typer.echo(warning, err=True)
@@ -79,7 +82,8 @@ COMPLETION_HELP = {
 
 class _TacnGroup(TyperGroup):
     """With --json, a usage error typer reports (bad option, bad value) also prints one JSON error object on
-    stdout, as the commands' own exit 2/3 do (tacn.cli.render.Output.fail)."""
+    stdout, as the commands' own exit 2/3 do (tacn.cli.render.Output.fail); with --quiet it is one line
+    on stderr, without the usage text."""
 
     def list_commands(self, ctx):
         names = super().list_commands(ctx)
@@ -96,7 +100,8 @@ class _TacnGroup(TyperGroup):
         argv = list(sys.argv[1:] if args is None else args)
         if standalone_mode:
             _named_shell_completion(argv)
-        if not (standalone_mode and _wants_json_error(argv)):
+        wants_json, quiet = _wants_json_error(argv), _wants_quiet(argv)
+        if not (standalone_mode and (wants_json or quiet)):
             return super().main(args=argv, prog_name=prog_name, complete_var=complete_var,
                                 standalone_mode=standalone_mode, **extra)
         from tacn.cli.render import error_object
@@ -106,9 +111,13 @@ class _TacnGroup(TyperGroup):
                                 **extra)
         except typer.TyperException as exc:  # typer's (vendored click's) usage errors
             show = getattr(exc, "show", None)
-            show() if show else typer.echo(f"Error: {exc.format_message()}", err=True)
-            kind = "usage_error" if exc.exit_code == exit_codes.USAGE else "error"
-            sys.stdout.write(error_object(kind, exc.format_message(), exc.exit_code) + "\n")
+            if quiet:
+                typer.echo(f"error: {exc.format_message()}", err=True)
+            else:
+                show() if show else typer.echo(f"Error: {exc.format_message()}", err=True)
+            if wants_json:
+                kind = "usage_error" if exc.exit_code == exit_codes.USAGE else "error"
+                sys.stdout.write(error_object(kind, exc.format_message(), exc.exit_code) + "\n")
             sys.exit(exc.exit_code)
         except typer.Abort:
             typer.echo("Aborted!", err=True)

@@ -91,6 +91,16 @@ DatabaseOption = Annotated[
     typer.Option("--database", metavar="NAME", help="MongoDB database (default: the URI's, else 'tradingagents').", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
+QuietOption = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="Print nothing but the one line of an error or failed check (the exit code "
+                 "says the rest); with --json the JSON is still printed."),
+]
+VerboseOption = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="More diagnostics on stderr: settings resolved, timings per batch, "
+                 "chunk or symbol."),
+]
 DataSourceOption = Annotated[
     DataSource | None, typer.Option("--data-source", callback=choice_value, help="Only this data_source.")
 ]

@@ -144,7 +144,7 @@ class QualitySections:
 
     def render(self) -> None:
         if self.fresh is not None and not self.out.json_mode:
-            render_freshness(self.out, self.fresh)
+            render_freshness(self.out, self.fresh, gates=True)
         if self.html is not None:
             self.out.info(f"HTML report written to {self.html}")
 
@@ -160,18 +160,20 @@ def write_text(path: Path, text: str, option: str) -> None:
         raise UsageError(f"cannot write {option} {path}: {exc.strerror or exc}") from None
 
 
-def render_freshness(out: Output, fresh) -> None:
+def render_freshness(out: Output, fresh, *, gates: bool = False) -> None:
+    """The freshness tables and line; ``gates`` (validate --freshness): a stale store fails the run."""
     rows = [[source, c["fresh"], c["stale"], c["not trading"]] for source, c in sorted(fresh.per_source.items())]
-    out.table(f"freshness: latest completed XSHG session {fresh.latest_session} (cut-off {fresh.cutoff} "
-              f"Asia/Shanghai, now {fresh.now})", ["data_source", "fresh", "stale", "not trading"], rows,
-              styles=["red" if r[2] else None for r in rows])
+    out.table(f"freshness at {fresh.latest_session}", ["data_source", "fresh", "stale", "not trading"], rows,
+              styles=["red" if r[2] else None for r in rows],
+              caption=f"latest completed XSHG session {fresh.latest_session} (cut-off {fresh.cutoff} Asia/Shanghai, "
+              f"now {fresh.now})")
     if fresh.stale:
-        out.table(f"stale (lagging more than {fresh.max_lag} session(s)); worst first",
-                  ["symbol", "data_source", "last trade_date", "sessions behind"],
+        out.table("stale series, worst first", ["symbol", "data_source", "last trade_date", "sessions behind"],
                   [[s["symbol"], s["data_source"], s["last_trade_date"], s["lag"]] for s in fresh.stale[:20]],
-                  styles=["red"] * min(20, len(fresh.stale)))
+                  styles=["red"] * min(20, len(fresh.stale)),
+                  caption=f"lagging more than {fresh.max_lag} session(s)")
     if fresh.passed:
         out.line(f"FRESH: {fresh.fresh:,} series up to date, {fresh.not_trading:,} not trading", style="bold green")
     else:
-        out.line(f"STALE: {fresh.stale_count:,} of {fresh.series:,} series lag beyond {fresh.max_lag} session(s)",
-                 style="bold red")
+        out.verdict(f"STALE: {fresh.stale_count:,} of {fresh.series:,} series lag beyond {fresh.max_lag} session(s)",
+                    failed=gates, style="bold red")

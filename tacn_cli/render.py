@@ -40,13 +40,23 @@ class Output:
 
     ``streaming`` (watch --json: one message per line, appended to logs) keeps errors on
     stderr only; a one-shot command with --json also prints an error object on stdout.
+    ``quiet`` (--quiet): only the error that ends the run (:meth:`fail`), a failed verdict
+    (:meth:`verdict`) and, when asked for with --json, the JSON result. ``verbose`` (-v):
+    :meth:`debug` lines on stderr too.
     """
 
-    def __init__(self, json_mode: bool = False, *, streaming: bool = False):
+    def __init__(self, json_mode: bool = False, *, streaming: bool = False, quiet: bool = False,
+                 verbose: bool = False):
         from rich.console import Console
 
+        if quiet and verbose:
+            import typer
+
+            raise typer.BadParameter("--quiet and --verbose contradict each other: use one")
         self.json_mode = json_mode
         self.streaming = streaming
+        self.quiet = quiet
+        self.verbose = verbose
         # Piped or in cron, rich would assume 80 columns and truncate cells; tables only
         # take the width they need, so allow a wide line instead.
         width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH
@@ -55,17 +65,29 @@ class Output:
 
     # diagnostics: always stderr
     def info(self, message: str) -> None:
-        self.stderr.print(scrub(message), markup=False)
+        if not self.quiet:
+            self.stderr.print(scrub(message), markup=False)
+
+    def debug(self, message: str) -> None:
+        """A -v/--verbose diagnostic (timings, resolved settings): stderr, only when asked for."""
+        if self.verbose:
+            self.stderr.print(scrub(message), markup=False, style="dim")
 
     def warn(self, message: str) -> None:
-        self.stderr.print(f"[yellow]warning:[/yellow] {_escape(scrub(message))}")
+        if not self.quiet:
+            self.stderr.print(f"[yellow]warning:[/yellow] {_escape(scrub(message))}")
 
-    def error(self, message: str) -> None:
+    def error(self, message: str, *, ends_run: bool = False) -> None:
+        """An error line on stderr; with --quiet only the one that ends the run (``ends_run``)."""
+        if ends_run or not self.quiet:
+            self._error_line(message)
+
+    def _error_line(self, message: str) -> None:
         self.stderr.print(f"[red]error:[/red] {_escape(scrub(message))}")
 
     def fail(self, kind: str, message: str, exit_code: int) -> None:
-        """The error that ends the command: one line on stderr, and with --json one object on stdout."""
-        self.error(message)
+        """The error that ends the command: one line on stderr (--quiet too), and with --json one object on stdout."""
+        self._error_line(message)
         if self.json_mode and not self.streaming:
             sys.stdout.write(error_object(kind, message, exit_code) + "\n")
             sys.stdout.flush()
@@ -79,18 +101,49 @@ class Output:
         sys.stdout.flush()
 
     def line(self, message: str = "", style: str | None = None) -> None:
-        self.stdout.print(_escape(scrub(message)), style=style)
+        if not self.quiet:
+            self.stdout.print(_escape(scrub(message)), style=style)
 
-    def table(self, title: str | None, columns: list[str], rows: list[list[Any]], *, styles: list[str | None] | None = None) -> None:
-        from rich.table import Table
+    def verdict(self, message: str, *, failed: bool, style: str | None = None, detail: str = "",
+                stderr: bool = False) -> None:
+        """The run's last word, on stdout (``stderr``: as a diagnostic). With --quiet only a failed verdict is
+        shown, as the one line on stderr, with ``detail`` (what failed) when the shown lines said it before."""
+        if not self.quiet:
+            self.info(message) if stderr else self.line(message, style=style)
+        elif failed and not self.json_mode:
+            self._error_line(f"{message}; {detail}" if detail else message)
 
-        table = Table(title=title, title_justify="left", show_lines=False)
-        for i, column in enumerate(columns):
-            numeric = bool(rows) and all(isinstance(r[i], int | float) and not isinstance(r[i], bool) for r in rows)
-            table.add_column(column, justify="right" if numeric else "left")
-        for i, row in enumerate(rows):
-            table.add_row(*(_escape(scrub(_cell(v))) for v in row), style=(styles[i] if styles else None))
-        self.stdout.print(table)
+    def table(self, title: str | None, columns: list[str], rows: list[list[Any]], *,
+              styles: list[str | None] | None = None, caption: str | None = None) -> None:
+        """A table on stdout. Keep ``title`` short (it must fit 80 columns on one line); details go in the
+        rows or the ``caption``, which may wrap."""
+        if self.quiet:
+            return
+        self.stdout.print(build_table(title, columns, rows, styles=styles, caption=caption))
+
+    @property
+    def progress_shown(self) -> bool:
+        """Whether a progress display is wanted: a terminal on stderr, and not --quiet."""
+        return not self.quiet and sys.stderr.isatty()
+
+
+def build_table(title: str | None, columns: list[str], rows: list[list[Any]], *,
+                styles: list[str | None] | None = None, caption: str | None = None):
+    """The rich Table every command prints (numbers right-aligned, cells scrubbed); the title never wraps."""
+    from rich.table import Table
+    from rich.text import Text
+
+    # A title is laid out in the table's width: the table is made at least as wide as its title, and a title
+    # wider than the terminal is cut with an ellipsis rather than wrapped (details belong in the caption).
+    heading = Text(scrub(title), no_wrap=True, overflow="ellipsis") if title else None
+    table = Table(title=heading, title_justify="left", show_lines=False, min_width=heading.cell_len if heading else None,
+                  caption=Text(scrub(caption)) if caption else None, caption_justify="left")
+    for i, column in enumerate(columns):
+        numeric = bool(rows) and all(isinstance(r[i], int | float) and not isinstance(r[i], bool) for r in rows)
+        table.add_column(column, justify="right" if numeric else "left")
+    for i, row in enumerate(rows):
+        table.add_row(*(_escape(scrub(_cell(v))) for v in row), style=(styles[i] if styles else None))
+    return table
 
 
 def _scrub_strings(value: Any) -> Any:

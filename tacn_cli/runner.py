@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +28,17 @@ def install_signal_handlers() -> None:
 
 @contextmanager
 def handle_errors(out: Output) -> Iterator[None]:
-    """Map exceptions to exit codes (typed errors by their kind); never a traceback (unless TACN_DEBUG=1)."""
+    """Map exceptions to exit codes (typed errors by their kind); never a traceback (unless TACN_DEBUG=1).
+
+    With -v, says which tacn runs first, and how long the run took last.
+    """
+    started = time.perf_counter()
+    if out.verbose:
+        import platform
+
+        from tacn.cli import __version__
+
+        out.debug(f"tacn {__version__}, Python {platform.python_version()}, pid {os.getpid()}")
     try:
         yield
     # typer vendors click: its BadParameter/UsageError derive from typer.TyperException, not click's.
@@ -48,6 +59,8 @@ def handle_errors(out: Output) -> Iterator[None]:
         out.fail("unexpected", f"unexpected {type(exc).__name__}: {exc} (set TACN_DEBUG=1 to see the traceback)",
                  exit_codes.CANNOT_RUN)
         raise typer.Exit(exit_codes.CANNOT_RUN) from None
+    finally:
+        out.debug(f"done in {time.perf_counter() - started:.2f} s")
 
 
 def open_store_for(out: Output, store: str | None, database: str | None = None, *, env=None, mode: str = "read"):
@@ -67,7 +80,11 @@ def open_store_for(out: Output, store: str | None, database: str | None = None, 
     out.info(f"store: {mask_url(choice.url)} (from {choice.origin})")
     if choice.note:
         out.warn(choice.note)
+    out.debug(f"store: opening for {mode}, database {choice.database or '(the URI’s or the default)'}, "
+              f"connect timeout {timeout_s:g} s (TACN_CONNECT_TIMEOUT)")
+    started = time.perf_counter()
     opened = open_store(choice.url, database=choice.database, timeout_ms=int(timeout_s * 1000), mode=mode)
+    out.debug(f"store: {opened.kind} opened in {time.perf_counter() - started:.2f} s")
     if getattr(opened, "created", False):
         out.info(f"store: created a new SQLite file {opened.path}" if opened.kind == "sqlite" else
                  f"store: database {opened.database_name!r} has no stock_daily_quotes collection yet; "

@@ -326,9 +326,10 @@ def test_mongodb_lock_expired_is_taken_over_live_one_is_not(mongo_store, tmp_pat
 
 
 def test_cli_logs_plain_progress_lines_when_not_on_a_terminal(tmp_path, monkeypatch):
-    from tacn.cli.commands import sync as command
+    from tacn.cli import progress
 
-    monkeypatch.setattr(command, "LOG_INTERVAL_S", 0.0)  # every update, instead of every 5 s
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)  # every update, instead of every 5 s
     result = run("--source", f"file:{SAMPLE}", "--store", f"sqlite:///{tmp_path / 'p.db'}", "--json")
-    assert "sync: 25 rows, 24 rows written, 1 rejected, 0 failed" in result.stderr
+    size = progress.human_count(SAMPLE.stat().st_size, "bytes")
+    assert f"sync: {size} of {size} (100%), 24 rows written, 1 rejected, 0 failed" in result.stderr
     assert json.loads(result.stdout)["inserted"] == 24  # stdout stays pure JSON

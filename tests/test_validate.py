@@ -493,8 +493,11 @@ def test_a_non_string_key_in_a_later_chunk_does_not_hide_duplicates_of_string_ke
     assert seen.add(key_hashes(frame_b)).tolist() == [True, False]
 
 
-def test_on_chunk_reports_progress_per_chunk(tmp_path):
+def test_progress_reports_bytes_of_the_file_per_chunk(tmp_path):
     path = write_file(tmp_path / "p.csv", good_docs(5, ("600000", "000001")))
     seen = []
-    result = validate_file(path, options(chunk_size=4), on_chunk=seen.append)
-    assert seen == [4, 4, 2] and result.chunks == 3
+    result = validate_file(path, options(chunk_size=4), progress=lambda *report: seen.append(report))
+    size = path.stat().st_size
+    assert len(seen) == 3 and result.chunks == 3
+    assert all(total == size and unit == "bytes" for _, total, unit in seen)
+    assert seen[-1][0] == size and [done for done, _, _ in seen] == sorted(done for done, _, _ in seen)

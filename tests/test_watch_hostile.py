@@ -28,6 +28,7 @@ from tacn.cli.commands.watch import message_line, shown_time
 from tacn.pipelines.errors import AuthRefused
 from tacn.pipelines.safe_text import escape_unprintable, json_safe, unescape
 from tacn.pipelines.watch.client import MAX_FRAME_DEPTH, FrameTooDeep, json_depth, load_json
+from tests.terminal_fixtures import read_terminal
 from tests.watch_fixtures import UNSAFE_CATEGORIES, Watching, config_for, json_lines, run_cli, unsafe_chars
 
 TOKEN = "hostile-test-token-0123456789"
@@ -217,16 +218,8 @@ def test_a_terminal_gets_only_rich_styles_never_the_servers_sequences(hostile):
     proc = subprocess.Popen([exe, "watch", "--url", server.url, "--token", TOKEN, "--limit", "4"],
                             stdout=follower, stderr=subprocess.PIPE, env={**os.environ, "TERM": "xterm-256color"})
     os.close(follower)
-    output = b""
     try:
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the process closed its end
-                break
-            if not chunk:
-                break
-            output += chunk
+        output = read_terminal(leader, timeout=30)
         _, stderr = proc.communicate(timeout=30)
     finally:
         os.close(leader)

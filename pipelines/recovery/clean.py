@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tacn.pipelines.errors import UsageError
+from tacn.pipelines.progress import ProgressReport
 from tacn.pipelines.recovery.backup import (
     STATE_DELETED,
     STATE_DELETING,
@@ -260,11 +261,13 @@ def clean_invalid_trade_date(
     now: datetime | None = None,
     on_backup: Callable[[Backup], None] | None = None,
     lock: Any = None,
+    progress: ProgressReport | None = None,
 ) -> CleanResult:
     """Dry run (default) or back up + delete every record with an invalid trade_date matching ``flt``.
 
     ``on_backup(backup)`` runs once the backup is complete, before the first delete (migrations
     record it). ``lock``: the store lock, when the caller already holds it (a migration run).
+    ``progress``: the backup's lines deleted so far of its count, after each batch.
     """
     flt = flt or RecordFilter()
     if batch_size < 1:
@@ -299,14 +302,15 @@ def clean_invalid_trade_date(
             on_backup(backup)
         if backup.count:
             row_keys = keys if rendered is not None and keys.usable else None
-            result.deleted, result.batches = delete_backed_up(store, backup, batch_size, row_keys)
+            result.deleted, result.batches = delete_backed_up(store, backup, batch_size, row_keys, progress)
         else:
             backup.manifest["state"] = STATE_DELETED
             backup.save_manifest()
     return result
 
 
-def delete_backed_up(store: QuoteStore, backup: Backup, batch_size: int, row_keys: RowKeys | None = None) -> tuple[int, int]:
+def delete_backed_up(store: QuoteStore, backup: Backup, batch_size: int, row_keys: RowKeys | None = None,
+                     report: ProgressReport | None = None) -> tuple[int, int]:
     """Delete the backed-up records in batches; the manifest records progress after each.
 
     By ``_id`` read back from the backup file; or, when the store rendered the backup, by the
@@ -328,6 +332,8 @@ def delete_backed_up(store: QuoteStore, backup: Backup, batch_size: int, row_key
         progress["lines_done"] = lines_done
         backup.save_manifest()
         pause_point("progress-recorded")
+        if report is not None:  # the lines deleted so far of the backup's count
+            report(lines_done, backup.count, "records")
     backup.manifest["state"] = STATE_DELETED
     backup.save_manifest()
     return progress["records"], progress["batches"]

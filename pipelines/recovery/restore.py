@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tacn.pipelines.progress import ProgressReport, counted
 from tacn.pipelines.recovery.backup import VerifiedBackup, open_backup
 from tacn.pipelines.stores.base import QuoteStore
 
@@ -38,10 +39,12 @@ class RestoreResult:
         return not self.conflicts
 
 
-def restore_backup(store: QuoteStore, path: Path | str | VerifiedBackup, *, lock: Any = None) -> RestoreResult:
+def restore_backup(store: QuoteStore, path: Path | str | VerifiedBackup, *, lock: Any = None,
+                   progress: ProgressReport | None = None) -> RestoreResult:
     """Verify ``path`` and put its documents back. Raises BackupDamaged (nothing written), UsageError or LockHeld.
 
-    ``lock``: the store lock, when the caller already holds it (a migration's down)."""
+    ``lock``: the store lock, when the caller already holds it (a migration's down). ``progress``: the
+    documents put back so far of the backup's count."""
     from tacn.pipelines.lock import store_lock
 
     backup = path if isinstance(path, VerifiedBackup) else open_backup(path)
@@ -50,7 +53,7 @@ def restore_backup(store: QuoteStore, path: Path | str | VerifiedBackup, *, lock
     with nullcontext() if lock is not None else store_lock(store, "sync", "tacn restore"):
         if backup.manifest and backup.manifest.get("restore_mode") == "replace":
             replaced = store.replace_documents(backup.documents())
-        put = store.put_documents(backup.documents())
+        put = store.put_documents(counted(backup.documents(), backup.count, progress))
     return RestoreResult(
         store=store.display_url,
         backup=str(backup.data_path),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tacn.pipelines.progress import ProgressReport
 from tacn.pipelines.stores.base import QuoteStore, RecordFilter
 from tacn.validators.dates import classify_stored_trade_date
 
@@ -60,8 +61,11 @@ def verify_fix(
     check_rules: bool = True,
     min_records: int = 0,
     now: datetime | None = None,
+    progress: ProgressReport | None = None,
 ) -> VerifyResult:
-    """Counts of invalid records since ``since`` (naive UTC) and in the whole store, plus ``symbol``'s newest."""
+    """Counts of invalid records since ``since`` (naive UTC) and in the whole store, plus ``symbol``'s newest.
+
+    ``progress``: the records judged by the other error-level rules so far, of the store's count."""
     whole = RecordFilter(data_source=data_source)
     recent = RecordFilter(data_source=data_source, updated_since=since) if since is not None else None
     result = VerifyResult(
@@ -75,7 +79,7 @@ def verify_fix(
         min_records=min_records,
     )
     if check_rules:
-        _count_other_rules(store, whole, since, result, now)
+        _count_other_rules(store, whole, since, result, now, progress)
     if symbol is not None:
         result.symbol = symbol
         result.newest = newest_records(store, symbol, data_source, now=now)
@@ -83,7 +87,7 @@ def verify_fix(
 
 
 def _count_other_rules(store: QuoteStore, flt: RecordFilter, since: datetime | None, result: VerifyResult,
-                       now: datetime | None) -> None:
+                       now: datetime | None, progress: ProgressReport | None = None) -> None:
     import pandas as pd
 
     from tacn.validators.records import utc_now
@@ -93,7 +97,7 @@ def _count_other_rules(store: QuoteStore, flt: RecordFilter, since: datetime | N
     context = CheckContext(now_utc=now or utc_now())
     totals = dict.fromkeys(names, 0)
     recent = dict.fromkeys(names, 0)
-    any_total = any_recent = 0
+    any_total = any_recent = done = 0
     for frame in store.iter_frames(flt):
         masks = failing_masks(frame, rules=names, context=context)
         if since is not None:
@@ -109,6 +113,9 @@ def _count_other_rules(store: QuoteStore, flt: RecordFilter, since: datetime | N
             any_total += int(failing_any.sum())
             if since is not None and is_recent is not None:
                 any_recent += int((failing_any & is_recent).sum())
+        done += len(frame)
+        if progress is not None:
+            progress(done, result.records_checked, "records")
     result.failing_other_rules_total = any_total
     result.failing_other_rules_since = any_recent if since is not None else None
     result.rules = [

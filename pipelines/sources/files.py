@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -59,6 +60,17 @@ class FileSource:
     @property
     def is_stream(self) -> bool:
         return self.stream is not None
+
+
+@dataclass
+class ReadMeter:
+    """How far :func:`iter_frames` has read, for a progress display: bytes of a CSV or JSON Lines file
+    out of its size (a pipe or FIFO has no size: ``total`` stays None), rows of a Parquet file out of
+    the count in its footer."""
+
+    unit: str = "bytes"
+    done: int = 0
+    total: int | None = None
 
 
 def file_type_of(path: Path, forced: str | None = None, head: bytes | None = None) -> str:
@@ -149,11 +161,12 @@ def open_file_source(
 class _LineLimited(io.RawIOBase):
     """A binary reader that refuses a line longer than ``limit`` bytes (checked per block, in C)."""
 
-    def __init__(self, inner: BinaryIO, name: Path, limit: int | None = None):
+    def __init__(self, inner: BinaryIO, name: Path, limit: int | None = None, meter: ReadMeter | None = None):
         self._inner = inner
         self._name = name
         self._limit = MAX_LINE_BYTES if limit is None else limit
         self._since_newline = 0  # bytes of the current line read so far
+        self._meter = meter
 
     def readable(self) -> bool:
         return True
@@ -162,6 +175,8 @@ class _LineLimited(io.RawIOBase):
         data = self._inner.read(len(buffer))
         if not data:
             return 0
+        if self._meter is not None:
+            self._meter.done += len(data)
         last = data.rfind(b"\n")
         if last < 0:
             self._since_newline += len(data)
@@ -259,10 +274,15 @@ class _Replay(io.RawIOBase):
         super().close()
 
 
-def _binary(source: FileSource) -> BinaryIO:
-    """The file's bytes, every line bounded by MAX_LINE_BYTES."""
-    inner = source.stream.reader() if source.stream is not None else source.path.open("rb")
-    return io.BufferedReader(_LineLimited(inner, source.path), buffer_size=256 * 1024)
+def _binary(source: FileSource, meter: ReadMeter | None = None) -> BinaryIO:
+    """The file's bytes, every line bounded by MAX_LINE_BYTES; ``meter`` counts them against the file's size."""
+    if source.stream is not None:
+        inner = source.stream.reader()
+    else:
+        inner = source.path.open("rb")
+        if meter is not None:
+            meter.total = os.fstat(inner.fileno()).st_size
+    return io.BufferedReader(_LineLimited(inner, source.path, meter=meter), buffer_size=256 * 1024)
 
 
 def _head_lines(head: bytes, path: Path) -> list[bytes]:
@@ -333,15 +353,19 @@ def _parse_line(line: str):
     return json.loads(text)
 
 
-def iter_frames(source: FileSource, *, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
-    """Chunks of the file in its own layout; the index is the row's 0-based position in the file."""
+def iter_frames(source: FileSource, *, chunk_rows: int = CHUNK_ROWS,
+                meter: ReadMeter | None = None) -> Iterator[pd.DataFrame]:
+    """Chunks of the file in its own layout; the index is the row's 0-based position in the file.
+
+    ``meter``, when given, says how far the reading is each time a chunk is yielded (see :class:`ReadMeter`).
+    """
     try:
         if source.file_type == "csv":
-            yield from _csv_frames(source, chunk_rows)
+            yield from _csv_frames(source, chunk_rows, meter)
         elif source.file_type == "parquet":
-            yield from _parquet_frames(source, chunk_rows)
+            yield from _parquet_frames(source, chunk_rows, meter)
         else:
-            yield from _jsonl_frames(source, chunk_rows)
+            yield from _jsonl_frames(source, chunk_rows, meter)
     except (UsageError, SourceError):
         raise
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # pandas/pyarrow parse errors are ValueErrors
@@ -357,12 +381,12 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0][:200] if text else repr(exc)
 
 
-def _csv_frames(source: FileSource, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _csv_frames(source: FileSource, chunk_rows: int, meter: ReadMeter | None) -> Iterator[pd.DataFrame]:
     import pandas as pd
 
     dtype = {c: str for c in source.columns if c in TEXT_COLUMNS}
     offset = 0
-    with _binary(source) as handle, pd.read_csv(handle, chunksize=chunk_rows, dtype=dtype, encoding="utf-8-sig",
+    with _binary(source, meter) as handle, pd.read_csv(handle, chunksize=chunk_rows, dtype=dtype, encoding="utf-8-sig",
                                                  skipinitialspace=True) as reader:
         for chunk in reader:
             chunk.index = pd.RangeIndex(offset, offset + len(chunk))
@@ -370,20 +394,25 @@ def _csv_frames(source: FileSource, chunk_rows: int) -> Iterator[pd.DataFrame]:
             yield chunk
 
 
-def _parquet_frames(source: FileSource, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _parquet_frames(source: FileSource, chunk_rows: int, meter: ReadMeter | None) -> Iterator[pd.DataFrame]:
     import pandas as pd
     import pyarrow.parquet as pq
 
     offset = 0
     target = source.path if source.stream is None else _parquet_buffer(source.stream)
-    for batch in pq.ParquetFile(target).iter_batches(batch_size=chunk_rows):
+    parquet = pq.ParquetFile(target)
+    if meter is not None:  # the footer counts the rows: a total even for a streamed file
+        meter.unit, meter.total = "rows", parquet.metadata.num_rows
+    for batch in parquet.iter_batches(batch_size=chunk_rows):
         chunk = batch.to_pandas()
         chunk.index = pd.RangeIndex(offset, offset + len(chunk))
         offset += len(chunk)
+        if meter is not None:
+            meter.done = offset
         yield chunk
 
 
-def _jsonl_frames(source: FileSource, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _jsonl_frames(source: FileSource, chunk_rows: int, meter: ReadMeter | None) -> Iterator[pd.DataFrame]:
     import pandas as pd
     from bson import ObjectId
 
@@ -398,7 +427,7 @@ def _jsonl_frames(source: FileSource, chunk_rows: int) -> Iterator[pd.DataFrame]
                 chunk[name] = chunk[name].astype(object)
         return chunk
 
-    with _binary(source) as binary, io.TextIOWrapper(binary, encoding="utf-8-sig") as handle:
+    with _binary(source, meter) as binary, io.TextIOWrapper(binary, encoding="utf-8-sig") as handle:
         for line in handle:
             if not line.strip():
                 continue

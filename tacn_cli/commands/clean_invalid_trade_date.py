@@ -10,7 +10,16 @@ import typer
 
 from tacn.cli import exit_codes
 from tacn.cli.help_text import examples
-from tacn.cli.options import DatabaseOption, DataSourceOption, JsonOption, StoreOption, SymbolsOption
+from tacn.cli.options import (
+    DatabaseOption,
+    DataSourceOption,
+    JsonOption,
+    QuietOption,
+    StoreOption,
+    SymbolsOption,
+    VerboseOption,
+)
+from tacn.cli.progress import ProgressDisplay
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors, open_store_for
 
@@ -79,6 +88,8 @@ def clean_command(
     backup_dir: BackupDirOption = None,
     batch_size: BatchSizeOption = 50_000,
     json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
     store: StoreOption = None,
     database: DatabaseOption = None,
 ) -> None:
@@ -98,16 +109,20 @@ def clean_command(
     flt = RecordFilter(
         data_source=parse_choice(data_source, DATA_SOURCES, "--data-source"), symbols=parse_symbols(symbols)
     )
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         from tacn.pipelines.recovery.clean import clean_invalid_trade_date
 
         env = load_env()
         target = backup_dir if backup_dir is not None else default_backup_dir(env)
-        with open_store_for(out, store, database, env=env, mode=store_mode(out, yes)) as opened:
-            result = clean_invalid_trade_date(opened, flt, apply=yes, backup_dir=target, batch_size=batch_size)
+        with open_store_for(out, store, database, env=env, mode=store_mode(out, yes)) as opened, \
+                ProgressDisplay(out, "delete", plain=False) as display:
+            progress = display if display.wanted else None  # the batches deleted of the backup's count
+            result = clean_invalid_trade_date(opened, flt, apply=yes, backup_dir=target, batch_size=batch_size,
+                                              progress=progress)
             if not yes and ask_to_apply(out, result.selected):
-                result = clean_invalid_trade_date(opened, flt, apply=True, backup_dir=target, batch_size=batch_size)
+                result = clean_invalid_trade_date(opened, flt, apply=True, backup_dir=target, batch_size=batch_size,
+                                                  progress=progress)
         if not result.dry_run:
             out.info(f"backed up {result.selected:,} records to {result.backup}")
         if json_:

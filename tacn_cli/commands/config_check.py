@@ -10,7 +10,7 @@ import typer
 
 from tacn.cli import exit_codes
 from tacn.cli.help_text import examples
-from tacn.cli.options import JsonOption, StoreOption
+from tacn.cli.options import JsonOption, QuietOption, StoreOption, VerboseOption
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors
 
@@ -29,6 +29,8 @@ def config_check_command(
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too.")] = False,
     store: StoreOption = None,
     json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Check settings, MongoDB and Redis health.
 
@@ -39,17 +41,17 @@ def config_check_command(
     """
     from tacn.pipelines.config.check import run_config_check
 
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         result = run_config_check(os.environ, env_file, offline=offline, store_url=store)
         if json_:
             out.json(result.to_dict())
         else:
-            _render(out, result)
+            _render(out, result, strict)
     raise typer.Exit(exit_codes.PROBLEMS_FOUND if result.failed(strict) else exit_codes.OK)
 
 
-def _render(out: Output, result) -> None:
+def _render(out: Output, result, strict: bool) -> None:
     out.info(f"env file: {result.env_file} ({'read' if result.env_file_found else 'not found'}); "
              f"database values: {result.database_values}")
     for group, title in GROUP_TITLES.items():
@@ -65,11 +67,17 @@ def _render(out: Output, result) -> None:
     _table(out, "Live checks", ["service", "check", "status", "detail"],
            [[c.service, c.check, c.status, c.message] for c in checks], [c.status for c in checks])
     verdict = f"{result.errors} error(s), {result.warnings} warning(s)"
-    out.line(verdict, style="red" if result.errors else "yellow" if result.warnings else "green")
+    counted = ("error", "warning") if strict else ("error",)
+    failing = [r.name for r in result.items if r.status in counted] + \
+        [f"{c.service} {c.check}" for c in checks if c.status in counted]
+    out.verdict(verdict, failed=result.failed(strict), style="red" if result.errors else "yellow" if result.warnings
+                else "green", detail=", ".join(failing[:5]))
 
 
 def _table(out: Output, title: str, columns: list[str], rows: list[list[str]], statuses: list[str]) -> None:
     """Like Output.table, but names never wrap and the last column folds: notes are long."""
+    if out.quiet:
+        return
     from rich.markup import escape
     from rich.table import Table
 

@@ -6,7 +6,7 @@ import typer
 
 from tacn.cli import exit_codes
 from tacn.cli.help_text import examples
-from tacn.cli.options import JsonOption, StoreOption
+from tacn.cli.options import JsonOption, QuietOption, StoreOption, VerboseOption
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors, open_store_for
 
@@ -14,6 +14,8 @@ from tacn.cli.runner import handle_errors, open_store_for
 def demo_command(
     store: StoreOption = None,
     json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Seed a synthetic demo store with the bug.
 
@@ -24,7 +26,7 @@ def demo_command(
     """
     from tacn.cli.settings import load_env, tacn_home
 
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         env = load_env()
         if store is None:

@@ -10,7 +10,8 @@ import typer
 from tacn.cli import exit_codes
 from tacn.cli.commands.clean_invalid_trade_date import BackupDirOption, default_backup_dir
 from tacn.cli.help_text import examples
-from tacn.cli.options import DatabaseOption, JsonOption, StoreOption
+from tacn.cli.options import DatabaseOption, JsonOption, QuietOption, StoreOption, VerboseOption
+from tacn.cli.progress import ProgressDisplay
 from tacn.cli.render import Output, error_fields, to_jsonable
 from tacn.cli.runner import handle_errors, open_store_for
 
@@ -47,13 +48,14 @@ DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Say what would be
     ("Each migration: applied, pending or interrupted", "tacn migrate status"),
     ("Of a MongoDB store, as JSON", "tacn migrate status --store mongodb://127.0.0.1:27017/tradingagents --json"),
 ))
-def status_command(json_: JsonOption = False, store: StoreOption = None, database: DatabaseOption = None) -> None:
+def status_command(json_: JsonOption = False, quiet: QuietOption = False, verbose: VerboseOption = False,
+                   store: StoreOption = None, database: DatabaseOption = None) -> None:
     """List applied and pending migrations.
 
     Also an interrupted or failed one, with when each was applied and whether its code changed since. Exit 0; 3 when the store cannot
     be read.
     """
-    run_migrate(Action.status, None, False, None, json_, store, database)
+    run_migrate(Action.status, None, False, None, json_, quiet, verbose, store, database)
 
 
 ToOption = Annotated[int | None, typer.Option(
@@ -65,8 +67,9 @@ def _changing_command(action: Action, summary: str):
     """migrate up and down: the same options, one direction each."""
 
     def command(to: ToOption = None, dry_run: DryRunOption = False, backup_dir: BackupDirOption = None,
-                json_: JsonOption = False, store: StoreOption = None, database: DatabaseOption = None) -> None:
-        run_migrate(action, to, dry_run, backup_dir, json_, store, database)
+                json_: JsonOption = False, quiet: QuietOption = False, verbose: VerboseOption = False,
+                store: StoreOption = None, database: DatabaseOption = None) -> None:
+        run_migrate(action, to, dry_run, backup_dir, json_, quiet, verbose, store, database)
 
     command.__doc__ = summary
     command.__name__ = f"{action.value}_command"
@@ -93,10 +96,11 @@ migrate_app.command("down", epilog=examples(
     """))
 
 
-def run_migrate(action: Action, to: int | None, dry_run: bool, backup_dir, json_: bool, store, database) -> None:
+def run_migrate(action: Action, to: int | None, dry_run: bool, backup_dir, json_: bool, quiet: bool, verbose: bool,
+                store, database) -> None:
     from tacn.cli.settings import load_env
 
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         from tacn.migrations.runner import (
             MigrationContext,
@@ -112,7 +116,9 @@ def run_migrate(action: Action, to: int | None, dry_run: bool, backup_dir, json_
         env = load_env()
         ctx = MigrationContext(backup_dir=backup_dir if backup_dir is not None else default_backup_dir(env))
         mode = "read" if action is Action.status or dry_run else "write"  # migrate never creates a store
-        with open_store_for(out, store, database, env=env, mode=mode) as opened:
+        with open_store_for(out, store, database, env=env, mode=mode) as opened, \
+                ProgressDisplay(out, "migrate", plain=False) as display:
+            ctx.progress = display if display.wanted else None
             if action is Action.status:
                 result = status(opened)
             elif action is Action.up:
@@ -130,7 +136,7 @@ def run_migrate(action: Action, to: int | None, dry_run: bool, backup_dir, json_
         else:
             _render(out, result)
         if failed:
-            out.error(f"migration {failed['id']:04d} ({failed['name']}) failed: {failed['error']}")
+            out.error(f"migration {failed['id']:04d} ({failed['name']}) failed: {failed['error']}", ends_run=True)
             raise typer.Exit(code)
     raise typer.Exit(exit_codes.OK)
 
@@ -150,7 +156,8 @@ def _render(out: Output, result) -> None:
     rows = [[f"{m.id:04d}", m.name, m.state + (f" ({len(m.backups)} backup(s) kept)" if m.state in INCOMPLETE else ""),
              f"{m.applied_at:%Y-%m-%d %H:%M:%S}" if m.applied_at else None,
              {None: "-", True: "ok", False: "CHANGED since applied"}[m.checksum_matches]] for m in result.migrations]
-    out.table(f"migrations: {result.store}", ["id", "name", "state", "applied_at (UTC)", "checksum"], rows,
+    out.table("migrations", ["id", "name", "state", "applied_at (UTC)", "checksum"], rows,
+              caption=f"in {result.store}",
               styles=["green" if m.applied else "red" if m.state in INCOMPLETE else None for m in result.migrations])
     if any(m.state in INCOMPLETE for m in result.migrations):
         out.warn("a migration run was interrupted or failed part-way: `tacn migrate up` runs it again, "

@@ -13,8 +13,10 @@ from tacn.cli.options import (
     DatabaseOption,
     JsonOption,
     PeriodOption,
+    QuietOption,
     StoreOption,
     SymbolsOption,
+    VerboseOption,
     parse_choice,
     parse_symbols,
 )
@@ -65,6 +67,8 @@ def reconcile_command(
     ] = None,
     max_samples: Annotated[int, typer.Option("--max-samples", metavar="N", help="Disagreements kept per check in reports.")] = 5,
     json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
     junit: Annotated[Path | None, typer.Option("--junit", metavar="PATH", help="Write a JUnit XML report here (one testcase per check).")] = None,
     failures_out: Annotated[
         Path | None, typer.Option("--failures-out", metavar="PATH", help="Write each disagreeing day here, JSON Lines, with both "
@@ -79,7 +83,7 @@ def reconcile_command(
     Prices, returns, volume and amount of the same (symbol, trade_date) from two data_sources, in the
     store or in two files. Exit 0 agree, 1 disagreements, 2 usage error, 3 could not run.
     """
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         from tacn.pipelines.reconcile import ReconcileOptions, reconcile_files, reconcile_store
         from tacn.validators.records import PERIODS
@@ -137,12 +141,14 @@ def _render(out: Output, result, json_: bool) -> None:
         where = f"{sample['key']['symbol']} {sample['key']['trade_date']}: {sample['reason']}" if sample else "-"
         rows.append([check.name, check.severity, check.failing, check.checked, where[:90]])
         styles.append("red" if check.fails_run else ("yellow" if check.failing else None))
-    out.table(f"{result.target['name']}: {a} vs {b}, {result.symbols:,} symbols, {result.common_days:,} common days",
-              ["check", "severity", "disagree", "checked", "first sample"], rows, styles=styles)
+    out.table(f"reconcile: {a} vs {b}", ["check", "severity", "disagree", "checked", "first sample"], rows,
+              styles=styles, caption=f"{result.target['name']}: {result.symbols:,} symbols, "
+              f"{result.common_days:,} common days")
     if result.worst:
         names = ["price_return", "price_level", "volume", "amount", "missing_day"]
-        out.table("worst symbols (days with any disagreement)", ["symbol", "days", "common days", *names],
-                  [[w["symbol"], w["days"], w["common"], *(w[n] for n in names)] for w in result.worst[:WORST_IN_TABLE]])
+        out.table("worst symbols", ["symbol", "days", "common days", *names],
+                  [[w["symbol"], w["days"], w["common"], *(w[n] for n in names)] for w in result.worst[:WORST_IN_TABLE]],
+                  caption="days with any disagreement, per check")
     units = {source: {"expected": None, "shares": 0, "lots": 0, "unknown": 0, "no evidence": 0, "changed": 0, **counts}
              for source, counts in result.units.items()}
     render_volume_units(out, units)
@@ -152,14 +158,14 @@ def _render(out: Output, result, json_: bool) -> None:
     if result.failures_out:
         out.info(f"{result.failures_out['records']:,} disagreeing days written to {result.failures_out['path']}")
     if not result.symbols:
-        out.line(f"FAIL: nothing compared: no symbol is stored in both {a} and {b}", style="bold red")
+        out.verdict(f"FAIL: nothing compared: no symbol is stored in both {a} and {b}", failed=True, style="bold red")
     elif result.passed:
-        out.line(f"PASS: {a} and {b} agree on {result.common_days:,} common days in {result.duration_s:.1f}s",
-                 style="bold green")
+        out.verdict(f"PASS: {a} and {b} agree on {result.common_days:,} common days in {result.duration_s:.1f}s",
+                    failed=False, style="bold green")
     else:
         failed = [c.name for c in result.checks if c.fails_run]
-        out.line(f"FAIL: {result.disagreeing_symbols:,} symbol(s) disagree ({', '.join(failed)}) "
-                 f"in {result.duration_s:.1f}s", style="bold red")
+        out.verdict(f"FAIL: {result.disagreeing_symbols:,} symbol(s) disagree ({', '.join(failed)}) "
+                    f"in {result.duration_s:.1f}s", failed=True, style="bold red")
 
 
 ORDER = 25

@@ -17,7 +17,14 @@ from tacn.cli.commands.clean_invalid_trade_date import (
     store_mode,
 )
 from tacn.cli.help_text import examples
-from tacn.cli.options import DatabaseOption, DataSourceOption, JsonOption, StoreOption
+from tacn.cli.options import (
+    DatabaseOption,
+    DataSourceOption,
+    JsonOption,
+    QuietOption,
+    StoreOption,
+    VerboseOption,
+)
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors, open_store_for
 
@@ -31,6 +38,8 @@ def repair_command(
     backup_dir: BackupDirOption = None,
     batch_size: BatchSizeOption = 50_000,
     json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
     store: StoreOption = None,
     database: DatabaseOption = None,
 ) -> None:
@@ -48,7 +57,7 @@ def repair_command(
     parse_choice(data_source, DATA_SOURCES, "--data-source")
     if source is not None and source not in ("akshare", "tushare") and not source.startswith("file:"):
         raise typer.BadParameter(f"--source must be akshare, tushare or file:PATH, got {source!r}")
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         from tacn.cli.settings import load_env
         from tacn.pipelines.recovery.repair import repair
@@ -93,7 +102,12 @@ def _render(out: Output, result) -> None:
                  f"{v.failing_other_rules_total:,} failing other error-level rules",
                  style="green" if v.ok else "red")
     if not result.dry_run:
-        out.line("repaired" if result.ok else "NOT fully repaired (see above)", style="green" if result.ok else "red")
+        problems = [f"sync {r.source} {','.join(r.symbols)}: {r.status}" for r in result.resyncs if r.status != "success"]
+        problems += [f"{t.symbol} {t.data_source}: not re-synced" for t in result.targets if t.source is None]
+        if result.verify is not None and not result.verify.ok:
+            problems.append("verify-fix found invalid records")
+        out.verdict("repaired" if result.ok else "NOT fully repaired (see above)", failed=not result.ok,
+                    style="green" if result.ok else "red", detail="; ".join(problems[:3]))
 
 
 ORDER = 33

@@ -9,7 +9,8 @@ import typer
 
 from tacn.cli import exit_codes
 from tacn.cli.help_text import examples
-from tacn.cli.options import DatabaseOption, JsonOption, StoreOption
+from tacn.cli.options import DatabaseOption, JsonOption, QuietOption, StoreOption, VerboseOption
+from tacn.cli.progress import ProgressDisplay
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors, open_store_for
 
@@ -21,6 +22,8 @@ def restore_command(
     store: StoreOption = None,
     database: DatabaseOption = None,
     json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Put a backup's records back exactly.
 
@@ -30,14 +33,15 @@ def restore_command(
     output) is accepted too: every line is parsed before anything is written.
     Exit 1 when some records could not be put back (a different record holds their _id or key).
     """
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         from tacn.pipelines.recovery.backup import open_backup
         from tacn.pipelines.recovery.restore import restore_backup
 
         verified = open_backup(backup)  # refuse a bad file before connecting to the store
-        with open_store_for(out, store, database, mode="create") as opened:
-            result = restore_backup(opened, verified)
+        with open_store_for(out, store, database, mode="create") as opened, \
+                ProgressDisplay(out, "restore", plain=False) as display:
+            result = restore_backup(opened, verified, progress=display if display.wanted else None)
         if result.manifest is None:
             out.warn(f"{result.backup} has no tacn manifest: restored as plain Extended JSON Lines "
                      "(no checksum to verify; every line parsed first)")
@@ -54,7 +58,7 @@ def restore_command(
                           [[c["_id"], c["reason"]] for c in result.conflicts[:CONFLICTS_SHOWN]], )
         if result.conflicts:
             out.error(f"{len(result.conflicts):,} record(s) could not be put back: another record holds "
-                      "their _id or key (the store was changed since the backup)")
+                      "their _id or key (the store was changed since the backup)", ends_run=True)
             raise typer.Exit(exit_codes.PROBLEMS_FOUND)
     raise typer.Exit(exit_codes.OK)
 

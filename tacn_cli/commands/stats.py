@@ -6,20 +6,21 @@ import typer
 
 from tacn.cli import exit_codes
 from tacn.cli.help_text import examples
-from tacn.cli.options import DatabaseOption, JsonOption, StoreOption
+from tacn.cli.options import DatabaseOption, JsonOption, QuietOption, StoreOption, VerboseOption
 from tacn.cli.quality import CutoffOption, MaxLagOption, parse_cutoff_option, render_freshness
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors, open_store_for
 
 
 def stats_command(store: StoreOption = None, database: DatabaseOption = None, json_: JsonOption = False,
-                  max_lag: MaxLagOption = 0, cutoff: CutoffOption = "17:30") -> None:
+                  max_lag: MaxLagOption = 0, cutoff: CutoffOption = "17:30", quiet: QuietOption = False,
+                  verbose: VerboseOption = False) -> None:
     """Count what the store holds, with freshness.
 
     Records per data_source and period, symbols, first/last valid date, invalid trade_dates, and how
     fresh each series is. Informs, never gates: exit 0 unless it cannot run (3).
     """
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         cutoff_time = parse_cutoff_option(cutoff)
         if max_lag < 0:
@@ -36,10 +37,11 @@ def stats_command(store: StoreOption = None, database: DatabaseOption = None, js
         ]
         styles = ["red" if g.invalid_trade_date else None for g in result.groups]
         out.table(
-            f"{result.store}",
+            "records per data_source and period",
             ["data_source", "period", "records", "symbols", "first date", "last date", "invalid trade_date"],
             rows,
             styles=styles,
+            caption=f"in {result.store}",
         )
         verdict = (
             f"{result.total_records:,} records, {result.total_symbols:,} symbols, "

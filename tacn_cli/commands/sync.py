@@ -15,19 +15,19 @@ from tacn.cli.options import (
     JsonOption,
     LayoutOption,
     Period,
+    QuietOption,
     StoreOption,
     SymbolsOption,
+    VerboseOption,
     choice_value,
     choices,
     finite,
     parse_date_option,
     parse_symbols,
 )
+from tacn.cli.progress import ProgressDisplay
 from tacn.cli.render import Output, error_fields
 from tacn.cli.runner import handle_errors, open_store_for
-
-LOG_INTERVAL_S = 5.0  # plain progress lines when stderr is not a terminal (cron)
-
 
 PriceBasis = choices("PriceBasis", "qfq", "none", "hfq")  # tacn.pipelines.price_basis.BASES
 
@@ -63,6 +63,8 @@ def sync_command(
     store: StoreOption = None,
     database: DatabaseOption = None,
     json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Pull daily quotes into the store.
 
@@ -73,7 +75,7 @@ def sync_command(
     and the rejects file); 2 usage error; 3 could not run (lock held by another
     run, store or source unreachable, token refused).
     """
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         if status:
             _show_status(out, store, database, limit, json_)
@@ -92,8 +94,8 @@ def sync_command(
         from tacn.pipelines.sync import run_sync
 
         with _open_sync_store(out, store, database, env, dry_run) as opened:
-            with _ProgressDisplay(out) as display:
-                result = run_sync(opened, request, progress=display.update)
+            with ProgressDisplay(out, "sync") as display:
+                result = run_sync(opened, request, progress=display.report)
         _render(out, result, json_)
     raise typer.Exit(_exit_code(result))
 
@@ -163,50 +165,6 @@ def _request(source, symbols, symbols_file, all_symbols, start, end, default_sta
     return request, env
 
 
-class _ProgressDisplay:
-    """tqdm on a terminal (stderr); a plain line every few seconds otherwise."""
-
-    def __init__(self, out: Output):
-        import sys
-        import time
-
-        self.out = out
-        self.tty = sys.stderr.isatty()
-        self.bar = None
-        self.clock = time.monotonic
-        self.last_log = self.clock()
-        self.last = None
-
-    def __enter__(self) -> _ProgressDisplay:
-        return self
-
-    def update(self, p) -> None:
-        self.last = p
-        if self.tty:
-            if self.bar is None:
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=p.total, unit=f" {p.unit}", desc="sync", leave=False, dynamic_ncols=True)
-            self.bar.total = p.total
-            self.bar.n = p.done
-            self.bar.set_postfix_str(f"written={p.rows_written} rejected={p.rejected} failed={p.failed} {p.note}"[:60],
-                                     refresh=True)
-            return
-        now = self.clock()
-        if now - self.last_log >= LOG_INTERVAL_S:
-            self.last_log = now
-            self.out.info(self._line(p))
-
-    @staticmethod
-    def _line(p) -> str:
-        of = f"/{p.total}" if p.total is not None else ""
-        return f"sync: {p.done}{of} {p.unit}, {p.rows_written} rows written, {p.rejected} rejected, {p.failed} failed"
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _exit_code(result) -> int:
     """0 clean; 1 rows rejected or symbols failed; 3 nothing could be synced."""
     if result.status == "failed":
@@ -231,7 +189,7 @@ def _render(out: Output, result, json_: bool) -> None:
         out.warn(f"… and {len(result.warnings) - 20} more warnings (see tacn sync --status)")
     for error in result.errors[:20]:
         out.error(f"{error['symbol'] or 'run'}: {error['error']}")
-    mode = " (dry run: nothing written)" if result.dry_run else ""
+    mode = " (dry run: nothing written)" if result.dry_run else ""  # a short title: the details go in the caption
     rows = [
         ["symbols ok", result.symbols_ok], ["symbols up to date", result.symbols_up_to_date],
         ["symbols empty", result.symbols_empty], ["symbols failed", result.symbols_failed],
@@ -243,7 +201,7 @@ def _render(out: Output, result, json_: bool) -> None:
     if result.rebased:
         rows.append(["symbols re-based (documents)", f"{len(result.rebased)} ({sum(result.rebased.values())})"])
     rows.append(["duration (s)", round(result.duration_s, 1)])
-    out.table(f"sync {result.source} → {result.store}{mode}", ["", "count"], rows)
+    out.table(f"sync{mode}", ["", "count"], rows, caption=f"from {result.source} into {result.store}")
     for outcome in result.outcomes:
         if outcome.rebase_reason and (outcome.rebased or outcome.rebase_backup):
             undo = f"; undo: tacn restore {outcome.rebase_backup}" if outcome.rebase_backup else ""
@@ -252,9 +210,13 @@ def _render(out: Output, result, json_: bool) -> None:
     if result.rejects_path:
         out.line(f"rejected rows: {result.rejects_path}", style="red")
     verdict = {0: ("synced", "green"), 1: ("synced with problems", "yellow"), 3: ("sync failed", "red")}
-    text, style = verdict[_exit_code(result)]
-    out.line(f"{text}: status {result.status}, prices {result.adjust}, last trade_date {result.last_trade_date or '-'}",
-             style=style)
+    code = _exit_code(result)
+    text, style = verdict[code]
+    first = result.errors[0] if result.errors else None
+    out.verdict(f"{text}: status {result.status}, prices {result.adjust}, last trade_date {result.last_trade_date or '-'}",
+                failed=code != exit_codes.OK, style=style,
+                detail=f"{first['symbol'] or 'run'}: {first['error']}" if first else
+                f"{result.rejected:,} rows rejected ({result.rejects_path})" if result.rejected else "")
 
 
 def _show_status(out: Output, store, database, limit: int, json_: bool) -> None:
@@ -275,9 +237,9 @@ def _show_status(out: Output, store, database, limit: int, json_: bool) -> None:
         for r in report.runs
     ]
     styles = [{"failed": "red", "success_with_errors": "yellow", "running": "cyan"}.get(r.get("status")) for r in report.runs]
-    out.table(f"last {len(rows)} sync runs — {report.store}",
+    out.table(f"last {len(rows)} sync runs",
               ["started UTC", "source", "status", "symbols", "ins", "upd", "rej", "failed", "last date"], rows,
-              styles=styles)
+              styles=styles, caption=f"in {report.store}")
     for job in report.jobs:
         out.line(f"{job.get('job')}: {job.get('status')} — {job.get('message')}")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -19,9 +18,11 @@ from tacn.cli.options import (
     LayoutOption,
     MinRecordsOption,
     PeriodOption,
+    QuietOption,
     SinceOption,
     StoreOption,
     SymbolsOption,
+    VerboseOption,
     choice_value,
     choices,
     parse_choice,
@@ -29,6 +30,7 @@ from tacn.cli.options import (
     parse_symbols,
     records_gate,
 )
+from tacn.cli.progress import ProgressDisplay
 from tacn.cli.quality import (
     CutoffOption,
     HtmlOption,
@@ -69,6 +71,8 @@ def validate_command(
     ] = Severity.error,
     max_samples: Annotated[int, typer.Option("--max-samples", metavar="N", min=0, help="Failing records kept per rule in reports.")] = 5,
     json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
     junit: Annotated[Path | None, typer.Option("--junit", metavar="PATH", help="Write a JUnit XML report here (one testcase per rule).")] = None,
     failures_out: Annotated[
         Path | None, typer.Option("--failures-out", metavar="PATH", help="Write every failing record here, JSON Lines, with its rule names.")
@@ -100,7 +104,7 @@ def validate_command(
     TARGET is the store (default) or a file. Exit 0 clean, 1 failures at or above the threshold (or
     fewer records than --min-records), 3 unreadable (a store or file that does not exist included).
     """
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         from tacn.pipelines.stores.base import RecordFilter
         from tacn.pipelines.validate import THRESHOLDS, ValidateOptions, validate_file, validate_store
@@ -136,15 +140,17 @@ def validate_command(
             if store is not None:
                 raise typer.BadParameter("give the store either as TARGET or as --store, not both")
             store, target = target, None
-        if target is None:
-            with open_store_for(out, store, database) as opened, _progress(out, lambda: opened.count(flt)) as step:
-                result = validate_store(opened, options, on_chunk=step)
-                sections.read_store(opened)
-        else:
-            if store is not None or database is not None:
-                raise typer.BadParameter("--store/--database do not apply when TARGET is a file")
-            with _progress(out, None) as step:
-                result = validate_file(Path(target), options, on_chunk=step)
+        # No plain progress lines in cron: validate's output is a report; a bar on a terminal, -v lines per chunk.
+        with ProgressDisplay(out, "validate", plain=False) as display:
+            progress = display if display.wanted else None  # nobody looks: no count of the selection either
+            if target is None:
+                with open_store_for(out, store, database) as opened:
+                    result = validate_store(opened, options, progress=progress)
+                    sections.read_store(opened)
+            else:
+                if store is not None or database is not None:
+                    raise typer.BadParameter("--store/--database do not apply when TARGET is a file")
+                result = validate_file(Path(target), options, progress=progress)
         sections.finish(result)
         if junit is not None:
             _write_junit(junit, result, sections.junit)
@@ -167,20 +173,6 @@ def _connect_timeout() -> float:
     if not 0 <= seconds <= 600:  # nan fails both comparisons
         raise typer.BadParameter(f"TACN_CONNECT_TIMEOUT must be seconds between 0 and 600, got {text!r}")
     return seconds
-
-
-@contextmanager
-def _progress(out: Output, total):
-    """A progress bar on a terminal (stderr); silence in cron and pipes."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("validating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=out.stderr, transient=True) as progress:
-        task = progress.add_task("validate", total=total() if total else None)
-        yield lambda records: progress.advance(task, records)
 
 
 def _parse_rules(text: str | None) -> tuple[str, ...] | None:
@@ -221,10 +213,11 @@ def _render(out: Output, result, json_: bool, gate: dict, extra: dict | None = N
         rows.append([rule.name, rule.severity, rule.failing, f"{rule.share:.2%}", samples or "-"])
         styles.append("red" if rule.fails_run else ("yellow" if rule.failing else None))
     out.table(
-        f"{result.target['name']} ({result.target['format']}): {result.records:,} records",
+        f"validate: {result.records:,} records",
         ["rule", "severity", "failing", "share", "samples"],
         rows,
         styles=styles,
+        caption=f"{result.target['name']} ({result.target['format']})",
     )
     render_volume_units(out, result.volume_units)
     if result.skipped_rules:
@@ -239,13 +232,13 @@ def _render(out: Output, result, json_: bool, gate: dict, extra: dict | None = N
             f"FAIL: {len(failed)} rule(s) at or above '{result.threshold}' failed "
             f"({result.failing_records['error']:,} records fail an error rule){checked} in {result.duration_s:.1f}s"
         )
-        out.line(verdict, style="bold red")
+        out.verdict(verdict, failed=True, style="bold red", detail=f"failed: {', '.join(failed)}")
     elif gate["too_few_records"]:
-        out.line(f"FAIL: {gate['note']} in {result.duration_s:.1f}s", style="bold red")
+        out.verdict(f"FAIL: {gate['note']} in {result.duration_s:.1f}s", failed=True, style="bold red")
     else:
         note = f"; warnings: {', '.join(warned)}" if warned else ""
-        out.line(f"PASS: no failures at or above '{result.threshold}'{note}{checked} in {result.duration_s:.1f}s",
-                 style="bold yellow" if gate["note"] else "bold green")
+        out.verdict(f"PASS: no failures at or above '{result.threshold}'{note}{checked} in {result.duration_s:.1f}s",
+                    failed=False, style="bold yellow" if gate["note"] else "bold green")
 
 
 def _short(value, limit: int = 24) -> str:
@@ -260,6 +253,8 @@ def _short(value, limit: int = 24) -> str:
 
 def schema_command(
     json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
     pandera: Annotated[
         bool,
         typer.Option("--pandera", help="Print the pandera schema (pandera's own YAML; JSON with --json) "
@@ -270,7 +265,7 @@ def schema_command(
 
     Name, severity, scope and what each rule checks; --pandera prints the pandera schema instead.
     """
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         from tacn.validators.rules import catalogue
 
@@ -299,6 +294,8 @@ def _print_pandera(out: Output, json_: bool) -> None:
     custom = unportable_checks()
     if json_:
         out.json({"pandera_schema": json.loads(portable_text("json")), "not_serialised": custom})
+        return
+    if out.quiet:
         return
     lines = [portable_text("yaml").rstrip("\n"), "# Checks tacn runs that pandera cannot serialise (custom functions):"]
     lines += [f"#   {c['name']} ({c['severity']}): {c['why']} - {c['description']}" for c in custom]

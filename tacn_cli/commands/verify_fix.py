@@ -13,9 +13,12 @@ from tacn.cli.options import (
     DataSourceOption,
     JsonOption,
     MinRecordsOption,
+    QuietOption,
     StoreOption,
+    VerboseOption,
     records_gate,
 )
+from tacn.cli.progress import ProgressDisplay
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors, open_store_for
 
@@ -26,6 +29,8 @@ def verify_fix_command(
     symbol: Annotated[str | None, typer.Option("--symbol", metavar="CODE", help="Show this 6-digit code's newest records.")] = None,
     dates_only: Annotated[bool, typer.Option("--dates-only", help="Count invalid trade_dates only (skip the other error-level rules).")] = False,
     json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
     min_records: MinRecordsOption = 0,
     store: StoreOption = None,
     database: DatabaseOption = None,
@@ -48,13 +53,14 @@ def verify_fix_command(
             raise typer.BadParameter(f"--symbol takes one 6-digit code, got {symbol!r}")
         symbol = parsed[0]
     window = parse_since(since)
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         from tacn.pipelines.recovery.verify import verify_fix
 
-        with open_store_for(out, store, database) as opened:
+        with open_store_for(out, store, database) as opened, ProgressDisplay(out, "verify", plain=False) as display:
             result = verify_fix(opened, since=window, data_source=data_source, symbol=symbol,
-                                check_rules=not dates_only, min_records=min_records)
+                                check_rules=not dates_only, min_records=min_records,
+                                progress=display if display.wanted else None)
         if json_:
             out.json({**result.__dict__, "ok": result.ok, "gate": records_gate(result.records_checked, min_records)})
         else:
@@ -70,23 +76,27 @@ def _render(out: Output, result) -> None:
                      result.failing_other_rules_total])
         rows += [[f"  {r.rule}", r.since, r.total] for r in result.rules if r.total]
     styles = ["red" if row[2] else "green" for row in rows]
-    out.table(f"verify-fix: {result.store} {result.filter or ''}".rstrip(), ["check", since, "whole store"], rows,
-              styles=styles)
+    out.table("verify-fix", ["check", since, "whole store"], rows, styles=styles,
+              caption=f"in {result.store} {result.filter or ''}".rstrip())
     if result.symbol:
         out.table(
-            f"newest records of {result.symbol} (trade_date as text, descending, as the application sorts)",
+            f"newest records of {result.symbol}",
             ["trade_date", "data_source", "period", "close", "volume", "updated_at", "trade_date is"],
             [[repr(r["trade_date"]) if not isinstance(r["trade_date"], str) else r["trade_date"], r["data_source"],
               r["period"], r["close"], r["volume"], r["updated_at"], r["trade_date_kind"]] for r in result.newest],
             styles=[None if r["trade_date_kind"] == "valid" else "red" for r in result.newest],
+            caption="trade_date as text, descending, as the application sorts",
         )
     note = records_gate(result.records_checked, result.min_records)["note"]
     if result.ok:
-        out.line(f"OK: no invalid record remains{'; ' + note if note else ''}", style="yellow" if note else "green")
+        out.verdict(f"OK: no invalid record remains{'; ' + note if note else ''}", failed=False,
+                    style="yellow" if note else "green")
     elif result.too_few_records and result.invalid_trade_date_total == 0 and result.failing_other_rules_total == 0:
-        out.line(f"FAIL: {note}", style="red")
+        out.verdict(f"FAIL: {note}", failed=True, style="red")
     else:
-        out.line(f"NOT FIXED: invalid records remain (see above){'; ' + note if note else ''}", style="red")
+        out.verdict(f"NOT FIXED: invalid records remain (see above){'; ' + note if note else ''}", failed=True,
+                    style="red", detail=f"{result.invalid_trade_date_total:,} invalid trade_date, "
+                    f"{result.failing_other_rules_total:,} failing another error-level rule (whole store)")
 
 
 ORDER = 32

@@ -9,7 +9,16 @@ import typer
 
 from tacn.cli import exit_codes
 from tacn.cli.help_text import examples
-from tacn.cli.options import ApiUrlOption, InsecureOption, JsonOption, finite, from_settings, parse_duration
+from tacn.cli.options import (
+    ApiUrlOption,
+    InsecureOption,
+    JsonOption,
+    QuietOption,
+    VerboseOption,
+    finite,
+    from_settings,
+    parse_duration,
+)
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors
 from tacn.cli.secrets import register_secret, scrub
@@ -50,7 +59,8 @@ def watch_command(
         "--poll-interval", metavar="SECONDS", min=0.1, max=3600, callback=finite,
         help="With --task: seconds between status polls.")] = 2.0,
     utc: Annotated[bool, typer.Option("--utc", help="Show times in UTC (default: Asia/Shanghai).")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show heartbeats too.")] = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
     insecure: InsecureOption = False,
 ) -> None:
     """Tail the application's WebSocket notifications.
@@ -58,7 +68,7 @@ def watch_command(
     One line per message, or NDJSON with --json; stays connected (reconnects with backoff). --task
     follows one analysis task to its end instead.
     """
-    out = Output(json_, streaming=True)  # --json streams one message per line: errors stay on stderr
+    out = Output(json_, streaming=True, quiet=quiet, verbose=verbose)  # --json: a stream; errors on stderr
     # typer.BadParameter is raised here, outside handle_errors, so that Typer reports it (exit 2)
     wanted = _parse_types(types)
     ttl_seconds = parse_duration(ttl, "--ttl")
@@ -112,11 +122,12 @@ def watch_command(
                  f"{result.warnings} warning(s); ended by {result.ended_by}")
         if task is not None:
             if result.ended_by == "task":
-                out.info(f"task {task_shown} {result.task_status}" + (f": {result.task_message}" if result.task_message else ""))
+                out.verdict(f"task {task_shown} {result.task_status}" + (f": {result.task_message}" if result.task_message
+                                                                          else ""), failed=result.task_failed, stderr=True)
                 raise typer.Exit(exit_codes.PROBLEMS_FOUND if result.task_failed else exit_codes.OK)
             if result.ended_by == "timeout":
                 deadline = timeout if timeout is not None else DEFAULT_TASK_TIMEOUT
-                out.error(f"task {task_shown} did not finish within {deadline:g} s")
+                out.error(f"task {task_shown} did not finish within {deadline:g} s", ends_run=True)
                 raise typer.Exit(exit_codes.CANNOT_RUN)
     raise typer.Exit(exit_codes.OK)
 
@@ -171,6 +182,8 @@ class _Renderer:
 
             sys.stdout.write(json_safe(scrub(json.dumps(message, ensure_ascii=False, separators=(",", ":")))) + "\n")
             sys.stdout.flush()
+            return
+        if self.out.quiet:  # --quiet: the exit code (and an error) only; --json lines are asked-for output
             return
         text, style = message_line(message, self.zone)
         if self.console is not None:

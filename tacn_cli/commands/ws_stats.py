@@ -6,17 +6,18 @@ import typer
 
 from tacn.cli import exit_codes
 from tacn.cli.help_text import examples
-from tacn.cli.options import ApiUrlOption, InsecureOption, JsonOption
+from tacn.cli.options import ApiUrlOption, InsecureOption, JsonOption, QuietOption, VerboseOption
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors
 
 
-def ws_stats_command(api_url: ApiUrlOption = None, json_: JsonOption = False, insecure: InsecureOption = False) -> None:
+def ws_stats_command(api_url: ApiUrlOption = None, json_: JsonOption = False, insecure: InsecureOption = False,
+                     quiet: QuietOption = False, verbose: VerboseOption = False) -> None:
     """Show who is connected to the notifications.
 
     GET /api/ws/stats: total users, total connections and connections per user.
     """
-    out = Output(json_)
+    out = Output(json_, quiet=quiet, verbose=verbose)
     with handle_errors(out):
         from tacn.cli.settings import connect_timeout_s, load_env
         from tacn.pipelines.watch.client import fetch_ws_stats
