@@ -230,13 +230,13 @@ def test_quiet_watch_and_ws_stats_print_nothing_but_asked_for_json():
     with DevWsServer(SECRET, heartbeat_interval=0.1, close_timeout=0.3) as server:
         stats = run("ws-stats", "--api-url", server.api_url, "-q")
         assert stats.exit_code == 0 and stats.stdout == stats.stderr == ""
-        loud = run("watch", "--api-url", server.api_url, "--token", server.token(), "--count", "2", "-v",
+        loud = run("watch", "--api-url", server.api_url, "--token", server.token(), "--limit", "2", "-v",
                    "--timeout", "30")
         assert loud.exit_code == 0 and loud.stdout.count("HEARTBEAT") == 1  # -v shows heartbeats too
-        quiet = run("watch", "--api-url", server.api_url, "--token", server.token(), "--count", "1", "-q",
+        quiet = run("watch", "--api-url", server.api_url, "--token", server.token(), "--limit", "1", "-q",
                     "--timeout", "30")
         assert quiet.exit_code == 0 and quiet.stdout == quiet.stderr == ""
-        asked = run("watch", "--api-url", server.api_url, "--token", server.token(), "--count", "1", "-q", "--json",
+        asked = run("watch", "--api-url", server.api_url, "--token", server.token(), "--limit", "1", "-q", "--json",
                     "--timeout", "30")
         assert asked.exit_code == 0 and asked.stderr == "" and json.loads(asked.stdout)["type"] == "connected"
 
@@ -266,7 +266,7 @@ def test_quiet_failures_print_one_line_and_the_exit_code(tmp_path, demo_url):
         (["restore", tmp_path / "nope.manifest.json", "--store", demo_url], 3, "nope.manifest.json"),
         (["ws-stats", "--api-url", free_closed_port_url()], 3, "127.0.0.1"),
         (["watch", "--url", free_closed_port_url().replace("http", "ws") + "/api/ws/notifications", "--token",
-          "t0123456789", "--max-retries", "0"], 3, "error:"),
+          "t0123456789", "--retries", "0"], 3, "error:"),
         (["config-check", "--offline", "--env-file", tmp_path / "empty.env"], 1, "MONGODB_HOST"),
         (["stats", "--no-such-option"], 2, "--no-such-option"),
         (["validate", "--severity-threshold", "bogus"], 2, "bogus"),
@@ -312,7 +312,7 @@ def test_verbose_sync_and_validate_time_each_chunk(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     synced = run("sync", "--source", f"file:{SAMPLE}", "--store", url, "-v")
     assert re.search(r"sync: .* of .* \(100%\).*\(akshare_quotes_sample.csv: \+.* in \d+\.\d\d s\)", synced.stderr)
-    checked = run("validate", "--store", url, "-v", "--chunk-size", "10")
+    checked = run("validate", "--store", url, "-v", "--batch-size", "10")
     steps = re.findall(r"validate: (\d+) of 24 records", checked.stderr)
     assert steps == ["10", "20", "24"], checked.stderr
 
