@@ -390,3 +390,11 @@ def test_help_starts_fast_with_completion_on():
         best = min(best, usage.ru_utime + usage.ru_stime)
         assert proc.returncode == 0 and "--install-completion" in shown
     assert best <= 0.3, f"tacn --help took {best:.3f} s of CPU at best"
+
+
+def test_quiet_keeps_a_deprecated_name_silent():
+    """--quiet: errors and the exit code only; the renamed option still works."""
+    loud = runner.invoke(app, ["validate", str(EXAMPLE_CSV), "--chunk-size", "10", "--json"])
+    quiet = runner.invoke(app, ["validate", str(EXAMPLE_CSV), "--chunk-size", "10", "--json", "--quiet"])
+    assert "is deprecated" in loud.stderr and "is deprecated" not in quiet.stderr
+    assert json.loads(quiet.stdout)["records"] == json.loads(loud.stdout)["records"] > 0
