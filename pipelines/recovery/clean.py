@@ -280,8 +280,11 @@ class RowKeys:
         return len(self.rids)
 
     def extend(self, keys: list[tuple[int, str]]) -> None:
-        self.rids.extend(rid for rid, _ in keys)
-        self.ids.extend(id_text for _, id_text in keys)
+        self.extend_columns([rid for rid, _ in keys], [id_text for _, id_text in keys])
+
+    def extend_columns(self, rids: list[int], ids: list[str]) -> None:
+        self.rids.extend(rids)
+        self.ids.extend(ids)
 
     def batches(self, batch_size: int):
         """(lines done, [(rowid, _id)]) batches, in line order."""
@@ -305,7 +308,7 @@ def _rendered_lines(store, flt: RecordFilter, summary: SelectionSummary, keys: R
                 yield encode_line(item)
             else:
                 summary.add_batch(item)
-                keys.extend(item.keys)
+                keys.extend_columns(item.rids, item.ids)
                 yield item.data  # the batch's lines as one bytes object
 
     return lines()

@@ -1100,7 +1100,8 @@ class RenderedBatch:
     (updated_at, else created_at, as stored), for a columnar summary;
     ``decoded``: (rid, document) of the others, decoded and encoded one by one;
     ``firsts``: (rid, sample document) of the first few records rendered in C;
-    ``keys``: (rid, stored ``_id`` text) of every line, in line order (for :meth:`SQLiteStore.delete_rows`).
+    ``rids``, ``ids``: the rid and the stored ``_id`` text of every line, in line order (the keys of
+    :meth:`SQLiteStore.delete_rows`), as two lists rather than a tuple per record.
     """
 
     data: bytes
@@ -1108,14 +1109,14 @@ class RenderedBatch:
     summary: Any
     decoded: list[tuple[int, dict]]
     firsts: list[tuple[int, dict]]
-    keys: list[tuple[int, str]]
+    rids: list[int]
+    ids: list[str]
 
     @property
     def lines(self) -> list[bytes]:
         return self.data.splitlines(keepends=True)
 
 
-_MAX_DOUBLE = "1.7976931348623157e308"
 _TEXT_KEYS = ("symbol", "data_source", "period")  # summary keys: text or null on the C path
 _SAMPLED = 10  # first records of a batch kept for samples (clean shows 10)
 
@@ -1136,9 +1137,6 @@ def _render_sql() -> str:
         for sqlite_type in kinds:
             parts.append(f"CASE WHEN typeof({c}) = '{sqlite_type}' THEN {c} END AS \"{name}__{sqlite_type[0]}\"")
         odd.append(f"typeof({c}) NOT IN ({', '.join(repr(t) for t in kinds)}, 'null')")
-        if "real" in kinds:
-            # comparisons, not abs(): abs() of the smallest integer overflows
-            odd.append(f"(typeof({c}) = 'real' AND ({c} > {_MAX_DOUBLE} OR {c} < -{_MAX_DOUBLE}))")
     parts.append("typeof(trade_date) AS td_type")
     parts.append(f"({' OR '.join(odd)}) AS odd")
     return f"SELECT {', '.join(parts)} FROM {TABLE}"
@@ -1191,7 +1189,6 @@ def _render_sql_raw() -> str:
         elif kind == "float":
             parts.append(f'{c} AS "{name}__r"')
             odd.append(f"typeof({c}) NOT IN ('real', 'null')")
-            odd.append(f"(typeof({c}) = 'real' AND ({c} > {_MAX_DOUBLE} OR {c} < -{_MAX_DOUBLE}))")  # never NULL
         else:
             parts.append(f'{c} AS "{name}__i"')
             odd.append(f"typeof({c}) NOT IN ('integer', 'null')")
@@ -1299,26 +1296,29 @@ def _render_batch(table, decode_rows) -> RenderedBatch:
         kind = _KIND[name]
         key = f',"{name}":'
         text = _as_strings(table, f"{name}__t") if f"{name}__t" in table.column_names else None
-        typed = [table.column(c) for c in (f"{name}__i", f"{name}__r")
+        has_text = text is not None and text.null_count < rows
+        doubles = table.column(f"{name}__r") if f"{name}__r" in table.column_names else None
+        typed = [(c, table.column(c)) for c in (f"{name}__i", f"{name}__r")
                  if c in table.column_names and table.column(c).null_count < rows]
-        if text is not None and text.null_count < rows:
-            if kind == "datetime":
-                shaped = _by_distinct_value(text, lambda v: pc.match_substring_regex(v, pattern=_STORED_DATETIME_RE))
-                odd = pc.or_kleene(odd, pc.invert(_null_as_true(shaped)))
-            else:
-                odd = pc.or_kleene(odd, _null_as_false(pc.match_substring_regex(text, pattern=_ESCAPED_RE)))
-                if text.null_count == 0 and name in _ALWAYS:  # the common case: the quotes join the constant text
-                    pieces += [key + '"', text, '"']
-                    continue
-        elif name in _ALWAYS and f"{name}__r" in table.column_names and table.column(f"{name}__r").null_count == 0:
-            pieces += [key, *_arrow_double_pieces(table.column(f"{name}__r"))]  # every value a double
+        if doubles is not None and doubles.type == pa.float64():  # ±Infinity: $numberDouble, by the encoder
+            odd = pc.or_kleene(odd, _null_as_false(pc.invert(pc.is_finite(doubles))))
+        if has_text and kind == "datetime":
+            shaped = _by_distinct_value(text, lambda v: pc.match_substring_regex(v, pattern=_STORED_DATETIME_RE))
+            odd = pc.or_kleene(odd, pc.invert(_null_as_true(shaped)))
+        elif has_text:
+            odd = pc.or_kleene(odd, _null_as_false(pc.match_substring_regex(text, pattern=_ESCAPED_RE)))
+            if text.null_count == 0 and name in _ALWAYS:  # the common case: the quotes join the constant text
+                pieces += [key + '"', text, '"']
+                continue
+        elif name in _ALWAYS and doubles is not None and doubles.null_count == 0:  # every value a double
+            pieces += [key, *_arrow_double_pieces(doubles)]
             continue
         value = pa.nulls(rows, pa.string())
-        if text is not None and text.null_count < rows:
+        if has_text:
             value = _by_distinct_value(text, _datetime_json) if kind == "datetime" else \
                 _join(_text_scalar('"'), text, _text_scalar('"'))
-        for column in typed:
-            value = pc.coalesce(value, pc.cast(column, pa.string()) if column.type == pa.int64()
+        for column_name, column in typed:
+            value = pc.coalesce(value, pc.cast(column, pa.string()) if column_name.endswith("__i")
                                 else _arrow_double_text(column))
         if name in _ALWAYS:
             pieces += [key, pc.fill_null(value, _text_scalar("null"))]
@@ -1335,7 +1335,6 @@ def _render_batch(table, decode_rows) -> RenderedBatch:
     odd_mask = _null_as_true(odd)
     odd = odd_mask.to_pylist()
     rids = table.column("rid").to_pylist()
-    keys = list(zip(rids, ids.to_pylist(), strict=True))
     trade_dates = _as_strings(table, "trade_date__t")
     if "trade_date__i" in table.column_names:
         trade_dates = pc.coalesce(trade_dates, pc.cast(table.column("trade_date__i"), pa.string()))
@@ -1351,7 +1350,7 @@ def _render_batch(table, decode_rows) -> RenderedBatch:
             sample[name] = texts[name][position].as_py()
         firsts.append((rids[position], sample))
     if not any(odd):
-        return RenderedBatch(_lines_data(lines), rows, summary, [], firsts, keys)
+        return RenderedBatch(_lines_data(lines), rows, summary, [], firsts, rids, ids.to_pylist())
     from tacn.pipelines.extjson import encode_document
 
     odd_positions = [i for i, flag in enumerate(odd) if flag]
@@ -1362,7 +1361,7 @@ def _render_batch(table, decode_rows) -> RenderedBatch:
         doc = docs[rids[position]]
         out[position] = (encode_document(doc) + "\n").encode("utf-8")
         decoded.append((rids[position], doc))
-    return RenderedBatch(b"".join(out), rows, summary, decoded, firsts, keys)
+    return RenderedBatch(b"".join(out), rows, summary, decoded, firsts, rids, ids.to_pylist())
 
 
 def stored_trade_date(kind: str, text: str | None):
