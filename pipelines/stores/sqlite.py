@@ -1278,10 +1278,13 @@ def _lines_data(lines) -> bytes:
     import pyarrow as pa
 
     joined = pa.concat_arrays(lines.chunks) if isinstance(lines, pa.ChunkedArray) else lines
-    joined = joined.cast(pa.large_string())
+    if joined.type not in (pa.string(), pa.large_string()):
+        joined = joined.cast(pa.large_string())
     _, offset_buffer, data_buffer = joined.buffers()
-    offsets = np.frombuffer(offset_buffer, dtype=np.int64)[joined.offset: joined.offset + len(joined) + 1]
-    return data_buffer.to_pybytes()[offsets[0]: offsets[-1]]
+    width = np.int32 if joined.type == pa.string() else np.int64
+    offsets = np.frombuffer(offset_buffer, dtype=width)[joined.offset: joined.offset + len(joined) + 1]
+    start, stop = int(offsets[0]), int(offsets[-1])
+    return data_buffer.slice(start, stop - start).to_pybytes()  # one copy, of the lines only
 
 
 def _render_batch(table, decode_rows) -> RenderedBatch:
