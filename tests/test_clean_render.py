@@ -136,3 +136,27 @@ def test_columnar_summary_equals_the_dry_runs(tmp_path_factory, monkeypatch, row
         applied = clean_invalid_trade_date(store, apply=True, backup_dir=path.parent / "bk")
     for name in SUMMARY_FIELDS:
         assert getattr(dry, name) == getattr(applied, name), name
+
+
+def test_a_selection_smaller_than_a_batch_is_one_scan(tmp_path, monkeypatch):
+    """The selection is read in one query when it holds fewer rows than a batch: asking again after
+    the last row found would scan the rest of the table a second time (bad rows early in a big table)."""
+    from tacn.pipelines.stores import sqlite
+
+    queries = []
+    query = sqlite._ColumnarReader.query
+    monkeypatch.setattr(sqlite._ColumnarReader, "query",
+                        lambda self, select, *args: queries.append(select) or query(self, select, *args))
+    with SQLiteStore(tmp_path / "s.db") as store:
+        docs = [{**quote(symbol="600000"), "_id": ObjectId(), "trade_date": "0"}]
+        docs += [quote(symbol="600000", day=f"2025-09-{d:02d}") for d in range(1, 29)]
+        store.upsert(docs, now=T0)
+        lines, decoded, _ = rendered_and_decoded(store)
+        assert len(lines) == len(decoded) == 1 and len(queries) == 1
+        queries.clear()
+        monkeypatch.setattr(SQLiteStore, "iter_invalid_trade_date_lines",
+                            lambda self, flt=None, *, batch_size=1, _lines=SQLiteStore.iter_invalid_trade_date_lines:
+                            _lines(self, flt, batch_size=batch_size))
+        store.upsert([{**quote(symbol="000001"), "trade_date": "1"}], now=T0)
+        lines, decoded, _ = rendered_and_decoded(store)  # two rows in batches of one: three queries
+        assert len(lines) == len(decoded) == 2 and len(queries) == 3

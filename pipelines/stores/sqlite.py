@@ -733,12 +733,17 @@ class SQLiteStore:
                 table = columnar.query(_render_sql_raw(), where, params, last, batch_size)
                 if table.num_rows == 0:
                     return
+                # fewer rows than asked: the scan reached the end of the table, and asking again
+                # after the last row found would scan the rest of the table a second time
+                exhausted = table.num_rows < batch_size
                 if not _raw_types_hold(table):  # the driver converted a column: the same rows, split by type
                     upto = table.column("rid")[-1].as_py()
                     table = columnar.query(_render_sql(), where + (" AND " if where else " WHERE ") + f"rid <= {upto}",
                                            params, last, batch_size)
                 last = table.column("rid")[-1].as_py()
                 yield _render_batch(table, self._decoded_rows)
+                if exhausted:
+                    return
         finally:
             columnar.close()
 
@@ -769,7 +774,7 @@ class SQLiteStore:
         try:
             last = 0
             while True:
-                rid_bounds, frame = columnar.chunk(where, params, last, chunk_size)
+                rid_bounds, frame, read = columnar.chunk(where, params, last, chunk_size)
                 if rid_bounds is None:
                     return
                 if frame is None:  # odd values in this chunk: the exact decoder for the same rows
@@ -777,8 +782,11 @@ class SQLiteStore:
                     if not rows:
                         return
                     frame, rid_bounds = _frame_from_rows(rows), (rid_bounds[0], rows[-1][0])
+                    read = len(rows) if read is None else read  # refused: the decoder's read was the chunk's
                 last = rid_bounds[1]
                 yield frame
+                if read < chunk_size:  # the scan reached the end: another query would scan the rest again
+                    return
         finally:
             columnar.close()
 
@@ -1028,23 +1036,23 @@ class _ColumnarReader:
             statement.close()
 
     def chunk(self, where: str, params: dict, after: int, size: int):
-        """((after, last rid), frame) of the next ``size`` rows; frame None when the chunk needs the exact
-        decoder; (None, None) at the end."""
+        """((after, last rid), frame, rows read) of the next ``size`` rows; frame None when the chunk needs
+        the exact decoder; rows read None when the driver refused the chunk; (None, None, 0) at the end."""
         import pyarrow as pa
 
         try:
             table = self.query(_columnar_select(), where, params, after, size)
         except Exception:  # noqa: BLE001 - the driver refused the chunk's types: the decoder reads it
-            return (after, None), None
+            return (after, None), None, None
         if table.num_rows == 0:
-            return None, None
+            return None, None, 0
         bounds = (after, table.column("rid")[-1].as_py())
         numeric = (pa.float64(), pa.int64(), pa.null())
         if any(table.column("odd").to_pylist()) or any(
             table.column(name).type not in numeric for name in _COLUMNS if _KIND[name] in ("float", "int")
         ):
-            return bounds, None
-        return bounds, _frame_from_arrow(table)
+            return bounds, None, table.num_rows
+        return bounds, _frame_from_arrow(table), table.num_rows
 
     def close(self) -> None:
         self._connection.close()
