@@ -88,3 +88,19 @@ def test_the_columnar_path_is_taken_for_clean_chunks(sqlite_store, monkeypatch):
     monkeypatch.setattr(sqlite, "_frame_from_rows", lambda rows: calls.append(len(rows)) or real(rows))
     frames = list(sqlite_store.iter_frames(chunk_size=100))
     assert calls == [] and len(frames) == 1
+
+
+def test_a_read_that_ends_inside_a_chunk_makes_no_further_query(sqlite_store, monkeypatch):
+    """A chunk with fewer rows than asked ends the read: another query after its last row would scan the
+    rest of the table again for nothing (a filter matching rows early in a big table)."""
+    from tacn.pipelines.stores import sqlite
+
+    queries = []
+    query = sqlite._ColumnarReader.query
+    monkeypatch.setattr(sqlite._ColumnarReader, "query",
+                        lambda self, select, *args: queries.append(select) or query(self, select, *args))
+    sqlite_store.upsert(clean_docs(), now=STAMP)
+    flt = RecordFilter(symbols=("600000",))
+    frames = list(sqlite_store.iter_frames(flt, chunk_size=3))
+    assert sum(len(f) for f in frames) == sqlite_store.count(flt) == 4 and len(queries) == 2  # 3 + 1 rows
+    assert_same(sqlite_store, flt, chunk_size=3)

@@ -183,8 +183,8 @@ def write_backup(
     """Write every document to a new backup in ``directory`` and return it (state complete).
 
     ``on_document(doc)`` is called for each document as it is written (summaries).
-    ``rendered``: ``docs`` are already backup lines (bytes ending in a newline, e.g. rendered by
-    the store in C), written as they are.
+    ``rendered``: ``docs`` are already backup lines, each item one or more whole lines (bytes, each
+    line ending in a newline, e.g. rendered by the store in C), written as they are.
     """
     directory = prepare_directory(directory)
     name = f"{label}-{utc_stamp()}-{secrets.token_hex(3)}"
@@ -196,24 +196,33 @@ def write_backup(
     try:
         with open(tmp_path, "wb") as fh:
             pending: list[bytes] = []
+            pending_lines = 0
+            paused = False
             for doc in docs:
-                line = doc if rendered else encode_line(doc)
-                pending.append(line)
-                count += 1
-                if on_document is not None:
-                    on_document(doc)
-                if len(pending) >= 1000:
-                    chunk = b"".join(pending)
+                if rendered:  # one or more whole lines (no newline inside a line: JSON escapes it)
+                    pending.append(doc)
+                    pending_lines += doc.count(b"\n")
+                else:
+                    pending.append(encode_line(doc))
+                    pending_lines += 1
+                    if on_document is not None:
+                        on_document(doc)
+                if pending_lines >= 1000:
+                    chunk = b"".join(pending) if len(pending) > 1 else pending[0]
                     digest.update(chunk)
                     fh.write(chunk)
                     size += len(chunk)
+                    count += pending_lines
                     pending.clear()
-                    if count == 1000:
+                    pending_lines = 0
+                    if not paused:
+                        paused = True
                         pause_point("backup-writing")
             chunk = b"".join(pending)
             digest.update(chunk)
             fh.write(chunk)
             size += len(chunk)
+            count += pending_lines
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp_path, data_path)

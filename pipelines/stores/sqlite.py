@@ -733,12 +733,17 @@ class SQLiteStore:
                 table = columnar.query(_render_sql_raw(), where, params, last, batch_size)
                 if table.num_rows == 0:
                     return
+                # fewer rows than asked: the scan reached the end of the table, and asking again
+                # after the last row found would scan the rest of the table a second time
+                exhausted = table.num_rows < batch_size
                 if not _raw_types_hold(table):  # the driver converted a column: the same rows, split by type
                     upto = table.column("rid")[-1].as_py()
                     table = columnar.query(_render_sql(), where + (" AND " if where else " WHERE ") + f"rid <= {upto}",
                                            params, last, batch_size)
                 last = table.column("rid")[-1].as_py()
                 yield _render_batch(table, self._decoded_rows)
+                if exhausted:
+                    return
         finally:
             columnar.close()
 
@@ -769,7 +774,7 @@ class SQLiteStore:
         try:
             last = 0
             while True:
-                rid_bounds, frame = columnar.chunk(where, params, last, chunk_size)
+                rid_bounds, frame, read = columnar.chunk(where, params, last, chunk_size)
                 if rid_bounds is None:
                     return
                 if frame is None:  # odd values in this chunk: the exact decoder for the same rows
@@ -777,8 +782,11 @@ class SQLiteStore:
                     if not rows:
                         return
                     frame, rid_bounds = _frame_from_rows(rows), (rid_bounds[0], rows[-1][0])
+                    read = len(rows) if read is None else read  # refused: the decoder's read was the chunk's
                 last = rid_bounds[1]
                 yield frame
+                if read < chunk_size:  # the scan reached the end: another query would scan the rest again
+                    return
         finally:
             columnar.close()
 
@@ -1028,23 +1036,23 @@ class _ColumnarReader:
             statement.close()
 
     def chunk(self, where: str, params: dict, after: int, size: int):
-        """((after, last rid), frame) of the next ``size`` rows; frame None when the chunk needs the exact
-        decoder; (None, None) at the end."""
+        """((after, last rid), frame, rows read) of the next ``size`` rows; frame None when the chunk needs
+        the exact decoder; rows read None when the driver refused the chunk; (None, None, 0) at the end."""
         import pyarrow as pa
 
         try:
             table = self.query(_columnar_select(), where, params, after, size)
         except Exception:  # noqa: BLE001 - the driver refused the chunk's types: the decoder reads it
-            return (after, None), None
+            return (after, None), None, None
         if table.num_rows == 0:
-            return None, None
+            return None, None, 0
         bounds = (after, table.column("rid")[-1].as_py())
         numeric = (pa.float64(), pa.int64(), pa.null())
         if any(table.column("odd").to_pylist()) or any(
             table.column(name).type not in numeric for name in _COLUMNS if _KIND[name] in ("float", "int")
         ):
-            return bounds, None
-        return bounds, _frame_from_arrow(table)
+            return bounds, None, table.num_rows
+        return bounds, _frame_from_arrow(table), table.num_rows
 
     def close(self) -> None:
         self._connection.close()
@@ -1093,21 +1101,30 @@ def _frame_from_arrow(table):
 class RenderedBatch:
     """Backup lines of a batch of records (in rid order), and what clean's summary needs of them.
 
-    ``groups``: of the records rendered in C, ([(symbol, data_source, period, SQLite type of
-    trade_date, its text, count)], [(symbol, data_source, period, first stamp, last stamp)]);
+    ``data``: the lines, one bytes object (``count`` newline-terminated lines: JSON escapes every
+    newline inside a value);
+    ``summary``: an Arrow table of the records rendered in C, one row each: symbol, data_source, period
+    (text or null), td_type (trade_date's SQLite type: text, integer or null), td (its text) and stamp
+    (updated_at, else created_at, as stored), for a columnar summary;
     ``decoded``: (rid, document) of the others, decoded and encoded one by one;
     ``firsts``: (rid, sample document) of the first few records rendered in C;
-    ``keys``: (rid, stored ``_id`` text) of every line, in line order (for :meth:`SQLiteStore.delete_rows`).
+    ``rids``, ``ids``: the rid and the stored ``_id`` text of every line, in line order (the keys of
+    :meth:`SQLiteStore.delete_rows`), as two lists rather than a tuple per record.
     """
 
-    lines: list[bytes]
-    groups: tuple[list[tuple], list[tuple]]
+    data: bytes
+    count: int
+    summary: Any
     decoded: list[tuple[int, dict]]
     firsts: list[tuple[int, dict]]
-    keys: list[tuple[int, str]]
+    rids: list[int]
+    ids: list[str]
+
+    @property
+    def lines(self) -> list[bytes]:
+        return self.data.splitlines(keepends=True)
 
 
-_MAX_DOUBLE = "1.7976931348623157e308"
 _TEXT_KEYS = ("symbol", "data_source", "period")  # summary keys: text or null on the C path
 _SAMPLED = 10  # first records of a batch kept for samples (clean shows 10)
 
@@ -1128,9 +1145,6 @@ def _render_sql() -> str:
         for sqlite_type in kinds:
             parts.append(f"CASE WHEN typeof({c}) = '{sqlite_type}' THEN {c} END AS \"{name}__{sqlite_type[0]}\"")
         odd.append(f"typeof({c}) NOT IN ({', '.join(repr(t) for t in kinds)}, 'null')")
-        if "real" in kinds:
-            # comparisons, not abs(): abs() of the smallest integer overflows
-            odd.append(f"(typeof({c}) = 'real' AND ({c} > {_MAX_DOUBLE} OR {c} < -{_MAX_DOUBLE}))")
     parts.append("typeof(trade_date) AS td_type")
     parts.append(f"({' OR '.join(odd)}) AS odd")
     return f"SELECT {', '.join(parts)} FROM {TABLE}"
@@ -1149,34 +1163,21 @@ def _text_scalar(text: str):
     return array[0]
 
 
-def _summary_groups(table, odd: list[bool], td_text, stamp) -> tuple[list[tuple], list[tuple]]:
-    """Of the batch's records rendered in C, counted over tuples of plain values (no dict per record):
-    ([(symbol, data_source, period, trade_date's SQLite type, its text, count)],
-     [(symbol, data_source, period, first stamp, last stamp)])."""
-    from collections import Counter
-
-    keys = [_as_strings(table, name).to_pylist() for name in ("symbol__t", "data_source__t", "period__t")]
-    types, texts, stamps = table.column("td_type").to_pylist(), td_text.to_pylist(), stamp.to_pylist()
-    plain = [not flag for flag in odd]
-    tallies = Counter(row for row, keep in zip(zip(*keys, types, texts, strict=True), plain, strict=True) if keep)
-    stamped = Counter(row for row, keep in zip(zip(*keys, stamps, strict=True), plain, strict=True)
-                      if keep and row[3] is not None)  # a batch holds few distinct stamps per pair
-    spans: dict[tuple, list] = {}
-    for (*pair, when), _ in stamped.items():
-        span = spans.setdefault(tuple(pair), [when, when])
-        span[0], span[1] = min(span[0], when), max(span[1], when)
-    return ([(*key, count) for key, count in tallies.items()],
-            [(*pair, first, last) for pair, (first, last) in spans.items()])
-
-
-def _arrow_double_text(values):
-    """Doubles as JSON numbers that read back as the same double (and as a float: ``5`` → ``5.0``)."""
+def _arrow_double_pieces(values):
+    """Doubles as JSON numbers that read back as the same double: (Arrow's shortest text, the suffix that
+    keeps an integral one a float: ``".0"`` after ``5``, else ``""``), two arrays for the line's join."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     text = pc.cast(values.cast(pa.float64()), pa.string())
-    integral = pc.invert(pc.match_substring_regex(text, pattern="[.eE]"))
-    return pc.if_else(integral, pc.binary_join_element_wise(text, _text_scalar(".0"), _text_scalar("")), text)
+    # plain substring scans, not a regex: Arrow writes "." and a lowercase "e" (never inf/nan here: odd)
+    integral = pc.invert(pc.or_(pc.match_substring(text, "."), pc.match_substring(text, "e")))
+    return text, pc.if_else(integral, _text_scalar(".0"), _text_scalar(""))
+
+
+def _arrow_double_text(values):
+    """Doubles as JSON numbers that read back as the same double (and as a float: ``5`` → ``5.0``)."""
+    return _join(*_arrow_double_pieces(values))
 
 
 @lru_cache(maxsize=1)
@@ -1196,7 +1197,6 @@ def _render_sql_raw() -> str:
         elif kind == "float":
             parts.append(f'{c} AS "{name}__r"')
             odd.append(f"typeof({c}) NOT IN ('real', 'null')")
-            odd.append(f"(typeof({c}) = 'real' AND ({c} > {_MAX_DOUBLE} OR {c} < -{_MAX_DOUBLE}))")  # never NULL
         else:
             parts.append(f'{c} AS "{name}__i"')
             odd.append(f"typeof({c}) NOT IN ('integer', 'null')")
@@ -1268,60 +1268,100 @@ def _datetime_json(text):
                          _text_scalar('"}'))))
 
 
-def _render_batch(table, decode_rows) -> RenderedBatch:
+def _by_distinct_value(text, render):
+    """``render`` applied to the distinct values of ``text`` only, then spread back over the rows: a batch
+    holds few distinct timestamps (one sync run writes one), so this skips most of the string work."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    encoded = pc.dictionary_encode(text)  # nulls stay null in the indices, so in the result
+    return pc.take(render(encoded.dictionary), encoded.indices)
+
+
+def _lines_data(lines) -> bytes:
+    """The joined lines of an Arrow string array as one bytes object (no Python object per line)."""
     import numpy as np
+    import pyarrow as pa
+
+    joined = pa.concat_arrays(lines.chunks) if isinstance(lines, pa.ChunkedArray) else lines
+    if joined.type not in (pa.string(), pa.large_string()):
+        joined = joined.cast(pa.large_string())
+    _, offset_buffer, data_buffer = joined.buffers()
+    width = np.int32 if joined.type == pa.string() else np.int64
+    offsets = np.frombuffer(offset_buffer, dtype=width)[joined.offset: joined.offset + len(joined) + 1]
+    start, stop = int(offsets[0]), int(offsets[-1])
+    return data_buffer.slice(start, stop - start).to_pybytes()  # one copy, of the lines only
+
+
+def _render_batch(table, decode_rows) -> RenderedBatch:
     import pyarrow as pa
     import pyarrow.compute as pc
 
     rows = table.num_rows
     ids = table.column("_id").cast(pa.string())
     odd = pc.or_(pc.cast(table.column("odd"), pa.bool_()), pc.invert(pc.match_substring_regex(ids, pattern=_OID_RE)))
-    pieces = [_text_scalar('{"_id":{"$oid":"'), ids, _text_scalar('"}')]
+    pieces: list = ['{"_id":{"$oid":"', ids, '"}']  # constant text as str, merged into scalars below
     for name in _COLUMNS:
         kind = _KIND[name]
+        key = f',"{name}":'
+        text = _as_strings(table, f"{name}__t") if f"{name}__t" in table.column_names else None
+        has_text = text is not None and text.null_count < rows
+        doubles = table.column(f"{name}__r") if f"{name}__r" in table.column_names else None
+        typed = [(c, table.column(c)) for c in (f"{name}__i", f"{name}__r")
+                 if c in table.column_names and table.column(c).null_count < rows]
+        if doubles is not None and doubles.type == pa.float64():  # ±Infinity: $numberDouble, by the encoder
+            odd = pc.or_kleene(odd, _null_as_false(pc.invert(pc.is_finite(doubles))))
+        if has_text and kind == "datetime":
+            shaped = _by_distinct_value(text, lambda v: pc.match_substring_regex(v, pattern=_STORED_DATETIME_RE))
+            odd = pc.or_kleene(odd, pc.invert(_null_as_true(shaped)))
+        elif has_text:
+            odd = pc.or_kleene(odd, _null_as_false(pc.match_substring_regex(text, pattern=_ESCAPED_RE)))
+            if text.null_count == 0 and name in _ALWAYS:  # the common case: the quotes join the constant text
+                pieces += [key + '"', text, '"']
+                continue
+        elif name in _ALWAYS and doubles is not None and doubles.null_count == 0:  # every value a double
+            pieces += [key, *_arrow_double_pieces(doubles)]
+            continue
         value = pa.nulls(rows, pa.string())
-        if f"{name}__t" in table.column_names:
-            text = _as_strings(table, f"{name}__t")
-            if text.null_count < rows:
-                if kind == "datetime":
-                    odd = pc.or_kleene(odd, pc.invert(_null_as_true(
-                        pc.match_substring_regex(text, pattern=_STORED_DATETIME_RE))))
-                    value = _datetime_json(text)
-                else:
-                    odd = pc.or_kleene(odd, _null_as_false(pc.match_substring_regex(text, pattern=_ESCAPED_RE)))
-                    value = _join(_text_scalar('"'), text, _text_scalar('"'))
-        for column, render in ((f"{name}__i", lambda v: pc.cast(v, pa.string())), (f"{name}__r", _arrow_double_text)):
-            if column in table.column_names and table.column(column).null_count < rows:
-                value = pc.coalesce(value, render(table.column(column)))
-        key = _text_scalar(f',"{name}":')
+        if has_text:
+            value = _by_distinct_value(text, _datetime_json) if kind == "datetime" else \
+                _join(_text_scalar('"'), text, _text_scalar('"'))
+        for column_name, column in typed:
+            value = pc.coalesce(value, pc.cast(column, pa.string()) if column_name.endswith("__i")
+                                else _arrow_double_text(column))
         if name in _ALWAYS:
             pieces += [key, pc.fill_null(value, _text_scalar("null"))]
         else:  # an optional field is written only when present
-            pieces.append(pc.fill_null(_join(key, value), _text_scalar("")))
-    pieces.append(_text_scalar("}\n"))
-    lines = _join(*pieces)
-    odd = _null_as_true(odd).to_pylist()
+            pieces.append(pc.fill_null(_join(_text_scalar(key), value), _text_scalar("")))
+    pieces.append("}\n")
+    merged: list = []
+    for piece in pieces:  # adjacent constant text as one scalar: fewer pieces for the join to walk
+        if isinstance(piece, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += piece
+        else:
+            merged.append(piece)
+    lines = _join(*(_text_scalar(p) if isinstance(p, str) else p for p in merged))
+    odd_mask = _null_as_true(odd)
+    odd = odd_mask.to_pylist()
     rids = table.column("rid").to_pylist()
-    keys = list(zip(rids, ids.to_pylist(), strict=True))
     trade_dates = _as_strings(table, "trade_date__t")
     if "trade_date__i" in table.column_names:
         trade_dates = pc.coalesce(trade_dates, pc.cast(table.column("trade_date__i"), pa.string()))
     stamps = pc.coalesce(_as_strings(table, "updated_at__t"), _as_strings(table, "created_at__t"))
-    groups = _summary_groups(table, odd, trade_dates, stamps)  # (tallies, stamp spans)
+    texts = {name: _as_strings(table, f"{name}__t") for name in _TEXT_KEYS}
+    summary = pa.table({**texts, "td_type": table.column("td_type").cast(pa.string()), "td": trade_dates,
+                        "stamp": stamps}).filter(pc.invert(odd_mask))
     firsts = []
     for position in [i for i, flag in enumerate(odd) if not flag][:_SAMPLED]:
         sample = {"_id": ids[position].as_py(), "trade_date": stored_trade_date(
             table.column("td_type")[position].as_py(), trade_dates[position].as_py())}
         for name in _TEXT_KEYS:
-            sample[name] = _as_strings(table, f"{name}__t")[position].as_py()
+            sample[name] = texts[name][position].as_py()
         firsts.append((rids[position], sample))
     if not any(odd):
-        joined = pa.concat_arrays(lines.chunks) if isinstance(lines, pa.ChunkedArray) else lines
-        joined = joined.cast(pa.large_string())
-        _, offset_buffer, data_buffer = joined.buffers()
-        offsets = np.frombuffer(offset_buffer, dtype=np.int64)[joined.offset: joined.offset + len(joined) + 1]
-        out = data_buffer.to_pybytes()[offsets[0]: offsets[-1]].splitlines(keepends=True)
-        return RenderedBatch(out, groups, [], firsts, keys)
+        return RenderedBatch(_lines_data(lines), rows, summary, [], firsts, rids, ids.to_pylist())
     from tacn.pipelines.extjson import encode_document
 
     odd_positions = [i for i, flag in enumerate(odd) if flag]
@@ -1332,7 +1372,7 @@ def _render_batch(table, decode_rows) -> RenderedBatch:
         doc = docs[rids[position]]
         out[position] = (encode_document(doc) + "\n").encode("utf-8")
         decoded.append((rids[position], doc))
-    return RenderedBatch(out, groups, decoded, firsts, keys)
+    return RenderedBatch(b"".join(out), rows, summary, decoded, firsts, rids, ids.to_pylist())
 
 
 def stored_trade_date(kind: str, text: str | None):
