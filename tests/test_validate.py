@@ -452,7 +452,7 @@ def test_unknown_rule_in_the_library_is_a_usage_error(tmp_path):
         validate_file(write_file(tmp_path / "x.csv", good_docs(1)), options(rules=("nope",)))
 
 
-# -- tacn schema and the README -------------------------------------------------------------------
+# -- tacn schema and docs/validate.md ------------------------------------------------------------
 
 
 def test_schema_json_lists_the_catalogue():
