@@ -12,10 +12,11 @@ stale.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def _walk() -> Iterator[CommandHelp]:
         ctx = command.context_class(command, info_name=path[-1], parent=parent, terminal_width=WIDTH,
                                     max_content_width=WIDTH, color=False, **settings)
         yield CommandHelp(path=path, summary=(command.get_short_help_str(limit=10_000) or "").strip(),
-                          help_text=(command.help or "").strip(), rendered=command.get_help(ctx).rstrip())
+                          help_text=(command.help or "").strip(), rendered=_rendered_help(command, ctx))
         if hasattr(command, "list_commands"):  # a group: its subcommands follow it
             for name in command.list_commands(ctx):
                 sub = command.get_command(ctx, name)
@@ -89,6 +90,16 @@ def _walk() -> Iterator[CommandHelp]:
                     yield from visit(sub, (*path, name), ctx)
 
     yield from visit(root, ("tacn",), None)
+
+
+def _rendered_help(command, ctx) -> str:
+    # Plain help (rich_markup_mode=None, tacn's choice for a fast start) comes back as a string;
+    # typer's rich help prints to the console instead, so capture that too (COLUMNS fixes its width).
+    captured = io.StringIO()
+    with redirect_stdout(captured):
+        text = command.get_help(ctx)
+    lines = [line.rstrip() for line in (text or captured.getvalue()).splitlines()]
+    return "\n".join(lines).strip("\n")
 
 
 def _anchor(name: str) -> str:
