@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 FERRETDB_DIR ?= $(HOME)/.cache/tacn/ferretdb
 FERRETDB_BIN := $(FERRETDB_DIR)/bin/ferretdb
 
-.PHONY: install test demo bench lint redis chromium ferretdb clean
+.PHONY: install test demo bench lint docs redis chromium ferretdb clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tacn needs Python 3.11+")'
@@ -53,6 +53,10 @@ bench: $(STAMP) $(FERRETDB_BIN)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# docs/cli.md is generated from the commands' help; tests/test_docs.py fails when it is stale.
+docs: $(STAMP)
+	$(BIN)/python scripts/gen_cli_docs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

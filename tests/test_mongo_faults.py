@@ -5,7 +5,7 @@ real process. The tests wait on conditions seen through a second connection (doc
 written or deleted), then freeze the server with SIGSTOP before killing it, so the command
 is always caught with work left to do. A SIGKILLed server is started again on the same
 data directory; a SIGSTOPped one must make every command give up with exit 3, the URL
-masked, within the limits README "MongoDB timeouts" documents.
+masked, within the limits docs/stores-and-mongodb.md "MongoDB timeouts" documents.
 """
 
 from __future__ import annotations

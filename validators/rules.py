@@ -180,7 +180,7 @@ def error_rule_names() -> tuple[str, ...]:
 
 
 def catalogue() -> list[dict]:
-    """The catalogue as plain dicts (``tacn schema --json``, the README table)."""
+    """The catalogue as plain dicts (``tacn schema --json``, the rule table in docs/validate.md)."""
     return [
         {"name": r.name, "severity": r.severity, "scope": r.scope, "opt_in": r.opt_in, "description": r.description}
         for r in RULES
@@ -188,7 +188,7 @@ def catalogue() -> list[dict]:
 
 
 def catalogue_markdown() -> str:
-    """The README's rule table, generated from :data:`RULES` (a test keeps README in step)."""
+    """The rule table of docs/validate.md, generated from :data:`RULES` (a test keeps the page in step)."""
     lines = ["| rule | severity | checks |", "|---|---|---|"]
     for r in RULES:
         lines.append(f"| `{r.name}` | {r.severity} | {r.description} |")

@@ -1,6 +1,6 @@
 """A local stand-in for TradingAgents-CN's WebSocket endpoints, for tests, `make demo` and benchmarks.
 
-It behaves like the application (see the README's watch section and the reference notes):
+It behaves like the application (see docs/watch.md and the reference notes):
 
 - ``WS /api/ws/notifications?token=JWT`` and ``WS /api/ws/tasks/{task_id}?token=JWT``;
 - the token is a JWT signed HS256 with the shared secret, ``exp`` checked; a bad, expired or
