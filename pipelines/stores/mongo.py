@@ -388,9 +388,10 @@ class MongoStore:
         """Whether clean deletes its selection in one guarded pass rather than in chunks of ``_id``s.
 
         Measured: FerretDB v1 (SQLite) reads and decodes every document of the collection for
-        every command whose filter is not exactly ``{_id: value}``, and removes even those rows
-        with a scan, so each chunk of ids costs a whole pass; one pass is the cheapest delete
-        there (the server says it is FerretDB in ``buildInfo``). On MongoDB a chunk of ids is
+        every command whose filter is not exactly ``{_id: value}``, and even a delete by one
+        ``_id`` cost as much as such a pass (a find by one ``_id`` did not), so each chunk of ids
+        costs a whole pass; one pass is the cheapest delete there (the server says it is
+        FerretDB in ``buildInfo``). On MongoDB a chunk of ids is
         index lookups, a cost that follows the selection, where a pass would examine every
         document in the backup's ``_id`` span: a small bad set in a big collection is cheaper by
         ids, so MongoDB (and mongomock, which stands in for it) keeps the chunks.
