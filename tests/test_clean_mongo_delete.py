@@ -25,19 +25,19 @@ from tacn.pipelines.recovery.restore import restore_backup
 from tacn.pipelines.stores.mongo import MongoStore
 from tacn.validators.records import utc_now
 from tests.clean_fixtures import quote, run_tacn_until
-from tests.conftest import fresh_database_name, make_mongomock_store
+from tests.conftest import MONGO_URI, fresh_database_name, make_mongomock_store
 
 BATCH = 3
 
 
-@pytest.fixture(params=["ferretdb", "mongomock-one-pass", "mongomock-by-id"])
+@pytest.fixture(params=["ferretdb", "mongomock-one-pass", "mongomock-by-id"] + (["mongodb"] if MONGO_URI else []))
 def quotes(request):
-    """An empty MongoDB store and whether clean is expected to use the one pass on it."""
-    if request.param == "ferretdb":
-        server = request.getfixturevalue("ferretdb")
-        opened = MongoStore.from_url(server.url, database=fresh_database_name())
-        opened.test_kind = "ferretdb"
-        assert opened.deletes_in_one_pass()  # told by the server's buildInfo
+    """An empty MongoDB store: FerretDB and MongoDB as they say they are, mongomock both ways."""
+    if request.param in ("ferretdb", "mongodb"):
+        url = request.getfixturevalue("ferretdb").url if request.param == "ferretdb" else MONGO_URI
+        opened = MongoStore.from_url(url, database=fresh_database_name())
+        opened.test_kind = request.param
+        assert opened.deletes_in_one_pass() == (request.param == "ferretdb")  # told by the server's buildInfo
         yield opened
         opened.client.drop_database(opened.database_name)
         opened.close()
