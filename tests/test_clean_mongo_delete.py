@@ -75,9 +75,12 @@ def test_one_pass_deletes_exactly_the_backed_up_set_and_the_rest_by_id(quotes, t
     quotes.collection.insert_many([*good, *old, *recent, *unstamped, text_id])
     before = everything(quotes)
 
-    result = clean_invalid_trade_date(quotes, apply=True, backup_dir=tmp_path, batch_size=BATCH)
+    reports = []
+    result = clean_invalid_trade_date(quotes, apply=True, backup_dir=tmp_path, batch_size=BATCH,
+                                      progress=lambda done, total, unit: reports.append((done, total)))
 
     backed_up = {d["_id"]: d for d in open_backup(result.manifest).documents()}
+    assert len(reports) == result.batches and reports[-1] == (len(backed_up), len(backed_up))
     assert set(backed_up) == {d["_id"] for d in [*old, *recent, *unstamped, text_id]}
     assert all(backed_up[i] == before[i] for i in backed_up)
     assert everything(quotes) == {d["_id"]: before[d["_id"]] for d in good}
