@@ -40,7 +40,8 @@ def test_clean_removes_exactly_the_invalid_and_restore_brings_the_store_back(sto
     valid_ids = {d["_id"] for d in store.iter_documents()} - {d["_id"] for d in store.iter_invalid_trade_date()}
     result = clean_invalid_trade_date(store, apply=True, backup_dir=tmp_path / "bk", batch_size=4)
     assert (result.selected, result.deleted) == (bad, bad)
-    assert result.batches == -(-bad // 4)
+    # FerretDB: every record here is stamped long before the clean, so one guarded pass takes them all
+    assert result.batches == (1 if getattr(store, "one_pass_deletes", False) else -(-bad // 4))
     assert {d["_id"] for d in store.iter_documents()} == valid_ids and store.count_invalid_trade_date() == 0
     manifest = json.loads(open(result.manifest).read())
     assert manifest["count"] == bad and manifest["state"] == "deleted"

@@ -273,6 +273,23 @@ def iter_backup_ids(backup: Backup, batch_size: int) -> Iterator[tuple[int, list
         yield lines, ids
 
 
+def iter_backup_stamps(backup: Backup) -> Iterator[tuple[Any, Any]]:
+    """(``_id``, ``updated_at`` or None when absent) of every line, in line order, from the backup file."""
+    stamps: dict[str, Any] = {}  # raw JSON -> value: a sync stamps whole batches alike
+    with open(backup.data_path, "rb") as fh:
+        for _, line in _text_lines(fh, backup.data_path):
+            if not line.strip():
+                continue
+            doc = json.loads(line)
+            raw = doc.get("updated_at")
+            if isinstance(raw, dict | list):
+                key = json.dumps(raw)  # key order kept: embedded documents compare in order
+                if key not in stamps:
+                    stamps[key] = decode_line(f'{{"v":{key}}}')["v"]
+                raw = stamps[key]
+            yield decode_id(doc["_id"]), raw
+
+
 def _text_lines(fh: BinaryIO, path: Path) -> Iterator[tuple[int, str]]:
     """(number, line) of a backup read as bytes: each line bounded, then decoded (UTF-8)."""
     for number, raw in iter_lines(fh, what=f"backup {path}", limit=MAX_LINE_BYTES, error=BackupDamaged):

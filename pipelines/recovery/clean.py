@@ -6,7 +6,9 @@ narrowed by a :class:`RecordFilter`. A dry run only summarises. Applying first
 writes every selected record to a backup (:mod:`tacn.pipelines.recovery.backup`), then deletes
 in batches, recording progress in its manifest after each batch: by ``_id`` read
 back from that backup, or, when the store rendered the lines itself (SQLite), by
-the (rowid, ``_id``) of the row each line came from.
+the (rowid, ``_id``) of the row each line came from. On MongoDB only records
+unchanged since the backup are deleted (:func:`delete_unchanged`), on FerretDB
+mostly in one guarded pass.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tacn.pipelines.errors import UsageError
+from tacn.pipelines.errors import StoreError, UsageError
 from tacn.pipelines.progress import ProgressReport
 from tacn.pipelines.recovery.backup import (
     STATE_DELETED,
@@ -29,6 +31,7 @@ from tacn.pipelines.recovery.backup import (
     BackupDamaged,
     encode_line,
     iter_backup_ids,
+    iter_backup_stamps,
     pause_point,
     write_backup,
 )
@@ -43,6 +46,13 @@ from tacn.validators.dates import (
 SAMPLE_SIZE = 10
 DEFAULT_BATCH_SIZE = 50_000  # measured: 10,000 cost 0.25 CPU s more per 82,631 deletes (commits)
 PREDICATE = "trade_date is not a valid ISO date (tacn.validators.dates: YYYY-MM-DD string, real, 1990-12-19..tomorrow)"
+# A document whose updated_at is later than this before the backup's read started may have been
+# written after it: MongoDB's one-pass delete leaves such documents to the id-by-id path, which
+# compares their updated_at with the backed-up one. The margin covers the application's delay
+# between stamping a record and its write landing (its bulk writes retry with 3+9+27+81 s of
+# backoff plus five attempts' timeouts, all after the stamp), writes still in flight, and
+# clock differences between the hosts that write.
+STAMP_MARGIN = timedelta(hours=1)
 
 
 @dataclass
@@ -398,6 +408,9 @@ def clean_invalid_trade_date(
 
     # The sync lock: no tacn sync rewrites a record between its backup and its delete.
     with nullcontext() if lock is not None else store_lock(store, "sync", f"tacn {label} --yes"):
+        from tacn.validators.records import utc_now
+
+        read_started = utc_now()  # every later write is stamped after read_started - STAMP_MARGIN
         pause_point("before-backup")
         keys = RowKeys()
         rendered = _rendered_lines(store, flt, summary, keys)
@@ -416,7 +429,11 @@ def clean_invalid_trade_date(
             on_backup(backup)
         if backup.count:
             row_keys = keys if rendered is not None and keys.usable else None
-            result.deleted, result.batches = delete_backed_up(store, backup, batch_size, row_keys, progress)
+            if row_keys is None and hasattr(store, "delete_unchanged_by_ids"):
+                result.deleted, result.batches = delete_unchanged(store, backup, batch_size, flt, read_started,
+                                                                  progress)
+            else:
+                result.deleted, result.batches = delete_backed_up(store, backup, batch_size, row_keys, progress)
         else:
             backup.manifest["state"] = STATE_DELETED
             backup.save_manifest()
@@ -448,6 +465,72 @@ def delete_backed_up(store: QuoteStore, backup: Backup, batch_size: int, row_key
         pause_point("progress-recorded")
         if report is not None:  # the lines deleted so far of the backup's count
             report(lines_done, backup.count, "records")
+    backup.manifest["state"] = STATE_DELETED
+    backup.save_manifest()
+    return progress["records"], progress["batches"]
+
+
+def delete_unchanged(store, backup: Backup, batch_size: int, flt: RecordFilter, read_started: datetime,
+                     report: ProgressReport | None = None) -> tuple[int, int]:
+    """MongoDB: delete the backed-up records that did not change since the backup was read, and
+    nothing else; the manifest records progress after each command.
+
+    Every writer of the collection stamps ``updated_at`` (tacn, and the application's upserts),
+    so a record stamped before ``read_started - STAMP_MARGIN`` is as the backup holds it. Where
+    a command costs a pass over the whole collection (FerretDB: ``store.deletes_in_one_pass``),
+    those records go in ONE command: the same invalid-date selection, limited to ObjectIds within
+    the backup's span and stamps before that instant; whatever it deletes is in the backup,
+    because a record that matches it now matched, unchanged, when the backup was read. The
+    others (no or a recent ``updated_at``, other ``_id`` types), and on MongoDB all, are deleted
+    by ``_id`` in ``batch_size`` batches, each only while its ``updated_at`` is the backed-up one.
+    A record changed since the backup stays in the store, counted in the manifest's
+    ``left_in_store`` (``tacn restore`` then reports it as a conflict rather than overwrite it).
+    """
+    stamped_before = read_started - STAMP_MARGIN
+    one_pass: list[Any] = []  # ObjectIds of the lines the one pass covers
+    by_id: list[tuple[Any, Any]] = []  # (_id, backed-up updated_at) of the others, in line order
+    if store.deletes_in_one_pass():
+        from bson import ObjectId
+
+        for _id, stamp in iter_backup_stamps(backup):
+            if isinstance(_id, ObjectId) and isinstance(stamp, datetime) and stamp < stamped_before:
+                one_pass.append(_id)
+            else:
+                by_id.append((_id, stamp))
+    else:
+        by_id = list(iter_backup_stamps(backup))
+    if len(one_pass) + len(by_id) != backup.count:
+        raise BackupDamaged(f"backup {backup.data_path} holds {len(one_pass) + len(by_id):,} records but its "
+                            f"manifest says {backup.count:,}; nothing deleted")
+    progress = backup.manifest["deleted"]
+    backup.manifest["state"] = STATE_DELETING
+    backup.save_manifest()
+
+    def record(deleted: int, lines: int) -> None:
+        pause_point("batch-deleted")
+        progress["records"] += deleted
+        progress["batches"] += 1
+        progress["lines_done"] += lines
+        backup.save_manifest()
+        pause_point("progress-recorded")
+        if report is not None:  # the lines accounted for so far of the backup's count
+            report(progress["lines_done"], backup.count, "records")
+
+    if one_pass:
+        deleted = store.delete_unchanged_selection(flt, first_id=min(one_pass), last_id=max(one_pass),
+                                                   stamped_before=stamped_before)
+        record(deleted, len(one_pass))
+        if deleted > len(one_pass):  # only a writer that inserts old stamps with old ids could cause it
+            raise StoreError(f"the one-pass delete removed {deleted:,} records where the backup {backup.data_path} "
+                             f"holds {len(one_pass):,} it covers: a writer that does not stamp updated_at ran "
+                             "during the clean; records outside the backup may be lost")
+    for start in range(0, len(by_id), batch_size):
+        chunk = by_id[start : start + batch_size]
+        record(store.delete_unchanged_by_ids(chunk), len(chunk))
+    left = backup.count - progress["records"]
+    if left:
+        backup.manifest["left_in_store"] = {
+            "records": left, "why": "changed since the backup (updated_at or trade_date) or deleted meanwhile"}
     backup.manifest["state"] = STATE_DELETED
     backup.save_manifest()
     return progress["records"], progress["batches"]
