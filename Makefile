@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 FERRETDB_DIR ?= $(HOME)/.cache/tacn/ferretdb
 FERRETDB_BIN := $(FERRETDB_DIR)/bin/ferretdb
 
-.PHONY: install test demo bench lint docs redis chromium ferretdb clean
+.PHONY: install test test-sdist demo bench lint docs redis chromium ferretdb clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tacn needs Python 3.11+")'
@@ -45,6 +45,11 @@ ferretdb: $(FERRETDB_BIN)
 
 test: $(STAMP) redis chromium $(FERRETDB_BIN)
 	TACN_FERRETDB_BIN="$(FERRETDB_BIN)" TACN_TEST_REQUIRE_SERVERS=1 $(BIN)/python -m pytest -q
+
+# The whole suite from an unpacked sdist, installed in a fresh venv (a user's plain pytest: tests whose
+# server or browser is missing skip with the reason). Not part of `make test`; see scripts/test-sdist.sh.
+test-sdist: $(STAMP)
+	bash scripts/test-sdist.sh "$(CURDIR)/$(BIN)/python"
 
 demo: $(STAMP)
 	FERRETDB_BIN="$(FERRETDB_BIN)" PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
