@@ -8,6 +8,8 @@ into a fresh venv of its own.
   focused part of its own suite passes from the unpacked folder (``make test-sdist`` runs all of it);
 - a feature whose extra is not installed says which one in one line and exits 3.
 
+The tests that build or install are marked ``slow`` (they still run in ``make test``).
+
 The venvs are made ``--without-pip`` and filled by this interpreter's pip (``pip --python``, as
 pipx does), with ``--no-compile``: pip's cache makes the installs quick, compiling would double them.
 """
@@ -27,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
@@ -137,6 +137,7 @@ def shipped_examples(venv: Venv) -> dict[str, Path]:
 # -- the artifacts -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_wheel_installs_nothing_outside_the_tacn_namespace(artifacts):
     with zipfile.ZipFile(artifacts.wheel) as wheel:
         record = wheel.read(f"{DIST_INFO}/RECORD").decode()
@@ -160,6 +161,7 @@ def test_wheel_installs_nothing_outside_the_tacn_namespace(artifacts):
     assert 'Requires-Dist: websockets>=13; extra == "dev"' in metadata
 
 
+@pytest.mark.slow
 def test_sdist_holds_tests_fixtures_examples_license_scripts_and_docs(artifacts):
     with tarfile.open(artifacts.sdist) as tar:
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
@@ -178,11 +180,13 @@ def test_sdist_holds_tests_fixtures_examples_license_scripts_and_docs(artifacts)
 # -- installed from the wheel or the sdist ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_version_comes_from_pyproject(installed):
     proc = installed.run(installed.tacn, "--version")
     assert (proc.returncode, proc.stdout.strip()) == (0, f"tacn {VERSION}")
 
 
+@pytest.mark.slow
 def test_demo_seeds_its_store_and_names_the_shipped_examples(installed):
     proc = installed.run(installed.tacn, "demo")
     assert proc.returncode == 0, proc.stderr
@@ -203,6 +207,7 @@ def validate_shipped_sample(venv: Venv) -> dict:
     return report
 
 
+@pytest.mark.slow
 def test_validate_on_a_shipped_example(installed):
     validate_shipped_sample(installed)
     proc = installed.run(installed.tacn, "config-check", "--offline", "--env-file",
@@ -210,6 +215,7 @@ def test_validate_on_a_shipped_example(installed):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_pypi_validators_installs_beside_tacn_and_uninstalls_without_harm(wheel_venv):
     venv = wheel_venv
     venv.pip("install", "--quiet", "--no-compile", PYPI_VALIDATORS)
@@ -227,6 +233,7 @@ def test_pypi_validators_installs_beside_tacn_and_uninstalls_without_harm(wheel_
     validate_shipped_sample(venv)
 
 
+@pytest.mark.slow
 def test_dev_server_without_its_extra_names_it_in_one_line(wheel_venv):
     venv = wheel_venv
     assert venv.run(venv.python, "-c", "import websockets").returncode == 1  # the wheel alone lacks it
@@ -239,6 +246,7 @@ def test_dev_server_without_its_extra_names_it_in_one_line(wheel_venv):
         "pip install 'tacn[dev]'"]
 
 
+@pytest.mark.slow
 def test_sdist_runs_its_own_tests(sdist_venv, unpacked_sdist):
     """A focused part of the suite (conftest, fixture modules, examples and README all needed) from the
     unpacked sdist; `make test-sdist` runs the whole of it."""
