@@ -25,6 +25,8 @@ import sys
 import tarfile
 import tomllib
 import zipfile
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,29 +100,42 @@ def artifacts(tmp_path_factory) -> Artifacts:
     return Artifacts(out / f"tacn-{VERSION}.tar.gz", out / f"tacn-{VERSION}-py3-none-any.whl")
 
 
+@dataclass(frozen=True)
+class SdistRun:
+    venv: Venv
+    tests: subprocess.CompletedProcess  # SDIST_SUBSET, run from the unpacked sdist
+
+
+def install_and_test_sdist(sdist: Path, root: Path, unpacked: Path) -> SdistRun:
+    """A fresh venv with tacn built from the sdist and its test extra, then the sdist's own tests run
+    from its unpacked folder in that venv."""
+    venv = make_venv(root, f"{sdist}[test]")
+    with tarfile.open(sdist) as tar:
+        tar.extractall(unpacked, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))  # 3.11.4+
+    tests = venv.run(venv.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SDIST_SUBSET,
+                     cwd=unpacked / f"tacn-{VERSION}", timeout=INSTALL_TIMEOUT_S)
+    return SdistRun(venv, tests)
+
+
 @pytest.fixture(scope="session")
-def wheel_venv(artifacts, tmp_path_factory) -> Venv:
-    """A fresh venv with the wheel and its runtime dependencies only (no extra)."""
+def sdist_job(artifacts, tmp_path_factory) -> Iterator[Future[SdistRun]]:
+    """install_and_test_sdist in a thread: it overlaps with the wheel's install and tests (mostly one
+    process waiting for another), which keeps this module's share of `make test` down."""
+    root, unpacked = tmp_path_factory.mktemp("sdist") / "venv", tmp_path_factory.mktemp("unpacked")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdist") as pool:
+        yield pool.submit(install_and_test_sdist, artifacts.sdist, root, unpacked)
+
+
+@pytest.fixture(scope="session")
+def wheel_venv(artifacts, sdist_job, tmp_path_factory) -> Venv:
+    """A fresh venv with the wheel and its runtime dependencies only (no extra). The sdist's install
+    starts first, in the background."""
     return make_venv(tmp_path_factory.mktemp("wheel") / "venv", str(artifacts.wheel))
 
 
 @pytest.fixture(scope="session")
-def sdist_venv(artifacts, tmp_path_factory) -> Venv:
-    """A fresh venv with tacn built from the sdist, and its test extra."""
-    return make_venv(tmp_path_factory.mktemp("sdist") / "venv", f"{artifacts.sdist}[test]")
-
-
-@pytest.fixture(scope="session")
-def unpacked_sdist(artifacts, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("unpacked")
-    with tarfile.open(artifacts.sdist) as tar:
-        tar.extractall(out, filter="data")
-    return out / f"tacn-{VERSION}"
-
-
-@pytest.fixture(params=["wheel", "sdist"])
-def installed(request) -> Venv:
-    return request.getfixturevalue(f"{request.param}_venv")
+def sdist_venv(sdist_job) -> Venv:
+    return sdist_job.result(timeout=2 * INSTALL_TIMEOUT_S).venv
 
 
 @functools.cache
@@ -132,6 +147,16 @@ def shipped_examples(venv: Venv) -> dict[str, Path]:
     paths = {key: Path(path) for key, path in json.loads(proc.stdout).items()}
     assert all(path.is_file() and path.is_relative_to(venv.root) for path in paths.values()), paths
     return paths
+
+
+def validate_shipped_sample(venv: Venv) -> dict:
+    """`tacn validate` on the shipped CSV: its one 2025-10-23 row fails the gate (exit 1)."""
+    proc = venv.run(venv.tacn, "validate", shipped_examples(venv)["quotes_csv"], "--json")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    failing = {rule["name"]: rule["failing"] for rule in report["rules"] if rule["failing"]}
+    assert failing == {"trade_date_iso": 1}, failing
+    return report
 
 
 # -- the artifacts -----------------------------------------------------------------------------------
@@ -177,42 +202,35 @@ def test_sdist_holds_tests_fixtures_examples_license_scripts_and_docs(artifacts)
     assert license_text.startswith("MIT License") and "Copyright (c) 2025-2026 tacn contributors" in license_text
 
 
-# -- installed from the wheel or the sdist ---------------------------------------------------------------
+# -- installed from the wheel, then from the sdist -----------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_version_comes_from_pyproject(installed):
-    proc = installed.run(installed.tacn, "--version")
-    assert (proc.returncode, proc.stdout.strip()) == (0, f"tacn {VERSION}")
+class TestFromTheWheel:
+    """What a user of the wheel runs first; TestFromTheSdist repeats it on the sdist's install."""
 
+    @pytest.fixture
+    def installed(self, wheel_venv) -> Venv:
+        return wheel_venv
 
-@pytest.mark.slow
-def test_demo_seeds_its_store_and_names_the_shipped_examples(installed):
-    proc = installed.run(installed.tacn, "demo")
-    assert proc.returncode == 0, proc.stderr
-    assert "Seeded SYNTHETIC demo data into sqlite:///" in proc.stdout
-    assert (installed.home / "demo.db").is_file()
-    examples = shipped_examples(installed)
-    assert f"tacn validate {examples['quotes_csv']}" in proc.stdout
-    assert f"--env-file {examples['env_file']}" in proc.stdout
+    def test_version_comes_from_pyproject(self, installed):
+        proc = installed.run(installed.tacn, "--version")
+        assert (proc.returncode, proc.stdout.strip()) == (0, f"tacn {VERSION}")
 
+    def test_demo_seeds_its_store_and_names_the_shipped_examples(self, installed):
+        proc = installed.run(installed.tacn, "demo")
+        assert proc.returncode == 0, proc.stderr
+        assert "Seeded SYNTHETIC demo data into sqlite:///" in proc.stdout
+        assert (installed.home / "demo.db").is_file()
+        examples = shipped_examples(installed)
+        assert f"tacn validate {examples['quotes_csv']}" in proc.stdout
+        assert f"--env-file {examples['env_file']}" in proc.stdout
 
-def validate_shipped_sample(venv: Venv) -> dict:
-    """`tacn validate` on the shipped CSV: its one 2025-10-23 row fails the gate (exit 1)."""
-    proc = venv.run(venv.tacn, "validate", shipped_examples(venv)["quotes_csv"], "--json")
-    assert proc.returncode == 1, proc.stderr
-    report = json.loads(proc.stdout)
-    failing = {rule["name"]: rule["failing"] for rule in report["rules"] if rule["failing"]}
-    assert failing == {"trade_date_iso": 1}, failing
-    return report
-
-
-@pytest.mark.slow
-def test_validate_on_a_shipped_example(installed):
-    validate_shipped_sample(installed)
-    proc = installed.run(installed.tacn, "config-check", "--offline", "--env-file",
-                         shipped_examples(installed)["env_file"])
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    def test_validate_and_config_check_on_the_shipped_examples(self, installed):
+        validate_shipped_sample(installed)
+        proc = installed.run(installed.tacn, "config-check", "--offline", "--env-file",
+                             shipped_examples(installed)["env_file"])
+        assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.slow
@@ -247,11 +265,17 @@ def test_dev_server_without_its_extra_names_it_in_one_line(wheel_venv):
 
 
 @pytest.mark.slow
-def test_sdist_runs_its_own_tests(sdist_venv, unpacked_sdist):
-    """A focused part of the suite (conftest, fixture modules, examples and README all needed) from the
-    unpacked sdist; `make test-sdist` runs the whole of it."""
-    proc = sdist_venv.run(sdist_venv.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SDIST_SUBSET,
-                          cwd=unpacked_sdist, timeout=INSTALL_TIMEOUT_S)
+class TestFromTheSdist(TestFromTheWheel):
+    @pytest.fixture
+    def installed(self, sdist_venv) -> Venv:
+        return sdist_venv
+
+
+@pytest.mark.slow
+def test_sdist_runs_its_own_tests(sdist_job):
+    """A focused part of the suite (conftest and the fixture modules needed) from the unpacked sdist;
+    `make test-sdist` runs the whole of it."""
+    proc = sdist_job.result(timeout=2 * INSTALL_TIMEOUT_S).tests
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert re.search(r"\d+ passed", summary) and "error" not in summary, summary
