@@ -3,7 +3,8 @@
 About 20 symbols x 2 years of daily quotes from AKShare and Tushare, plus the
 2025-10-23 bug: for some AKShare symbols a copy of their latest rows whose
 trade_date is the row number ("0", "1", "2", …), as the broken sync wrote them.
-The data is synthetic (random walks), never market data.
+The data is synthetic (random walks), never market data. The files to try next
+(a CSV in AKShare's layout, a fake .env) ship in the wheel as ``tacn.examples``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from tacn.pipelines.stores.base import QuoteStore, UpsertResult
 from tacn.validators.calendar import sessions_between
@@ -29,6 +31,23 @@ BUGGY_ROWS = 300  # rows per buggy symbol: trade_date "0" … "299"
 DEMO_CLOCK = datetime(2025, 10, 23, 9, 0, 0)
 
 
+EXAMPLE_FILES = {"quotes_csv": "akshare_quotes_sample.csv", "env_file": "demo.env"}
+
+
+def example_path(name: str) -> Path:
+    """A file shipped in tacn.examples (the repository's examples/ folder), as a path on disk.
+
+    pip installs wheels unpacked, so the resource is a real file that other programs can open.
+    """
+    from importlib.resources import files
+
+    return Path(str(files("tacn.examples").joinpath(name)))
+
+
+def example_paths() -> dict[str, str]:
+    return {key: str(example_path(name)) for key, name in EXAMPLE_FILES.items()}
+
+
 @dataclass
 class DemoResult:
     store: str
@@ -38,6 +57,7 @@ class DemoResult:
     bad_records: int
     upsert: UpsertResult = field(default_factory=UpsertResult)
     synthetic: bool = True
+    examples: dict[str, str] = field(default_factory=example_paths)  # shipped files for the next steps
 
 
 def _walk(symbol: str, days: list[str], source: str) -> list[dict]:

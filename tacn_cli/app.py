@@ -12,8 +12,8 @@ import sys
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from tacn.cli import __version__, exit_codes
 from tacn.cli import commands as _commands
+from tacn.cli import exit_codes
 from tacn.cli.help_text import examples
 
 # Every module in tacn_cli/commands registers itself; ORDER (default 100) sorts the help listing.
@@ -145,7 +145,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"tacn {__version__}")
+        from tacn.cli import version
+
+        typer.echo(f"tacn {version()}")
         raise typer.Exit()
 
 

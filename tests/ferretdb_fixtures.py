@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.redis_fixtures import free_port
+from tests.redis_fixtures import free_port, server_unavailable
 
 BIN_ENV = "TACN_FERRETDB_BIN"
 DEFAULT_BIN = Path.home() / ".cache" / "tacn" / "ferretdb" / "bin" / "ferretdb"
@@ -34,7 +34,7 @@ def ferretdb_binary() -> Path:
     reason = f"FerretDB server not built ({path} missing): `make test` builds it (scripts/build-ferretdb.sh)"
     if required:
         pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
+    server_unavailable(reason)
 
 
 class FerretServer:

@@ -1,11 +1,13 @@
 """A real redis-server on a free 127.0.0.1 port, persistence off, stopped afterwards.
 
-Skips only when no ``redis-server`` is installed (``make test`` installs it with apt when root).
+Skips only when no ``redis-server`` is installed (``make test`` installs it with apt when root,
+and fails instead of skipping: see :func:`server_unavailable`).
 Wrap ``running_redis`` in a fixture of the test module that needs a server.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -13,10 +15,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NoReturn
 
 import pytest
 
 START_TIMEOUT_S = 10.0
+REQUIRE_SERVERS_ENV = "TACN_TEST_REQUIRE_SERVERS"  # set by `make test`
+
+
+def server_unavailable(reason: str) -> NoReturn:
+    """A test's server or browser is missing: skip with the reason under a plain pytest (e.g. from an
+    unpacked sdist), fail under ``make test``, which installs every one of them."""
+    if os.environ.get(REQUIRE_SERVERS_ENV):
+        pytest.fail(f"{reason}; `make test` requires it ({REQUIRE_SERVERS_ENV} is set)", pytrace=False)
+    pytest.skip(reason)
 
 
 @dataclass(frozen=True)
@@ -44,7 +56,7 @@ def start_redis(tmp_path, password: str | None = None):
 
     exe = shutil.which("redis-server")
     if exe is None:
-        pytest.skip("redis-server is not installed (make test installs it when run as root)")
+        server_unavailable("redis-server is not installed (make test installs it when run as root)")
     port = free_port()
     args = [exe, "--port", str(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
             "--dir", str(tmp_path)]

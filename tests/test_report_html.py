@@ -15,6 +15,7 @@ from tacn.cli.app import app
 from tacn.pipelines import freshness
 from tacn.pipelines.report_html import ValidateReportData, reconcile_report, validate_report
 from tests.market_fixtures import bars, sessions
+from tests.redis_fixtures import server_unavailable
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -101,8 +102,9 @@ def _open_in_chromium(browser, path, shot):
     return errors, [u for u in requests if not u.startswith("file:")], sizes
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs Debian's chromium)")
 def test_reports_render_in_headless_chromium(reports, tmp_path):
+    if CHROMIUM is None:
+        server_unavailable("chromium is not installed (make test installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -25,7 +25,9 @@ sends any text or bytes frame; ``client_close_codes`` records the close codes cl
 ``set_task`` sets what the status endpoint answers (and publishes the progress frame);
 ``status_unavailable = N`` answers the next N status requests with 503.
 
-Needs the ``websockets`` package (a test dependency); imported only when a server starts.
+Needs the ``websockets`` package (the ``dev`` extra, which the ``test`` extra includes), imported
+only when a server starts: without it, starting one raises :class:`MissingExtraError` naming
+``pip install 'tacn[dev]'``, and the stand-alone server says so in one line and exits 3.
 Run ``python -m tacn.pipelines.watch.dev_server --help`` for the stand-alone demo server.
 """
 
@@ -46,6 +48,11 @@ STATS_PATH = "/api/ws/stats"
 TASK_STATUS_PREFIX, TASK_STATUS_SUFFIX = "/api/analysis/tasks/", "/status"
 SHUTDOWN_CODE = 1012  # the application's close code on shutdown or restart
 _CLOSE = object()  # queue sentinel: close this session
+DEV_EXTRA_INSTALL = "pip install 'tacn[dev]'"
+
+
+class MissingExtraError(ImportError):
+    """The dev server needs an optional extra that is not installed; the message names the extra."""
 
 
 def _now_iso() -> str:
@@ -117,7 +124,13 @@ class DevWsServer:
 
     # lifecycle
     def start(self) -> DevWsServer:
-        from websockets.sync.server import serve
+        try:
+            from websockets.sync.server import serve
+        except ModuleNotFoundError as exc:
+            if not (exc.name or "").startswith("websockets"):
+                raise
+            raise MissingExtraError("the dev WebSocket server needs the websockets package, which is not "
+                                    f"installed: {DEV_EXTRA_INSTALL}") from exc
 
         self._server = serve(self._handle, self.host, self.port, process_request=self._process_request,
                              close_timeout=self.close_timeout, ping_interval=None, max_size=None,
@@ -346,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import os
     import signal
+    import sys
 
     parser = argparse.ArgumentParser(prog="python -m tacn.pipelines.watch.dev_server", description=main.__doc__)
     parser.add_argument("--port", type=int, default=0)
@@ -361,7 +375,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("set JWT_SECRET (the demo server verifies tokens with it)")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    server = DevWsServer(secret, port=args.port, heartbeat_interval=args.heartbeat_interval).start()
+    try:
+        server = DevWsServer(secret, port=args.port, heartbeat_interval=args.heartbeat_interval).start()
+    except MissingExtraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3  # could not run, as for every tacn command
     if args.port_file:
         with open(args.port_file + ".tmp", "w") as f:
             f.write(str(server.port))

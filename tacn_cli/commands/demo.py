@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import typer
 
 from tacn.cli import exit_codes
@@ -49,6 +51,9 @@ def demo_command(
                   result.upsert.inserted, result.upsert.changed]],
             )
             out.line(f"Next: tacn stats --store {result.store}")
+            # the shipped examples: a file in AKShare's layout with one bad row, a fake .env
+            out.line(f"      tacn validate {shlex.quote(result.examples['quotes_csv'])}")
+            out.line(f"      tacn config-check --offline --env-file {shlex.quote(result.examples['env_file'])}")
     raise typer.Exit(exit_codes.OK)
 
 
