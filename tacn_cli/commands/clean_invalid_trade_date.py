@@ -98,7 +98,7 @@ def clean_command(
     Finds records whose trade_date is not a valid YYYY-MM-DD date. The selection is validators' date rule ("0", "20251023", "2025/10/23", "2024-02-30", missing, …).
     Without --yes: a dry run (count, breakdowns, 10 samples, affected symbols). With --yes: every
     selected record is first written to a backup (Extended JSON Lines + manifest, fsynced), then
-    deleted in batches by _id taken from the backup. `tacn restore MANIFEST` undoes it.
+    deleted in batches, on FerretDB mostly in one guarded pass. `tacn restore MANIFEST` undoes it.
     """
     from tacn.cli.options import parse_choice, parse_symbols
     from tacn.cli.settings import load_env
