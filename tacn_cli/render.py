@@ -1,6 +1,9 @@
 """Output: rich tables on a terminal, only JSON on stdout with --json, diagnostics on stderr.
 
-Everything printed passes :func:`tacn.cli.secrets.scrub`.
+Everything printed passes :func:`tacn.cli.secrets.scrub`, and every text that reaches the terminal
+(tables, lines, diagnostics, error lines) passes :func:`terminal_text`: control, bidi and other unprintable
+characters from the data (an ANSI escape, C1 controls, U+202E, NUL, CR) are shown escaped, never sent raw.
+JSON output stays the same JSON value with those characters as ``\\uXXXX`` escapes (:func:`_json_text`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,26 @@ def to_jsonable(value: Any) -> Any:
     return jsonable(value)
 
 
+def terminal_text(text: str) -> str:
+    """``text`` scrubbed and safe for a terminal: line breaks kept, every other unsafe character escaped.
+
+    One rule for every command (tacn.pipelines.safe_text.escape_unprintable): a symbol or name holding
+    ``\\x1b[2J`` or U+202E prints as ``\\x1b[2J`` / ``\\u202e``; printable text (Chinese names) is unchanged.
+    """
+    from tacn.pipelines.safe_text import escape_unprintable
+
+    return "\n".join(escape_unprintable(part) for part in scrub(text).split("\n"))
+
+
+def _json_text(text: str) -> str:
+    """JSON text safe to ``cat``: json.dumps(ensure_ascii=False) leaves C1 controls, bidi overrides and lone
+    surrogates raw inside strings; they become ``\\uXXXX`` escapes, the same JSON value (line by line: the
+    encoder already escapes a newline inside a string, so a raw one is indentation)."""
+    from tacn.pipelines.safe_text import json_safe
+
+    return "\n".join(json_safe(part) for part in text.split("\n"))
+
+
 def error_fields(kind: str, message: str, exit_code: int) -> dict:
     return {"error": {"kind": kind, "message": scrub(message), "exit_code": exit_code}}
 
@@ -32,7 +55,7 @@ def error_object(kind: str, message: str, exit_code: int) -> str:
     A command whose result is itself the report of a failed run (sync, migrate) prints that
     result with these ``error`` fields added instead, so stdout still holds one object.
     """
-    return json.dumps(error_fields(kind, message, exit_code), ensure_ascii=False)
+    return _json_text(json.dumps(error_fields(kind, message, exit_code), ensure_ascii=False))
 
 
 class Output:
@@ -66,16 +89,16 @@ class Output:
     # diagnostics: always stderr
     def info(self, message: str) -> None:
         if not self.quiet:
-            self.stderr.print(scrub(message), markup=False)
+            self.stderr.print(terminal_text(message), markup=False)
 
     def debug(self, message: str) -> None:
         """A -v/--verbose diagnostic (timings, resolved settings): stderr, only when asked for."""
         if self.verbose:
-            self.stderr.print(scrub(message), markup=False, style="dim")
+            self.stderr.print(terminal_text(message), markup=False, style="dim")
 
     def warn(self, message: str) -> None:
         if not self.quiet:
-            self.stderr.print(f"[yellow]warning:[/yellow] {_escape(scrub(message))}")
+            self.stderr.print(f"[yellow]warning:[/yellow] {markup_text(message)}")
 
     def error(self, message: str, *, ends_run: bool = False) -> None:
         """An error line on stderr; with --quiet only the one that ends the run (``ends_run``)."""
@@ -83,7 +106,7 @@ class Output:
             self._error_line(message)
 
     def _error_line(self, message: str) -> None:
-        self.stderr.print(f"[red]error:[/red] {_escape(scrub(message))}")
+        self.stderr.print(f"[red]error:[/red] {markup_text(message)}")
 
     def fail(self, kind: str, message: str, exit_code: int) -> None:
         """The error that ends the command: one line on stderr (--quiet too), and with --json one object on stdout."""
@@ -97,12 +120,12 @@ class Output:
         # Scrub the strings before encoding (a secret holding '"' or '\\' is escaped in JSON text),
         # and the text after (what the encoding put together).
         text = json.dumps(_scrub_strings(to_jsonable(payload)), ensure_ascii=False, indent=2)
-        sys.stdout.write(scrub(text) + "\n")
+        sys.stdout.write(_json_text(scrub(text)) + "\n")
         sys.stdout.flush()
 
     def line(self, message: str = "", style: str | None = None) -> None:
         if not self.quiet:
-            self.stdout.print(_escape(scrub(message)), style=style)
+            self.stdout.print(markup_text(message), style=style)
 
     def verdict(self, message: str, *, failed: bool, style: str | None = None, detail: str = "",
                 stderr: bool = False) -> None:
@@ -135,14 +158,14 @@ def build_table(title: str | None, columns: list[str], rows: list[list[Any]], *,
 
     # A title is laid out in the table's width: the table is made at least as wide as its title, and a title
     # wider than the terminal is cut with an ellipsis rather than wrapped (details belong in the caption).
-    heading = Text(scrub(title), no_wrap=True, overflow="ellipsis") if title else None
+    heading = Text(terminal_text(title), no_wrap=True, overflow="ellipsis") if title else None
     table = Table(title=heading, title_justify="left", show_lines=False, min_width=heading.cell_len if heading else None,
-                  caption=Text(scrub(caption)) if caption else None, caption_justify="left")
+                  caption=Text(terminal_text(caption)) if caption else None, caption_justify="left")
     for i, column in enumerate(columns):
         numeric = bool(rows) and all(isinstance(r[i], int | float) and not isinstance(r[i], bool) for r in rows)
         table.add_column(column, justify="right" if numeric else "left")
     for i, row in enumerate(rows):
-        table.add_row(*(_escape(scrub(_cell(v))) for v in row), style=(styles[i] if styles else None))
+        table.add_row(*(markup_text(_cell(v)) for v in row), style=(styles[i] if styles else None))
     return table
 
 
@@ -166,7 +189,8 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _escape(text: str) -> str:
+def markup_text(text: str) -> str:
+    """:func:`terminal_text` for a string rich reads as markup: its square brackets escaped too."""
     from rich.markup import escape
 
-    return escape(text)
+    return escape(terminal_text(text))

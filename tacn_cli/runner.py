@@ -13,8 +13,7 @@ import click
 import typer
 
 from tacn.cli import exit_codes
-from tacn.cli.render import Output
-from tacn.cli.secrets import scrub
+from tacn.cli.render import Output, terminal_text
 from tacn.pipelines.errors import TacnError
 
 
@@ -55,7 +54,7 @@ def handle_errors(out: Output) -> Iterator[None]:
         raise typer.Exit(exit_codes.OK) from None
     except Exception as exc:  # noqa: BLE001 - last line of defence: a message, not a traceback
         if os.environ.get("TACN_DEBUG"):
-            out.stderr.print(scrub(traceback.format_exc()), markup=False)
+            out.stderr.print(terminal_text(traceback.format_exc()), markup=False)
         out.fail("unexpected", f"unexpected {type(exc).__name__}: {exc} (set TACN_DEBUG=1 to see the traceback)",
                  exit_codes.CANNOT_RUN)
         raise typer.Exit(exit_codes.CANNOT_RUN) from None

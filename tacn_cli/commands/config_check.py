@@ -78,17 +78,16 @@ def _table(out: Output, title: str, columns: list[str], rows: list[list[str]], s
     """Like Output.table, but names never wrap and the last column folds: notes are long."""
     if out.quiet:
         return
-    from rich.markup import escape
     from rich.table import Table
 
-    from tacn.cli.secrets import scrub
+    from tacn.cli.render import markup_text
 
     table = Table(title=title, title_justify="left")
     for i, column in enumerate(columns):
         last = i == len(columns) - 1
         table.add_column(column, no_wrap=not last and i < 2, overflow="fold" if last else "ellipsis", ratio=3 if last else None)
     for row, status in zip(rows, statuses, strict=True):
-        table.add_row(*(escape(scrub(str(cell))) for cell in row), style=STYLES.get(status))
+        table.add_row(*(markup_text(str(cell)) for cell in row), style=STYLES.get(status))
     out.stdout.print(table)
 
 
