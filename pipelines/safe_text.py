@@ -25,11 +25,16 @@ def is_unsafe(char: str) -> bool:
     return not char.isprintable() and unicodedata.category(char) != "Zs"
 
 
-def escape_unprintable(text: str) -> str:
-    """``text`` with every unsafe character (and the backslash) escaped; unchanged when clean."""
-    if text.isprintable() and "\\" not in text:  # the common case, decided in C
+def escape_unprintable(text: str, *, backslash: bool = True) -> str:
+    """``text`` with every unsafe character (and the backslash) escaped; unchanged when clean.
+
+    ``backslash=False`` leaves backslashes as they are: for display of text that may already hold escapes
+    (a ``repr`` of a bad value, a JSON sample), which doubling would make unreadable. Still nothing unsafe
+    reaches the terminal, but the result is no longer reversible by :func:`unescape`.
+    """
+    if text.isprintable() and not (backslash and "\\" in text):  # the common case, decided in C
         return text
-    return "".join(_escape_char(c) if c == "\\" or is_unsafe(c) else c for c in text)
+    return "".join(_escape_char(c) if (backslash and c == "\\") or is_unsafe(c) else c for c in text)
 
 
 def _escape_char(char: str) -> str:

@@ -30,10 +30,12 @@ def terminal_text(text: str) -> str:
 
     One rule for every command (tacn.pipelines.safe_text.escape_unprintable): a symbol or name holding
     ``\\x1b[2J`` or U+202E prints as ``\\x1b[2J`` / ``\\u202e``; printable text (Chinese names) is unchanged.
+    Backslashes are not doubled: messages quote bad values with ``repr``, which is already escaped (the
+    lossless form is ``--json``).
     """
     from tacn.pipelines.safe_text import escape_unprintable
 
-    return "\n".join(escape_unprintable(part) for part in scrub(text).split("\n"))
+    return "\n".join(escape_unprintable(part, backslash=False) for part in scrub(text).split("\n"))
 
 
 def _json_text(text: str) -> str:
