@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from tacn.cli.render import Output
+from tacn.cli.render import Output, terminal_text
 
 PLAIN_EVERY_S = 5.0  # plain progress lines when stderr is not a terminal (cron)
 BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
@@ -101,7 +101,7 @@ class ProgressDisplay:
                             unit_divisor=1024, leave=False, dynamic_ncols=True)
         if self.bar.total != total:
             self.bar.total = total
-        self.bar.set_postfix_str(detail[:60], refresh=False)
+        self.bar.set_postfix_str(terminal_text(detail[:60]), refresh=False)  # the bar is terminal output too
         self.bar.update(done - self.bar.n)
         if total is not None and done >= total:
             self.bar.refresh()  # the last step is drawn even when it came sooner than tqdm's refresh interval
