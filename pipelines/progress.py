@@ -4,9 +4,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import TypeVar
 
 ProgressReport = Callable[[int, "int | None", str], None]
+# A job of several steps (repair: clean, re-sync, verify-fix) opens one report per step, named by the
+# step: ``with steps("clean") as progress:``; ``progress`` is None when nobody looks.
+StepProgress = Callable[[str], AbstractContextManager["ProgressReport | None"]]
+
+
+def step(steps: StepProgress | None, name: str) -> AbstractContextManager[ProgressReport | None]:
+    """``steps(name)``, or a context that gives None when the caller passed no ``steps``."""
+    return nullcontext() if steps is None else steps(name)
 
 T = TypeVar("T")
 

@@ -120,3 +120,16 @@ class ProgressDisplay:
         if self.out.verbose and self.last is not None:
             done, _, unit, _ = self.last
             self.out.debug(f"{self.label}: {human_count(done, unit)} in {self.clock() - self.started:.2f} s")
+
+
+def step_displays(out: Output, label: str):
+    """A :data:`~tacn.pipelines.progress.StepProgress` for a job of several steps: one bar per step,
+    described ``label step`` (``repair clean``, ``repair re-sync``, …); None for a step nobody looks at."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def steps(name: str):
+        with ProgressDisplay(out, f"{label} {name}", plain=False) as display:
+            yield display if display.wanted else None
+
+    return steps

@@ -139,6 +139,59 @@ def test_clean_and_restore_on_a_terminal_show_records_of_the_backup(tmp_path, de
     assert bar_pattern("restore", "3000/3000").search(shown), shown
 
 
+def broken_tushare_store(tmp_path: Path, symbols: tuple[str, ...], rows: int = 4) -> str:
+    """Each symbol's last ``rows`` sessions written by tushare with trade_date "0".."N" (the 2025-10-23 bug)."""
+    from datetime import datetime
+
+    from bson import ObjectId
+
+    from tacn.pipelines.stores.sqlite import SQLiteStore
+    from tests.clean_fixtures import quote
+
+    written = datetime(2025, 10, 23, 9, 0)  # 17:00 in Shanghai
+    path = tmp_path / "broken.db"
+    with SQLiteStore(path) as store:
+        store.put_documents([{**quote(symbol=s, source="tushare"), "_id": ObjectId(), "trade_date": str(i),
+                              "updated_at": written, "created_at": written} for s in symbols for i in range(rows)])
+    return f"sqlite:///{path}"
+
+
+REPAIR_SYMBOLS = ("000001", "600000", "300750")
+
+
+def _repair_args(tmp_path: Path, url: str) -> list[str]:
+    return ["repair", "--yes", "--source", "tushare", "--store", url, "--backup-dir", str(tmp_path / "b")]
+
+
+def test_repair_on_a_terminal_shows_one_bar_per_step_with_its_total(tmp_path):
+    url = broken_tushare_store(tmp_path, REPAIR_SYMBOLS)
+    fake = TushareFake({s: synthetic_quotes(s) for s in REPAIR_SYMBOLS}, token=TOKEN).start()
+    try:
+        shown, stdout, code = run_on_terminal(_repair_args(tmp_path, url), tmp_path,
+                                              env={"TUSHARE_TOKEN": TOKEN, "TACN_TUSHARE_URL": fake.url})
+    finally:
+        fake.stop()
+    assert code == 0, shown + stdout
+    assert bar_pattern("repair clean", "12/12").search(shown), shown  # the backup's records deleted
+    assert bar_pattern("repair re-sync", "3/3").search(shown), shown  # the symbols of the re-sync plan
+    assert bar_pattern("repair verify-fix", "12/12").search(shown), shown  # the store's records counted
+    assert "\r" not in stdout and "repaired" in stdout
+
+
+def test_repair_on_a_pipe_shows_no_bar(tmp_path):
+    url = broken_tushare_store(tmp_path, REPAIR_SYMBOLS)
+    fake = TushareFake({s: synthetic_quotes(s) for s in REPAIR_SYMBOLS}, token=TOKEN).start()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TACN_HOME": str(tmp_path / "home"), "TUSHARE_TOKEN": TOKEN,
+           "TACN_TUSHARE_URL": fake.url}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "tacn.cli", *_repair_args(tmp_path, url)], capture_output=True,
+                              text=True, env=env, timeout=120, cwd=tmp_path)
+    finally:
+        fake.stop()
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "\r" not in proc.stderr and "%|" not in proc.stderr and "repair clean" not in proc.stderr
+
+
 def test_a_pipe_gets_no_bar(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TACN_HOME": str(tmp_path / "home")}
     proc = subprocess.run([sys.executable, "-m", "tacn.cli", "sync", "--source", f"file:{SAMPLE}", "--store",

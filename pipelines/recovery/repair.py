@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from tacn.pipelines.errors import TacnError, UsageError
+from tacn.pipelines.progress import ProgressReport, StepProgress, step
 from tacn.pipelines.recovery.clean import CleanResult, PairLoss, clean_invalid_trade_date
 from tacn.pipelines.recovery.verify import VerifyResult, verify_fix
 from tacn.pipelines.stores.base import QuoteStore, RecordFilter
@@ -145,15 +146,21 @@ def repair(
     sync_options: dict | None = None,
     sync: SyncFunction | None = None,
     now: datetime | None = None,
+    steps: StepProgress | None = None,
 ) -> RepairResult:
-    """Clean (backup first), re-sync the lost pairs over their spans, verify. Dry run unless ``apply``."""
+    """Clean (backup first), re-sync the lost pairs over their spans, verify. Dry run unless ``apply``.
+
+    ``steps``: one progress report per step of an applied repair ("clean": the backup's records deleted,
+    "re-sync": the symbols synced of all groups', "verify-fix": the records counted of the store's).
+    """
     if source is not None and source not in RESYNC_SOURCES and not source.startswith("file:"):
         raise UsageError(f"--source must be akshare, tushare or file:PATH, got {source!r}")
     if data_source is None and source in RESYNC_SOURCES:
         data_source = source  # --source akshare repairs what AKShare wrote
     flt = RecordFilter(data_source=data_source)
-    clean = clean_invalid_trade_date(store, flt, apply=apply, backup_dir=backup_dir, batch_size=batch_size,
-                                     label="repair", now=now)
+    with step(steps if apply else None, "clean") as progress:
+        clean = clean_invalid_trade_date(store, flt, apply=apply, backup_dir=backup_dir, batch_size=batch_size,
+                                         label="repair", now=now, progress=progress)
     result = RepairResult(store.display_url, not apply, clean, plan_targets(store, clean, source, now=now))
     if not apply:
         return result
@@ -163,21 +170,42 @@ def repair(
     for t in result.targets:
         if t.source is not None and t.end is not None:
             groups.setdefault((t.source, t.period, t.start, t.end), []).append(t.symbol)
-    for (src, period, start, end), symbols in groups.items():
-        # The sync's re-base rule holds here too: its backups go where clean's did.
-        options = {"backup_dir": backup_dir, **(sync_options or {})}
-        result.resyncs.append(_resync(store, sync, src, period, start, end, sorted(set(symbols)), options, now))
-    result.verify = verify_fix(store, data_source=data_source, now=now)
+    planned = {key: sorted(set(symbols)) for key, symbols in groups.items()}
+    total, done = sum(len(symbols) for symbols in planned.values()), 0
+    with step(steps if planned else None, "re-sync") as progress:
+        for (src, period, start, end), symbols in planned.items():
+            # The sync's re-base rule holds here too: its backups go where clean's did.
+            options = {"backup_dir": backup_dir, **(sync_options or {})}
+            report = _symbols_of_all_groups(progress, done, total)
+            result.resyncs.append(_resync(store, sync, src, period, start, end, symbols, options, now, report))
+            done += len(symbols)
+            if progress is not None:
+                progress(done, total, "symbols")  # a group that failed or read a file still counts as done
+    with step(steps, "verify-fix") as progress:
+        result.verify = verify_fix(store, data_source=data_source, now=now, progress=progress)
     return result
 
 
-def _resync(store, sync, source, period, start, end, symbols, options, now) -> ResyncOutcome:
+def _symbols_of_all_groups(progress: ProgressReport | None, before: int, total: int):
+    """A sync's own progress as symbols done of every group's (None when nobody looks). A file
+    re-sync counts bytes, not symbols: its group is counted when it ends."""
+    if progress is None:
+        return None
+
+    def report(sync_progress) -> None:
+        if sync_progress.unit == "symbols":
+            progress(before + min(sync_progress.done, sync_progress.total or 0), total, "symbols")
+
+    return report
+
+
+def _resync(store, sync, source, period, start, end, symbols, options, now, progress=None) -> ResyncOutcome:
     from tacn.pipelines.sync import SyncRequest
 
     outcome = ResyncOutcome(source, period, symbols, start or "(incremental)", end, "error")
     request = SyncRequest(source=source, symbols=tuple(symbols), start=start, end=end, period=period, **options)
     try:
-        synced = sync(store, request, now=now)
+        synced = sync(store, request, now=now, **({"progress": progress} if progress is not None else {}))
     except TacnError as exc:  # one failed group does not stop the others; it is reported
         outcome.error = str(exc)
         return outcome

@@ -25,6 +25,7 @@ from tacn.cli.options import (
     StoreOption,
     VerboseOption,
 )
+from tacn.cli.progress import step_displays
 from tacn.cli.render import Output
 from tacn.cli.runner import handle_errors, open_store_for
 
@@ -63,10 +64,11 @@ def repair_command(
         from tacn.pipelines.recovery.repair import repair
 
         env = load_env()
-        options = {"tushare_token": env.get("TUSHARE_TOKEN")}
+        # the same source settings as sync: its token, and TACN_TUSHARE_URL (a stand-in server)
+        options = {"tushare_token": env.get("TUSHARE_TOKEN"), "tushare_url": env.get("TACN_TUSHARE_URL")}
         target = backup_dir if backup_dir is not None else default_backup_dir(env)
         kwargs = dict(source=source, data_source=data_source, backup_dir=target, batch_size=batch_size,
-                      sync_options=options)
+                      sync_options=options, steps=step_displays(out, "repair"))
         with open_store_for(out, store, database, env=env, mode=store_mode(out, yes)) as opened:
             result = repair(opened, apply=yes, **kwargs)
             if not yes and ask_to_apply(out, result.clean.selected):
