@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tacn.pipelines.errors import CalendarEnded, UsageError
+from tacn.pipelines.progress import ProgressReport
 from tacn.pipelines.stores.base import RecordFilter
 
 if TYPE_CHECKING:
@@ -426,19 +427,20 @@ def _document(frame: pd.DataFrame, pos: int) -> dict:
 # -- reading by symbol ---------------------------------------------------------------------------
 
 
-def _symbol_batches(store, options: ReconcileOptions) -> Iterator[list[str]]:
+def _symbol_batches(store, options: ReconcileOptions) -> list[list[str]]:
+    """The symbols of either source in batches of about ``batch_rows`` records each (all known up front:
+    they are the progress total)."""
     a_name, b_name = options.sources
     last_a = store.latest_valid_trade_dates(a_name, options.period, options.symbols)
     last_b = store.latest_valid_trade_dates(b_name, options.period, options.symbols)
     symbols = sorted(set(last_a) | set(last_b))
     if not symbols:
-        return
+        return []
     records = store.count(RecordFilter(data_source=a_name, period=options.period, symbols=options.symbols)) + \
         store.count(RecordFilter(data_source=b_name, period=options.period, symbols=options.symbols))
     per_symbol = max(1, records // (2 * len(symbols)))
     size = max(1, min(options.batch_rows // per_symbol, 5_000))
-    for start in range(0, len(symbols), size):
-        yield symbols[start:start + size]
+    return [symbols[start:start + size] for start in range(0, len(symbols), size)]
 
 
 def _read(store, source: str, batch: list[str], options: ReconcileOptions) -> pd.DataFrame:
@@ -467,8 +469,10 @@ def _check_options(options: ReconcileOptions) -> None:
 
 
 def reconcile_store(store, options: ReconcileOptions, *, target: dict | None = None,
-                    on_batch: Callable[[int], None] | None = None) -> ReconcileResult:
-    """Compare the two sources of ``store`` symbol batch by symbol batch."""
+                    progress: ProgressReport | None = None) -> ReconcileResult:
+    """Compare the two sources of ``store`` symbol batch by symbol batch.
+
+    ``progress``: the symbols compared so far of all the symbols either source holds, after each batch."""
     _check_options(options)
     from tacn.validators.calendar import last_known_session
 
@@ -478,11 +482,14 @@ def reconcile_store(store, options: ReconcileOptions, *, target: dict | None = N
     writer = _pair_writer(options.failures_out) if options.failures_out else None
     acc = _Accumulator(options, writer)
     try:
-        for batch in _symbol_batches(store, options):
+        batches = _symbol_batches(store, options)
+        total, done = sum(len(batch) for batch in batches), 0
+        for batch in batches:
             acc.compare(_read(store, options.sources[0], batch, options),
                         _read(store, options.sources[1], batch, options))
-            if on_batch is not None:
-                on_batch(len(batch))
+            done += len(batch)
+            if progress is not None:
+                progress(done, total, "symbols")
     finally:
         if writer is not None:
             writer.close()
@@ -508,7 +515,8 @@ def reconcile_store(store, options: ReconcileOptions, *, target: dict | None = N
     )
 
 
-def reconcile_files(path_a: Path | str, path_b: Path | str, options: ReconcileOptions) -> ReconcileResult:
+def reconcile_files(path_a: Path | str, path_b: Path | str, options: ReconcileOptions,
+                    progress: ProgressReport | None = None) -> ReconcileResult:
     """Compare two files (CSV, Parquet, JSON Lines of documents): the first as source A, the second as B.
 
     Each file is loaded into a temporary SQLite store first (memory stays bounded), under
@@ -525,7 +533,7 @@ def reconcile_files(path_a: Path | str, path_b: Path | str, options: ReconcileOp
                 for path, source in zip(paths, options.sources, strict=True):
                     store.upsert(_file_documents(path, source, options.period))
             target = {"kind": "files", "name": f"{paths[0]} vs {paths[1]}", "format": "files"}
-            return reconcile_store(store, options, target=target)
+            return reconcile_store(store, options, target=target, progress=progress)
         finally:
             store.close()
 

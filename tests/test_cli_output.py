@@ -192,6 +192,25 @@ def test_repair_on_a_pipe_shows_no_bar(tmp_path):
     assert "\r" not in proc.stderr and "%|" not in proc.stderr and "repair clean" not in proc.stderr
 
 
+def test_reconcile_on_a_terminal_shows_symbols_of_the_total_and_none_on_a_pipe(tmp_path):
+    from tacn.pipelines.stores.sqlite import SQLiteStore
+    from tests.test_reconcile import planted
+
+    a, b, _ = planted()  # three symbols in both sources
+    with SQLiteStore(tmp_path / "r.db") as store:
+        store.upsert(a + b)
+    args = ["reconcile", "--store", f"sqlite:///{tmp_path / 'r.db'}"]
+    shown, stdout, code = run_on_terminal(args, tmp_path)
+    assert code == 1, shown  # the planted differences
+    assert bar_pattern("reconcile", "3/3").search(shown), shown
+    assert "\r" not in stdout
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TACN_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, "-m", "tacn.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=120, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "\r" not in proc.stderr and "%|" not in proc.stderr and "reconcile:" not in proc.stderr
+
+
 def test_a_pipe_gets_no_bar(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TACN_HOME": str(tmp_path / "home")}
     proc = subprocess.run([sys.executable, "-m", "tacn.cli", "sync", "--source", f"file:{SAMPLE}", "--store",

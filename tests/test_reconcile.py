@@ -173,8 +173,10 @@ def test_memory_is_bounded_by_symbol_batches(tmp_path):
                 yield frame
 
         store.iter_frames = spy
-        reconcile_store(store, ReconcileOptions(batch_rows=60))
+        reports = []
+        reconcile_store(store, ReconcileOptions(batch_rows=60), progress=lambda *report: reports.append(report))
     assert max(reads) <= 61 and len(reads) == 6
+    assert reports == [(1, 3, "symbols"), (2, 3, "symbols"), (3, 3, "symbols")]  # after each batch, of the total
 
 
 def test_past_the_calendars_end_is_exit_3_not_a_pass(tmp_path):

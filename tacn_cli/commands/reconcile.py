@@ -20,6 +20,7 @@ from tacn.cli.options import (
     parse_choice,
     parse_symbols,
 )
+from tacn.cli.progress import ProgressDisplay
 from tacn.cli.quality import (
     HtmlOption,
     parse_since_date,
@@ -112,10 +113,12 @@ def reconcile_command(
                 raise typer.BadParameter(f"give two files (source A, source B), got {len(files)}")
             if store is not None or database is not None:
                 raise typer.BadParameter("--store/--database do not apply when comparing two files")
-            result = reconcile_files(files[0], files[1], options)
+            with ProgressDisplay(out, "reconcile", plain=False) as display:  # symbols compared of the symbols held
+                result = reconcile_files(files[0], files[1], options, progress=display if display.wanted else None)
         else:
-            with open_store_for(out, store, database) as opened:
-                result = reconcile_store(opened, options)
+            with open_store_for(out, store, database) as opened, \
+                    ProgressDisplay(out, "reconcile", plain=False) as display:
+                result = reconcile_store(opened, options, progress=display if display.wanted else None)
         if junit is not None:
             from tacn.pipelines.reconcile import junit_xml
 
