@@ -37,7 +37,7 @@ from tacn.pipelines.errors import (
     UsageError,
 )
 from tacn.pipelines.rejects import RejectsFile
-from tacn.pipelines.sources.calling import CallFailed, MinInterval, RetryingCaller, RetryPolicy
+from tacn.pipelines.sources.calling import CallFailed, MinInterval, OnHttpCall, RetryingCaller, RetryPolicy
 from tacn.validators.dates import FIRST_TRADE_DATE_ISO, shanghai_today
 from tacn.validators.records import PERIODS, parse_code, utc_now
 from tacn.validators.source_layouts import LAYOUTS, LayoutError, convert_frame, documents
@@ -258,8 +258,11 @@ def run_sync(
     clock: Callable[[], float] = time.monotonic,
     rand: Callable[[], float] = _random.random,
     now: datetime | None = None,
+    on_http_call: OnHttpCall | None = None,
 ) -> SyncResult:
     """Run one sync into ``store``. ``sleep``/``clock``/``rand`` are injectable so tests never wait.
+
+    ``on_http_call``: told of every HTTP request an API source makes (method, URL, status, time).
 
     Raises UsageError (bad request), ConfigError (no Tushare token), LockHeld
     (another run holds the store), AuthRefused (token refused: the run stops);
@@ -302,7 +305,8 @@ def run_sync(
         if kind == "file":
             _sync_file(store, request, file_source, result, rejects, progress, now)
         else:
-            _sync_api(store, request, result, rejects, progress, sleep=sleep, clock=clock, rand=rand, now=now)
+            _sync_api(store, request, result, rejects, progress, sleep=sleep, clock=clock, rand=rand, now=now,
+                      on_http_call=on_http_call)
         if result.symbols_failed and not (result.symbols_ok or result.symbols_up_to_date or result.symbols_empty):
             result.status = "failed"
         elif result.symbols_failed or result.rejected:
@@ -582,7 +586,7 @@ def _fetch_symbol(request: SyncRequest, symbol: str, start: str, end: str, calle
 
 
 def _sync_api(store, request: SyncRequest, result: SyncResult, rejects: RejectsFile, progress, *,
-              sleep, clock, rand, now) -> None:
+              sleep, clock, rand, now, on_http_call: OnHttpCall | None = None) -> None:
     from tacn.validators.calendar import last_known_session, sessions_between
 
     policy = RetryPolicy(request.max_attempts, request.backoff_base, request.backoff_max, request.rate_limit_wait)
@@ -594,7 +598,7 @@ def _sync_api(store, request: SyncRequest, result: SyncResult, rejects: RejectsF
 
         limiter = MinInterval(60.0 / request.tushare_calls_per_minute, clock=clock, sleep=sleep)
         client = TushareClient(request.tushare_token, timeout=request.timeout, http_url=request.tushare_url)
-    caller = RetryingCaller(limiter, policy, sleep, rand, request.source_kind)
+    caller = RetryingCaller(limiter, policy, sleep, rand, request.source_kind, on_http_call)
     symbols, origin = _symbols_for(store, request, caller, client)
     result.symbols_total = len(symbols)
     end = request.end or shanghai_today().isoformat()

@@ -77,7 +77,7 @@ class ProgressDisplay:
         self.last = (done, total, unit, detail)
         if self.out.verbose:
             what = f"{step}: " if step else ""
-            self._write(f"{progress_text(self.label, done, total, unit, detail)} "
+            self.debug(f"{progress_text(self.label, done, total, unit, detail)} "
                         f"({what}+{human_count(done - previous, unit)} in {now - self.last_step:.2f} s)")
         self.last_step = now
         if self.tty:
@@ -106,7 +106,7 @@ class ProgressDisplay:
         if total is not None and done >= total:
             self.bar.refresh()  # the last step is drawn even when it came sooner than tqdm's refresh interval
 
-    def _write(self, message: str) -> None:
+    def debug(self, message: str) -> None:
         """A -v line that does not tear the bar: tqdm clears it, the line is printed, the bar is redrawn."""
         if self.bar is None:
             self.out.debug(message)

@@ -389,6 +389,31 @@ def test_verbose_sync_and_validate_time_each_chunk(tmp_path):
     assert steps == ["10", "20", "24"], checked.stderr
 
 
+def test_verbose_api_sync_shows_each_http_request_on_stderr_with_its_secret_masked(tmp_path):
+    symbols = ("000001", "600000")
+    fake = TushareFake({s: synthetic_quotes(s) for s in symbols}, token=TOKEN).start()
+    # a proxy-style URL that carries the token as its password: it must never be printed
+    host = fake.url.split("://", 1)[1]
+    env = {"TUSHARE_TOKEN": TOKEN, "TACN_TUSHARE_URL": f"http://tacn:{TOKEN}@{host}"}
+    args = ["sync", "--source", "tushare", "--symbols", ",".join(symbols), "--end", "2025-10-24",
+            "--tushare-rate", "100000"]
+    try:
+        plain = run(*args, "--store", f"sqlite:///{tmp_path / 'plain.db'}", env=env)
+        before = len(fake.requests)
+        verbose = run(*args, "--store", f"sqlite:///{tmp_path / 'verbose.db'}", "-v", "--json", env=env)
+        requests = len(fake.requests) - before
+    finally:
+        fake.stop()
+    assert plain.exit_code == 0 and verbose.exit_code == 0, verbose.stderr
+    assert "HTTP 200" not in plain.stderr
+    lines = re.findall(r"^POST (\S+): HTTP (\d+) in \d+\.\d\d s \((.+)\)$", verbose.stderr, re.M)
+    assert len(lines) == requests >= 2 * len(symbols), verbose.stderr  # one line per request (quotes, factors)
+    assert all(url.startswith("http://tacn:***@127.0.0.1:") and status == "200" for url, status, _ in lines), lines
+    assert {what.split()[1] for _, _, what in lines} == set(symbols)  # "daily 000001", "adj_factor 600000"
+    assert TOKEN not in verbose.stderr and TOKEN not in verbose.stdout
+    assert "HTTP 200" not in verbose.stdout and json.loads(verbose.stdout)["status"] == "success"
+
+
 def _without_timings(text: str) -> str:
     return re.sub(r"\d+\.\d+ ?s\b|duration \(s\)[^\n]*|\d{4}-\d\d-\d\dT[\d:+.]+", "", text)
 

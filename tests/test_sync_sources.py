@@ -15,7 +15,13 @@ import requests
 import responses
 
 from tacn.pipelines.errors import AuthRefused, ConfigError, UsageError
-from tacn.pipelines.sources.calling import MinInterval, RetryPolicy, classify_error
+from tacn.pipelines.sources.calling import (
+    CallFailed,
+    MinInterval,
+    RetryingCaller,
+    RetryPolicy,
+    classify_error,
+)
 from tacn.pipelines.sync import SyncRequest, run_sync
 from tests.sync_fixtures import EastmoneyFake, FakeClock, TushareFake, free_closed_port_url, synthetic_quotes
 
@@ -361,6 +367,22 @@ def test_min_interval_spaces_call_starts():
     for _ in range(4):
         limiter.wait()
     assert fake.sleeps == [0.5, 0.5, 0.5]
+
+
+def test_the_caller_reports_each_http_request_of_each_attempt_also_without_an_answer():
+    fake = FakeClock()
+    calls = []
+    caller = RetryingCaller(MinInterval(0, clock=fake.clock, sleep=fake.sleep), RetryPolicy(max_attempts=2), fake.sleep,
+                            lambda: 0.0, "akshare", calls.append)
+    url = free_closed_port_url() + "/api/qt/stock/kline/get?secid=0.000001"
+    with pytest.raises(CallFailed):
+        caller(lambda: requests.get(url, timeout=5), "000001")
+    assert [(c.method, c.url, c.status, c.what, c.attempt) for c in calls] == [
+        ("GET", url, None, "000001", 1), ("GET", url, None, "000001", 2)]
+    assert all(c.error == "ConnectionError" and c.elapsed_s >= 0 for c in calls)
+    with pytest.raises(requests.exceptions.ConnectionError):  # outside a call: nobody is told
+        requests.get(url, timeout=5)
+    assert len(calls) == 2
 
 
 def test_error_classification():

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,16 +123,88 @@ class CallFailed(Exception):
         self.attempts = attempts
 
 
+@dataclass(frozen=True)
+class HttpCall:
+    """One HTTP request a source library made during a call: what the -v lines show.
+
+    ``url`` is as sent (it may hold a token: whoever prints it scrubs it); ``status`` is None when
+    no response came (``error`` says why)."""
+
+    method: str
+    url: str
+    status: int | None
+    elapsed_s: float
+    what: str  # the call it belongs to ("000001 quotes", "stock list")
+    attempt: int
+    error: str | None = None
+
+
+OnHttpCall = Callable[[HttpCall], None]
+
+# The observer of the HTTP requests made on this thread (each sync worker calls its source on its own
+# thread). The source libraries (akshare, tushare) call ``requests`` themselves and take no hook, so
+# ``requests.Session.send`` (through which every requests call goes, each redirect too) is wrapped once,
+# the first time someone observes; unobserved calls pass straight through.
+_observer = threading.local()
+_send_wrapped = threading.Lock()
+
+
+def _wrap_requests_send() -> None:
+    import requests
+
+    with _send_wrapped:
+        original = requests.Session.send
+        if getattr(original, "tacn_observed", False):
+            return
+
+        def send(session, request, **kwargs):
+            report = getattr(_observer, "report", None)
+            if report is None:
+                return original(session, request, **kwargs)
+            started = time.perf_counter()
+            try:
+                response = original(session, request, **kwargs)
+            except Exception as exc:
+                report(request.method, request.url, None, time.perf_counter() - started, type(exc).__name__)
+                raise
+            report(request.method, request.url, response.status_code, time.perf_counter() - started, None)
+            return response
+
+        send.tacn_observed = True
+        requests.Session.send = send
+
+
+@contextmanager
+def observing_http(on_http_call: OnHttpCall | None, what: str, attempt: int) -> Iterator[None]:
+    """Report every HTTP request this thread makes inside the block to ``on_http_call`` (nothing when None)."""
+    if on_http_call is None:
+        yield
+        return
+    _wrap_requests_send()
+
+    def report(method, url, status, elapsed_s, error):
+        on_http_call(HttpCall(method or "?", url or "?", status, elapsed_s, what, attempt, error))
+
+    previous = getattr(_observer, "report", None)
+    _observer.report = report
+    try:
+        yield
+    finally:
+        _observer.report = previous
+
+
 class RetryingCaller:
     """Calls a source with its rate limit and the retry policy; counts attempts.
 
     An auth refusal raises :class:`AuthRefused` and stops every later call (``stopped``);
     other failures raise :class:`CallFailed` once they are permanent or the attempts run out.
+    ``on_http_call``: told of every HTTP request the source's library makes (the CLI's -v lines).
     """
 
     def __init__(self, limiter: MinInterval, policy: RetryPolicy, sleep: Callable[[float], None],
-                 rand: Callable[[], float], source: str):
+                 rand: Callable[[], float], source: str, on_http_call: OnHttpCall | None = None):
         self.limiter, self.policy, self.sleep, self.rand, self.source = limiter, policy, sleep, rand, source
+        self.on_http_call = on_http_call
         self.stopped = threading.Event()  # set on an auth refusal: no worker starts another request
 
     def __call__(self, call: Callable[[], Any], what: str) -> tuple[Any, int]:
@@ -139,7 +213,8 @@ class RetryingCaller:
             if self.stopped.is_set():
                 raise CallFailed("not attempted: the run stopped", attempt - 1)
             try:
-                return call(), attempt
+                with observing_http(self.on_http_call, what, attempt):
+                    return call(), attempt
             except Exception as exc:  # noqa: BLE001 - classified below; nothing escapes unexamined
                 kind, message = classify_error(exc)
                 if kind == AUTH:

@@ -95,9 +95,21 @@ def sync_command(
 
         with _open_sync_store(out, store, database, env, dry_run) as opened:
             with ProgressDisplay(out, "sync") as display:
-                result = run_sync(opened, request, progress=display.report)
+                result = run_sync(opened, request, progress=display.report,
+                                  on_http_call=_http_line(display) if out.verbose else None)
         _render(out, result, json_)
     raise typer.Exit(_exit_code(result))
+
+
+def _http_line(display: ProgressDisplay):
+    """-v: one stderr line per HTTP request to the source (Output scrubs the URL's token, key, password)."""
+
+    def show(call) -> None:
+        answer = f"HTTP {call.status}" if call.status is not None else f"no answer ({call.error})"
+        retry = f", attempt {call.attempt}" if call.attempt > 1 else ""
+        display.debug(f"{call.method} {call.url}: {answer} in {call.elapsed_s:.2f} s ({call.what}{retry})")
+
+    return show
 
 
 def _open_sync_store(out, store, database, env, dry_run: bool):
