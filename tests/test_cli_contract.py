@@ -303,7 +303,7 @@ def test_a_failed_sync_run_with_json_is_one_object_with_the_error_fields(tmp_pat
     import tacn.pipelines.sync as sync_module
     from tacn.pipelines.sync import SyncResult
 
-    def failed_run(store, request, progress=None):
+    def failed_run(store, request, progress=None, on_http_call=None):
         return SyncResult(run_id="r1", job="sync-akshare", source="akshare", period="daily", store=store.display_url,
                           dry_run=False, started_at=datetime(2025, 10, 24), status="failed",
                           errors=[{"symbol": None, "error": "AKShare unreachable: connection refused"}])
