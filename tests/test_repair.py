@@ -70,6 +70,29 @@ def test_repair_from_a_file_refills_exactly_what_was_lost(store, tmp_path):
     assert list(store.iter_documents(RecordFilter(symbols=("600000",)))) == other_before  # untouched
 
 
+def test_an_applied_repair_reports_each_step_with_its_total(store, tmp_path):
+    from contextlib import contextmanager
+
+    truth, lost_days = broken_store(store)
+    refill = tmp_path / "refill.jsonl"
+    refill.write_text("".join(encode_document(d) + "\n" for d in truth))
+    reports: dict[str, list] = {}
+
+    @contextmanager
+    def steps(name):
+        reports[name] = []
+        yield lambda done, total, unit: reports[name].append((done, total, unit))
+
+    repair(store, source=f"file:{refill}", apply=False, backup_dir=tmp_path / "bk", steps=steps)
+    assert reports == {}  # a dry run has nothing to show
+    result = repair(store, source=f"file:{refill}", apply=True, backup_dir=tmp_path / "bk", steps=steps)
+    assert result.ok and list(reports) == ["clean", "re-sync", "verify-fix"]
+    assert reports["clean"][-1] == (len(lost_days), len(lost_days), "records")
+    assert reports["re-sync"] == [(1, 1, "symbols")]  # a file re-sync counts its group when it ends
+    records = store.count(RecordFilter())
+    assert reports["verify-fix"][-1] == (records, records, "records")
+
+
 class FakeSync:
     """Stands in for tacn.pipelines.sync.run_sync: records each request, answers like a sync result."""
 

@@ -171,32 +171,41 @@ def repair(
         if t.source is not None and t.end is not None:
             groups.setdefault((t.source, t.period, t.start, t.end), []).append(t.symbol)
     planned = {key: sorted(set(symbols)) for key, symbols in groups.items()}
-    total, done = sum(len(symbols) for symbols in planned.values()), 0
     with step(steps if planned else None, "re-sync") as progress:
+        symbols_done = _SymbolsOfAllGroups(progress, sum(len(symbols) for symbols in planned.values()))
         for (src, period, start, end), symbols in planned.items():
             # The sync's re-base rule holds here too: its backups go where clean's did.
             options = {"backup_dir": backup_dir, **(sync_options or {})}
-            report = _symbols_of_all_groups(progress, done, total)
+            report = symbols_done.sync_report() if progress is not None else None
             result.resyncs.append(_resync(store, sync, src, period, start, end, symbols, options, now, report))
-            done += len(symbols)
-            if progress is not None:
-                progress(done, total, "symbols")  # a group that failed or read a file still counts as done
+            symbols_done.group_done(len(symbols))
     with step(steps, "verify-fix") as progress:
         result.verify = verify_fix(store, data_source=data_source, now=now, progress=progress)
     return result
 
 
-def _symbols_of_all_groups(progress: ProgressReport | None, before: int, total: int):
-    """A sync's own progress as symbols done of every group's (None when nobody looks). A file
-    re-sync counts bytes, not symbols: its group is counted when it ends."""
-    if progress is None:
-        return None
+class _SymbolsOfAllGroups:
+    """The re-sync step's progress: symbols done of every group's, from each sync's own reports. A file
+    re-sync counts bytes, not symbols, and a failed one may report nothing: a group counts whole when it ends."""
 
-    def report(sync_progress) -> None:
-        if sync_progress.unit == "symbols":
-            progress(before + min(sync_progress.done, sync_progress.total or 0), total, "symbols")
+    def __init__(self, progress: ProgressReport | None, total: int):
+        self.progress, self.total = progress, total
+        self.before, self.shown = 0, -1  # symbols of the groups already done; the count last reported
 
-    return report
+    def _show(self, done: int) -> None:
+        if self.progress is not None and done != self.shown:
+            self.shown = done
+            self.progress(done, self.total, "symbols")
+
+    def sync_report(self):
+        def report(sync_progress) -> None:
+            if sync_progress.unit == "symbols":
+                self._show(self.before + min(sync_progress.done, sync_progress.total or 0))
+        return report
+
+    def group_done(self, symbols: int) -> None:
+        self.before += symbols
+        self._show(self.before)
 
 
 def _resync(store, sync, source, period, start, end, symbols, options, now, progress=None) -> ResyncOutcome:
