@@ -104,3 +104,40 @@ def test_a_read_that_ends_inside_a_chunk_makes_no_further_query(sqlite_store, mo
     frames = list(sqlite_store.iter_frames(flt, chunk_size=3))
     assert sum(len(f) for f in frames) == sqlite_store.count(flt) == 4 and len(queries) == 2  # 3 + 1 rows
     assert_same(sqlite_store, flt, chunk_size=3)
+
+
+@pytest.mark.parametrize("refused_call", [1, 2, 3])
+def test_a_chunk_the_driver_refuses_is_read_by_the_decoder_and_the_read_goes_on(sqlite_store, monkeypatch, refused_call):
+    from tacn.pipelines.stores import sqlite
+
+    calls = []
+    query = sqlite._ColumnarReader.query
+
+    def refusing(self, select, *args):
+        calls.append(args)
+        if len(calls) == refused_call:
+            raise RuntimeError("[SQLite] Type mismatch in column 7")
+        return query(self, select, *args)
+
+    monkeypatch.setattr(sqlite._ColumnarReader, "query", refusing)
+    docs = clean_docs()
+    sqlite_store.upsert(docs, now=STAMP)
+    frames = list(sqlite_store.iter_frames(chunk_size=3))
+    ids = [i for f in frames for i in f["_id"]]
+    assert len(ids) == len(set(ids)) == len(docs)  # every record once, none twice
+    assert_same(sqlite_store, chunk_size=3)
+
+
+def test_a_read_left_early_stops_its_worker_thread(sqlite_store):
+    import threading
+
+    sqlite_store.upsert(clean_docs(), now=STAMP)
+
+    def workers():
+        return [t for t in threading.enumerate() if t.name == "tacn-read-ahead"]
+
+    frames = sqlite_store.iter_frames(chunk_size=2)
+    next(frames)
+    assert workers()
+    frames.close()
+    assert not workers()
