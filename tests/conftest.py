@@ -10,6 +10,7 @@ server too. A test FerretDB v1 cannot run carries ``@pytest.mark.not_on_ferretdb
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 
 import pytest
@@ -20,6 +21,13 @@ from hypothesis import settings
 settings.register_profile("tacn", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "tacn")
+
+# A pytest started as a background job (`make test &`, nohup) inherits SIGINT ignored, and so would every
+# command the tests start: Python installs no KeyboardInterrupt handler for an ignored SIGINT, and the
+# tests that press Ctrl-C on a child (exit 130) would see it ignored. A handled SIGINT here resets to the
+# default in each child at exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 MONGO_URI = os.environ.get("TACN_TEST_MONGO_URI")
 MONGO_KINDS = ["mongomock", "ferretdb"] + (["mongodb"] if MONGO_URI else [])

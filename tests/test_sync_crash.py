@@ -40,7 +40,6 @@ def sync_process(fake: TushareFake, store_path: Path, tmp_path: Path, *extra: st
         [sys.executable, "-m", "tacn.cli", "sync", "--source", "tushare", "--symbols", ",".join(SYMBOLS),
          "--end", END, "--tushare-rate", "100000", "--store", f"sqlite:///{store_path}", *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background pytest ignores SIGINT
     )
 
 
