@@ -171,6 +171,7 @@ class MongoStore:
         self._indexes_checked = False
         self.answer_limit: str | None = None  # e.g. "socketTimeoutMS=120000", for messages
         self.one_pass_deletes: bool | None = None  # see deletes_in_one_pass; tests set it
+        self.last_read = None  # mongo_arrow.ReadStats of the last iter_frames: which path each chunk took
 
     @classmethod
     def from_url(
@@ -500,17 +501,54 @@ class MongoStore:
 
     @_server_lost_is_unavailable
     def iter_frames(self, flt: RecordFilter | None = None, *, chunk_size: int = 100_000):
-        import pandas as pd
+        """Chunks of documents as frames, every field and type as stored.
 
+        With the ``mongo-arrow`` extra, chunks are decoded into Arrow where that is exact and
+        by pymongo where not, from one typed aggregate (tacn.pipelines.stores.mongo_arrow);
+        ``last_read`` says which path each chunk took. Without it, or when the server refuses
+        the aggregate, one plain ``find``.
+        """
+        from tacn.pipelines.stores import mongo_arrow
+
+        query, batch = self._filter(flt), min(chunk_size, 10_000)
+        batches, stats = self._typed_batches(query, batch)
+        self.last_read = stats
+        if batches is not None:
+            context_class, codec = mongo_arrow.arrow_context_class(), self.collection.codec_options
+            for raw, count in mongo_arrow.raw_chunks(batches, chunk_size):
+                yield mongo_arrow.chunk_frame(raw, count, context_class, codec, stats)
+            return
         chunk: list[dict] = []
-        for doc in self.collection.find(self._filter(flt), batch_size=min(chunk_size, 10_000)):
-            doc["_id"] = str(doc["_id"])
+        for doc in self.collection.find(query, batch_size=batch):
             chunk.append(doc)
             if len(chunk) >= chunk_size:
-                yield pd.DataFrame.from_records(chunk, coerce_float=False)
+                stats.took("pymongo", len(chunk))
+                yield mongo_arrow.documents_frame(chunk)
                 chunk = []
         if chunk:
-            yield pd.DataFrame.from_records(chunk, coerce_float=False)
+            stats.took("pymongo", len(chunk))
+            yield mongo_arrow.documents_frame(chunk)
+
+    def _typed_batches(self, query: dict, batch: int):
+        """(raw BSON batches of the typed aggregate, stats), or (None, stats saying why the plain find reads)."""
+        from pymongo.errors import OperationFailure
+
+        from tacn.pipelines.stores.mongo_arrow import ReadStats, arrow_context_class, typed_pipeline
+
+        if arrow_context_class() is None:
+            stats = ReadStats("pymongo")
+            stats.reason = "pymongoarrow is not installed (the mongo-arrow extra)"
+            return None, stats
+        stats = ReadStats("arrow")
+        aggregate = getattr(self.collection, "aggregate_raw_batches", None)
+        if aggregate is None:  # mongomock
+            stats.mode, stats.reason = "pymongo", "the client has no raw batches"
+            return None, stats
+        try:  # the command runs here: a server without $addFields or $type refuses it before any chunk
+            return aggregate(typed_pipeline(query), batchSize=batch), stats
+        except OperationFailure as exc:
+            stats.mode, stats.reason = "pymongo", f"the server refused the typed aggregate: {brief_driver_message(str(exc))[:200]}"
+            return None, stats
 
     @_server_lost_is_unavailable
     def count(self, flt: RecordFilter | None = None) -> int:
