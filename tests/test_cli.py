@@ -125,7 +125,7 @@ def test_real_subprocess_help_imports_nothing_heavy():
     )
     assert proc.returncode == 0 and "Usage: tacn" in proc.stdout
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
-    for heavy in ("pandas", "pymongo", "akshare", "tushare", "numpy", "pandera"):
+    for heavy in ("pandas", "pymongo", "akshare", "tushare", "numpy", "pandera", "pyarrow", "pymongoarrow"):
         assert heavy not in imported, heavy
 
 

@@ -540,15 +540,14 @@ class MongoStore:
             stats.reason = "pymongoarrow is not installed (the mongo-arrow extra)"
             return None, stats
         stats = ReadStats("arrow")
-        aggregate = getattr(self.collection, "aggregate_raw_batches", None)
-        if aggregate is None:  # mongomock
-            stats.mode, stats.reason = "pymongo", "the client has no raw batches"
-            return None, stats
         try:  # the command runs here: a server without $addFields or $type refuses it before any chunk
-            return aggregate(typed_pipeline(query), batchSize=batch), stats
+            return self.collection.aggregate_raw_batches(typed_pipeline(query), batchSize=batch), stats
+        except NotImplementedError:  # mongomock
+            stats.mode, stats.reason = "pymongo", "the client has no raw batches"
         except OperationFailure as exc:
-            stats.mode, stats.reason = "pymongo", f"the server refused the typed aggregate: {brief_driver_message(str(exc))[:200]}"
-            return None, stats
+            stats.mode = "pymongo"
+            stats.reason = f"the server refused the typed aggregate: {brief_driver_message(str(exc))[:200]}"
+        return None, stats
 
     @_server_lost_is_unavailable
     def count(self, flt: RecordFilter | None = None) -> int:
