@@ -14,7 +14,9 @@ in this process, against the same server:
 (b) `tacn validate --store mongodb://…` vs the fastest plain read of the same fields
     (pymongoarrow's find_arrow_all when installed, else find into a DataFrame) plus the
     same checks in plain polars (common.polars_rule_counts; tacn runs the same rules,
-    common.row_and_key_rules). Target <= 1.5.
+    common.row_and_key_rules). Target <= 1.5. Also shown: which path tacn's read takes
+    (Arrow or pymongo, per chunk: MongoStore.last_read on one symbol) and tacn validate
+    with pymongoarrow hidden (an import shim on PYTHONPATH), i.e. the plain pymongo read.
 (c) `tacn clean-invalid-trade-date --yes` with 16,526 bad records vs one bare `delete_many`
     of the same predicate on an identical copy. Target <= 2.0. tacn reads and backs up the
     selection (one pass on FerretDB), then deletes it in one guarded pass (the same predicate,
@@ -56,11 +58,12 @@ PARTS = set(filter(None, os.environ.get("BENCH_MONGO_PARTS", "").split(",")))  #
 BAD_LAYOUT = os.environ.get("BENCH_MONGO_BAD_LAYOUT", "last")  # last | spread
 
 
-def tacn(*args: str, home: Path) -> tuple[float, int, str]:
+def tacn(*args: str, home: Path, env: dict[str, str] | None = None) -> tuple[float, int, str]:
     """(wall seconds, exit code, stdout) of one real `tacn` run."""
     exe = os.path.join(os.path.dirname(sys.executable), "tacn")
     start = time.perf_counter()
-    proc = subprocess.run([exe, *args], capture_output=True, text=True, env={**os.environ, "TACN_HOME": str(home)})
+    proc = subprocess.run([exe, *args], capture_output=True, text=True,
+                          env={**os.environ, "TACN_HOME": str(home), **(env or {})})
     elapsed = time.perf_counter() - start
     if proc.returncode not in (0, 1):
         sys.exit(f"tacn {' '.join(args[:1])} failed with exit {proc.returncode}: {proc.stderr[-500:]}")
@@ -120,28 +123,61 @@ def read_floor(collection):
     """The fastest plain read of the records' fields: (polars DataFrame, how)."""
     import polars as pl
 
+    from tacn.pipelines.stores.mongo_arrow import arrow_context_class
+
     projection = {"_id": 0, **dict.fromkeys(FIELD_NAMES, 1)}
-    try:  # pymongoarrow 1.15 is built for an older pyarrow than tacn's: used only where it imports
+    if arrow_context_class() is not None:  # pymongoarrow loads (its import warnings silenced there)
         from pymongoarrow.api import find_arrow_all
 
         return pl.from_arrow(find_arrow_all(collection, {}, projection=projection)), "find_arrow_all"
-    except ImportError:
-        docs = list(collection.find({}, projection, batch_size=10_000))
-        return pl.DataFrame(docs, infer_schema_length=None), "find -> DataFrame"
+    docs = list(collection.find({}, projection, batch_size=10_000))
+    return pl.DataFrame(docs, infer_schema_length=None), "find -> DataFrame"
+
+
+def tacn_read_path(url: str, database: str, symbol: str) -> str:
+    """Which path tacn's reads take on this data: MongoStore.iter_frames on one symbol's records, in this process."""
+    from tacn.pipelines.stores.base import RecordFilter
+    from tacn.pipelines.stores.mongo import MongoStore
+    from tacn.pipelines.validate import ValidateOptions
+
+    with MongoStore.from_url(url, database=database) as store:
+        for _ in store.iter_frames(RecordFilter(symbols=(symbol,)), chunk_size=ValidateOptions().chunk_size):
+            pass
+        stats = store.last_read.as_dict()
+    if stats["mode"] != "arrow":
+        return f"pymongo ({stats['reason']})"
+    fallbacks = ", ".join(f"{why} x{n}" for why, n in stats["fallbacks"].items()) or "none"
+    return f"arrow: {stats['arrow_chunks']} Arrow / {stats['pymongo_chunks']} pymongo chunk(s); fallbacks: {fallbacks}"
+
+
+def without_pymongoarrow(work: Path) -> dict[str, str]:
+    """An environment in which `import pymongoarrow` fails: tacn then reads the plain pymongo way."""
+    shim = work / "no-pymongoarrow" / "pymongoarrow"
+    shim.mkdir(parents=True, exist_ok=True)
+    (shim / "__init__.py").write_text('raise ImportError("hidden by bench_mongo")\n')
+    path = os.pathsep.join(filter(None, [str(shim.parent), os.environ.get("PYTHONPATH")]))
+    return {"PYTHONPATH": path}
 
 
 def bench_validate(client, url: str, work: Path) -> tuple[list[tuple[str, str]], float]:
-    tacn_s, code, out = tacn("validate", "--store", f"{url}sync_full", "--rules", row_and_key_rules(), "--json",
-                             home=work)
+    args = ("validate", "--store", f"{url}sync_full", "--rules", row_and_key_rules(), "--json")
+    plain_s, plain_code, plain_out = tacn(*args, home=work, env=without_pymongoarrow(work))
+    tacn_s, code, out = tacn(*args, home=work)
     counts = {r["name"]: r["failing"] for r in json.loads(out)["rules"]} if out.strip().startswith("{") else {}
+    plain_counts = {r["name"]: r["failing"] for r in json.loads(plain_out)["rules"]} if plain_out.strip().startswith(
+        "{") else {}
     start = time.perf_counter()
     frame, how = read_floor(client["sync_full"][COLLECTION])
     floor_counts = polars_rule_counts(frame)
     floor_s = time.perf_counter() - start
     agree = all(counts.get(name) == n for name, n in floor_counts.items()) if counts else "unknown"
+    path = tacn_read_path(url, "sync_full", client["sync_full"][COLLECTION].find_one({}, {"symbol": 1})["symbol"])
     ratio = tacn_s / floor_s
     return [
         (f"(b) tacn validate (exit {code}), {len(frame):,} docs", f"{tacn_s:.2f} s"),
+        ("    tacn's read path (one symbol, in process)", path),
+        (f"    tacn validate without pymongoarrow (exit {plain_code})", f"{plain_s:.2f} s "
+         f"(ratio {plain_s / floor_s:.2f}; with/without {tacn_s / plain_s:.2f}; same counts: {plain_counts == counts})"),
         (f"    floor: {how} + the same checks in plain polars", f"{floor_s:.2f} s"),
         ("    ratio (target <= 1.5)", f"{ratio:.2f}  {'OK' if ratio <= TARGETS['validate'] else 'OVER'}"),
         ("    same failing counts as the floor", str(agree)),

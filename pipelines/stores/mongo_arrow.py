@@ -6,8 +6,8 @@ as before. The Arrow path never changes what a read shows:
 
 - **One query, atomic per document.** The chunks come from one aggregate,
   ``$match`` (the read's filter) then ``$addFields`` with, for every contract field, the
-  BSON type the server sees in that very document (``{"$type": "$open"}``: ``double``,
-  ``bool``, ``missing``, …). The types and the values travel in the same document of the
+  BSON type the server sees in that very document (``"~t08": {"$type": "$open"}``:
+  ``double``, ``bool``, ``missing``, …). The types and the values travel in the same document of the
   same reply, so no write between two queries can make them disagree; the rows keep the
   order of the plain ``find``.
 - **The guard.** A chunk is decoded into Arrow (in C, from the reply's raw BSON) and used
@@ -22,8 +22,8 @@ as before. The Arrow path never changes what a read shows:
   column with a null is float64, a column of only nulls is object, …); the tests compare
   both paths with ``check_exact`` on FerretDB, the real wire-protocol server.
 
-Names starting with :data:`MARK` are reserved: a document holding such a field would have
-it replaced by the computed type on the Arrow path (and in its fallback).
+The names of :data:`MARKS` (``~t00`` … ``~t27``) are reserved: a document holding such a
+field would have it replaced by the computed type on the Arrow path (and in its fallback).
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from tacn.validators.records import FIELDS
 
 log = logging.getLogger("tacn.stores.mongo")
 
-MARK = "__tacn_type__"  # prefix of the computed type fields (one per contract field)
 ABSENT = ("null", "missing")  # a null or a missing field: every contract field may be either
 # The BSON types ($type names) each kind of contract field may hold on the Arrow path, and
 # the Arrow type its column is read as. Everything else goes the pymongo way.
@@ -51,6 +50,10 @@ KINDS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 ALLOWED: dict[str, tuple[str, ...]] = {"_id": KINDS["objectid"][0], **{f.name: KINDS[f.kind][0] for f in FIELDS}}
 ARROW_KIND: dict[str, str] = {"_id": "objectid", **{f.name: f.kind for f in FIELDS}}
+# The computed type fields, one per contract field: short names, since they travel in every document
+# (28 of them nearly double a document's bytes with names like "__tacn_type_open").
+MARK = "~t"  # their reserved prefix
+MARKS: dict[str, str] = {name: f"{MARK}{i:02d}" for i, name in enumerate(ALLOWED)}
 # Where pymongo can decode a BSON date into a Python datetime (the plain read raises beyond it)
 PY_DATETIME_MS = (-62135596800000, 253402300799999)  # 0001-01-01 .. 9999-12-31T23:59:59.999 UTC
 _INT32 = struct.Struct("<i")
@@ -78,7 +81,7 @@ def arrow_context_class():
 
 def typed_pipeline(query: dict) -> list[dict]:
     """The read's filter, then the BSON type of each contract field in each document."""
-    return [{"$match": query}, {"$addFields": {MARK + name: {"$type": "$" + name} for name in ALLOWED}}]
+    return [{"$match": query}, {"$addFields": {MARKS[name]: {"$type": "$" + name} for name in ALLOWED}}]
 
 
 def documents_frame(docs: list[dict]):
@@ -155,8 +158,8 @@ def chunk_frame(raw: bytes, count: int, context_class, codec_options, stats: Rea
 
     docs = decode_all(raw, codec_options)
     for doc in docs:
-        for name in ALLOWED:
-            doc.pop(MARK + name, None)
+        for mark in MARKS.values():
+            doc.pop(mark, None)
     stats.took("pymongo", count, why)
     return documents_frame(docs)
 
@@ -170,10 +173,10 @@ def arrow_frame(table, count: int):
         return None, "Arrow rows != documents"
     names = table.column_names
     kinds = {}
-    for name in ALLOWED:
-        if MARK + name not in names:
+    for name, mark in MARKS.items():
+        if mark not in names:
             return None, "the server did not compute the types"
-        column = table.column(MARK + name)
+        column = table.column(mark)
         if not pa.types.is_string(column.type) or column.null_count:
             return None, "the server did not compute the types"
         seen = set(pc.unique(column).to_pylist())
@@ -181,7 +184,8 @@ def arrow_frame(table, count: int):
         if bad:
             return None, f"{name} holds {', '.join(sorted(bad))}"
         kinds[name] = (column, seen)
-    fields = [name for name in names if not name.startswith(MARK)]
+    marks = set(MARKS.values())
+    fields = [name for name in names if name not in marks]
     extra = [name for name in fields if name not in ALLOWED]
     if extra:
         return None, "fields outside the contract"
