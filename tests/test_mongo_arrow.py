@@ -168,6 +168,7 @@ def test_clean_documents_take_the_arrow_path(ferret_store):
     ({"version": 1.5}, "version holds double"),  # 1 in an Arrow int64 column
     ({"trade_date": 20251023}, "trade_date holds int"),
     ({"_id": "text-id"}, "_id holds string"),
+    ({"_id": None}, "_id holds null"),  # pymongo's str() gives "None"
     ({"turnover": 1.5}, "fields outside the contract"),  # dropped by a schema
     ({"open": {"nested": [1, 2]}}, "open holds object"),
 ])

@@ -129,7 +129,10 @@ def raw_chunks(batches: Iterable[bytes], chunk_size: int) -> Iterator[tuple[byte
         start = offset = 0
         end = len(batch)
         while offset < end:
-            offset += _INT32.unpack_from(batch, offset)[0]
+            size = _INT32.unpack_from(batch, offset)[0]
+            if size < 5:
+                raise ValueError(f"a BSON document of {size} bytes in a reply")
+            offset += size
             count += 1
             if count == chunk_size:
                 parts.append(bytes(view[start:offset]))
@@ -180,7 +183,7 @@ def arrow_frame(table, count: int):
         if not pa.types.is_string(column.type) or column.null_count:
             return None, "the server did not compute the types"
         seen = set(pc.unique(column).to_pylist())
-        bad = seen - set(ALLOWED[name]) - set(ABSENT)
+        bad = seen - set(ALLOWED[name]) - (set() if name == "_id" else set(ABSENT))  # a null _id reads "None"
         if bad:
             return None, f"{name} holds {', '.join(sorted(bad))}"
         kinds[name] = (column, seen)
