@@ -28,6 +28,7 @@ pytest.importorskip("pymongoarrow", reason="the mongo-arrow extra is not install
 @pytest.fixture(scope="module")
 def ferret(request):
     opened = open_test_store("ferretdb", request)
+    opened.arrow_reads = True  # on FerretDB the automatic choice is the plain find (slower there): forced here
     yield opened
     close_test_store(opened)
 
@@ -256,3 +257,62 @@ def test_validate_verdicts_on_ferretdb_are_unchanged(ferret_store):
     assert mine == theirs
     for rule in bad:
         assert counts(with_arrow)[rule] == 1, rule
+
+
+def test_on_ferretdb_the_automatic_choice_is_the_plain_find(ferret_store, monkeypatch):
+    monkeypatch.setattr(ferret_store, "arrow_reads", None)
+    monkeypatch.delenv("TACN_MONGO_ARROW", raising=False)
+    ferret_store.upsert(good_docs(2, ("600000",)), now=STAMP)
+    frames = list(ferret_store.iter_frames(chunk_size=3))
+    assert sum(len(f) for f in frames) == 2
+    assert ferret_store.last_read.mode == "pymongo" and "FerretDB" in ferret_store.last_read.reason
+
+
+@pytest.mark.parametrize(("setting", "mode"), [("on", "arrow"), ("ON ", "arrow"), ("off", "pymongo")])
+def test_tacn_mongo_arrow_forces_the_path(ferret_store, monkeypatch, setting, mode):
+    monkeypatch.setattr(ferret_store, "arrow_reads", None)
+    monkeypatch.setenv("TACN_MONGO_ARROW", setting)
+    ferret_store.upsert(good_docs(2, ("600000",)), now=STAMP)
+    list(ferret_store.iter_frames(chunk_size=3))
+    assert ferret_store.last_read.mode == mode
+
+
+def test_a_bad_tacn_mongo_arrow_is_a_usage_error(ferret_store, monkeypatch):
+    from tacn.pipelines.errors import UsageError
+
+    monkeypatch.setattr(ferret_store, "arrow_reads", None)
+    monkeypatch.setenv("TACN_MONGO_ARROW", "sometimes")
+    with pytest.raises(UsageError, match="TACN_MONGO_ARROW must be auto, on or off"):
+        list(ferret_store.iter_frames(chunk_size=3))
+
+
+def test_a_pymongoarrow_built_for_another_pyarrow_is_not_used(monkeypatch):
+    """Its import warning of binary incompatibility means the C decoder is not trusted: pymongo reads."""
+    import sys
+    import types
+    import warnings
+
+    fake_context = types.ModuleType("pymongoarrow.context")
+
+    class PyMongoArrowContext:  # noqa: N801 - stands in for the real class
+        pass
+
+    fake_context.PyMongoArrowContext = PyMongoArrowContext
+    real_import = __import__
+
+    def importing(name, *args, **kwargs):
+        if name == "pymongoarrow.context":
+            warnings.warn("pyarrow.lib.Array size changed, may indicate binary incompatibility. Expected 72 "
+                          "from C header, got 80 from PyObject", RuntimeWarning, stacklevel=2)
+            return fake_context
+        return real_import(name, *args, **kwargs)
+
+    mongo_arrow.arrow_context_class.cache_clear()
+    monkeypatch.setitem(sys.modules, "pymongoarrow.context", fake_context)
+    monkeypatch.setattr("builtins.__import__", importing)
+    try:
+        assert mongo_arrow.arrow_context_class() is None
+    finally:
+        monkeypatch.undo()
+        mongo_arrow.arrow_context_class.cache_clear()
+    assert mongo_arrow.arrow_context_class() is not None  # the real one, matched to its pyarrow

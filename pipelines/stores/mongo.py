@@ -171,7 +171,9 @@ class MongoStore:
         self._indexes_checked = False
         self.answer_limit: str | None = None  # e.g. "socketTimeoutMS=120000", for messages
         self.one_pass_deletes: bool | None = None  # see deletes_in_one_pass; tests set it
+        self.arrow_reads: bool | None = None  # see reads_into_arrow; tests set it
         self.last_read = None  # mongo_arrow.ReadStats of the last iter_frames: which path each chunk took
+        self._ferretdb: bool | None = None
 
     @classmethod
     def from_url(
@@ -398,14 +400,38 @@ class MongoStore:
         ids, so MongoDB (and mongomock, which stands in for it) keeps the chunks.
         """
         if self.one_pass_deletes is None:
+            self.one_pass_deletes = self.server_is_ferretdb()
+        return self.one_pass_deletes
+
+    def server_is_ferretdb(self) -> bool:
+        """Whether the server says it is FerretDB (``ferretdbVersion`` in ``buildInfo``); asked once."""
+        if self._ferretdb is None:
             from pymongo.errors import OperationFailure
 
             try:
                 info = self.client.admin.command("buildInfo")
             except (OperationFailure, NotImplementedError):  # a server or mongomock without it
                 info = {}
-            self.one_pass_deletes = "ferretdbVersion" in info
-        return self.one_pass_deletes
+            self._ferretdb = "ferretdbVersion" in info
+        return self._ferretdb
+
+    def reads_into_arrow(self) -> tuple[bool, str | None]:
+        """Whether iter_frames reads through the typed aggregate into Arrow (when the extra is installed),
+        and why not. ``TACN_MONGO_ARROW``: ``auto`` (the default), ``on`` or ``off``. Auto: not on FerretDB,
+        which computes the 28 ``$type`` fields in Go for every document and so reads about 1.9x slower
+        that way than by a plain ``find`` (measured, docs/stores-and-mongodb.md); on MongoDB, yes."""
+        if self.arrow_reads is not None:
+            return self.arrow_reads, None if self.arrow_reads else "turned off for this store"
+        import os
+
+        choice = os.environ.get("TACN_MONGO_ARROW", "auto").strip().lower()
+        if choice not in ("auto", "on", "off"):
+            raise UsageError(f"TACN_MONGO_ARROW must be auto, on or off, not {choice[:20]!r}")
+        if choice == "off":
+            return False, "TACN_MONGO_ARROW=off"
+        if choice == "auto" and self.server_is_ferretdb():
+            return False, "the server is FerretDB, where the typed aggregate is slower than a find (TACN_MONGO_ARROW=on forces it)"
+        return True, None
 
     @_server_lost_is_unavailable
     def delete_unchanged_selection(
@@ -535,6 +561,11 @@ class MongoStore:
 
         from tacn.pipelines.stores.mongo_arrow import ReadStats, arrow_context_class, typed_pipeline
 
+        wanted, why_not = self.reads_into_arrow()
+        if not wanted:
+            stats = ReadStats("pymongo")
+            stats.reason = why_not
+            return None, stats
         if arrow_context_class() is None:
             stats = ReadStats("pymongo")
             stats.reason = "pymongoarrow is not installed (the mongo-arrow extra)"
