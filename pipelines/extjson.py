@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, is_dataclass
+from dataclasses import fields, is_dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import PurePath
@@ -37,7 +37,8 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float):
         return None if value != value else float(value)
     if is_dataclass(value) and not isinstance(value, type):
-        return jsonable(asdict(value))
+        # field by field, as asdict would give them, without its deep copy of every value
+        return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

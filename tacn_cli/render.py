@@ -171,13 +171,18 @@ def build_table(title: str | None, columns: list[str], rows: list[list[Any]], *,
     return table
 
 
-def _scrub_strings(value: Any) -> Any:
+def _scrub_strings(value: Any, seen: dict[str, str] | None = None) -> Any:
+    """Every string and key scrubbed, each distinct one once (a result repeats its keys and values)."""
+    seen = {} if seen is None else seen
     if isinstance(value, str):
-        return scrub(value)
+        found = seen.get(value)
+        if found is None:
+            found = seen[value] = scrub(value)
+        return found
     if isinstance(value, dict):
-        return {scrub(k): _scrub_strings(v) for k, v in value.items()}
+        return {_scrub_strings(k, seen): _scrub_strings(v, seen) for k, v in value.items()}
     if isinstance(value, list):
-        return [_scrub_strings(v) for v in value]
+        return [_scrub_strings(v, seen) for v in value]
     return value
 
 

@@ -138,25 +138,26 @@ def test_columnar_summary_equals_the_dry_runs(tmp_path_factory, monkeypatch, row
         assert getattr(dry, name) == getattr(applied, name), name
 
 
-def test_a_selection_smaller_than_a_batch_is_one_scan(tmp_path, monkeypatch):
-    """The selection is read in one query when it holds fewer rows than a batch: asking again after
-    the last row found would scan the rest of the table a second time (bad rows early in a big table)."""
+def test_the_selection_is_one_scan_whatever_the_batch_size(tmp_path, monkeypatch):
+    """The selection is read by one query, streamed in batches: a query per batch would scan the rest of
+    the table again each time (bad rows early in a big table)."""
     from tacn.pipelines.stores import sqlite
 
     queries = []
-    query = sqlite._ColumnarReader.query
-    monkeypatch.setattr(sqlite._ColumnarReader, "query",
-                        lambda self, select, *args: queries.append(select) or query(self, select, *args))
+    for name in ("query", "stream"):
+        method = getattr(sqlite._ColumnarReader, name)
+        monkeypatch.setattr(sqlite._ColumnarReader, name, lambda self, select, *args, _method=method, _name=name:
+                            queries.append(_name) or _method(self, select, *args))
     with SQLiteStore(tmp_path / "s.db") as store:
         docs = [{**quote(symbol="600000"), "_id": ObjectId(), "trade_date": "0"}]
         docs += [quote(symbol="600000", day=f"2025-09-{d:02d}") for d in range(1, 29)]
         store.upsert(docs, now=T0)
         lines, decoded, _ = rendered_and_decoded(store)
-        assert len(lines) == len(decoded) == 1 and len(queries) == 1
+        assert len(lines) == len(decoded) == 1 and queries == ["stream"]
         queries.clear()
         monkeypatch.setattr(SQLiteStore, "iter_invalid_trade_date_lines",
                             lambda self, flt=None, *, batch_size=1, _lines=SQLiteStore.iter_invalid_trade_date_lines:
                             _lines(self, flt, batch_size=batch_size))
         store.upsert([{**quote(symbol="000001"), "trade_date": "1"}], now=T0)
-        lines, decoded, _ = rendered_and_decoded(store)  # two rows in batches of one: three queries
-        assert len(lines) == len(decoded) == 2 and len(queries) == 3
+        lines, decoded, batches = rendered_and_decoded(store)  # two rows in batches of one: still one query
+        assert len(lines) == len(decoded) == 2 and queries == ["stream"] and [b.count for b in batches] == [1, 1]

@@ -720,16 +720,75 @@ class SQLiteStore:
         (an ``extra``, a non-ObjectId ``_id``, a value needing escapes, an infinity, a
         datetime before 1970) goes through the decoder and the encoder. None when the
         columnar driver is not installed: the caller then encodes documents.
+
+        The selection is one query, read in Arrow batches of at most ``batch_size`` rows
+        (:data:`STREAM_BATCH_ROWS`) by a thread while the caller renders the batch before
+        (:func:`_rendered_stream`); batches in rid order.
         """
         columnar = _ColumnarReader.open(self.path)
         if columnar is None:
             return None
         where, params = self._where(flt, INVALID_DATE_SQL)
-        return self._rendered_batches(columnar, where, params, batch_size)
+        return self._streamed_batches(columnar, where, params, batch_size)
 
-    def _rendered_batches(self, columnar, where, params, batch_size):
+    def _streamed_batches(self, columnar, where, params, batch_size):
+        """Render the selection's Arrow batches as a reader thread streams them (the scan and the driver's
+        reads in C overlap the rendering, in C too: both release the GIL).
+
+        The driver fixes each column's Arrow type from its first batch, so the query starts with a
+        sentinel row holding a value of the expected type in every column (:func:`_render_sql_streamed`):
+        a later value of another type is then either converted in a row flagged ``odd`` (which the decoder
+        renders) or refused; when refused (text in a number column), the rows after the last batch read go
+        through :meth:`_rendered_batches`, which types each column by all of a chunk's values, as before.
+        """
+        rows = max(1, min(batch_size, STREAM_BATCH_ROWS))
+        prefetch = _Prefetch(lambda: columnar.stream(_render_sql_streamed(), where, params, 0, rows),
+                             finish=columnar.close)
+        import pyarrow as pa  # imported, with the renderer's kernels, while the thread scans
+        import pyarrow.compute  # noqa: F401
+
+        last, first, refused, interrupted = 0, True, False, False
+        retyped = None  # a reader of this thread's own for re-reads of a batch by type
         try:
-            last = 0
+            try:
+                for batch in prefetch:
+                    if first:  # the sentinel row (rid NULL sorts first): never a record
+                        first = False
+                        if batch.num_rows == 0 or batch.column(0)[0].is_valid:
+                            raise _StreamRefused("no sentinel row first")
+                        batch = batch.slice(1)
+                    if batch.num_rows == 0:
+                        continue
+                    table = pa.Table.from_batches([batch])
+                    upto = table.column("rid")[-1].as_py()
+                    if not _raw_types_hold(table):  # never with the sentinel's types; kept exact if it happens
+                        retyped = retyped or _ColumnarReader.open(self.path)
+                        table = retyped.query(_render_sql(), where + (" AND " if where else " WHERE ")
+                                              + f"rid <= {upto}", params, last, table.num_rows)
+                    last = upto
+                    yield _render_batch(table, self._decoded_rows)
+            except KeyboardInterrupt:
+                interrupted = True
+                raise
+            except _StreamRefused:
+                refused = True
+            except Exception:  # noqa: BLE001 - the driver refused a later batch's types: read on by chunks
+                if not prefetch.failed:
+                    raise  # the rendering's own error
+                refused = True
+        finally:
+            prefetch.close(wait=not interrupted)
+            if retyped is not None:
+                retyped.close()
+        if refused:
+            rest = _ColumnarReader.open(self.path)
+            if rest is None:
+                raise StoreUnavailable("the columnar driver stopped reading the selection")
+            yield from self._rendered_batches(rest, where, params, batch_size, after=last)
+
+    def _rendered_batches(self, columnar, where, params, batch_size, after: int = 0):
+        try:
+            last = after
             while True:
                 table = columnar.query(_render_sql_raw(), where, params, last, batch_size)
                 if table.num_rows == 0:
@@ -1005,6 +1064,87 @@ def _columnar_select() -> str:
     return f"SELECT rid, _id, {columns}, (extra IS NOT NULL OR NOT ({' AND '.join(text)})) AS odd FROM {TABLE}"
 
 
+class _StreamRefused(Exception):
+    """The streamed selection cannot be rendered as streamed: its rows are read by chunks instead."""
+
+
+class _Prefetch:
+    """The items of ``produce()`` made by a daemon thread, at most ``depth`` ahead of the consumer.
+
+    Iterating yields them in order and raises what the thread raised (``failed`` is then True). The thread
+    ends after its current item once :meth:`close` is called (a full queue does not hold it up), and calls
+    ``finish()`` last, so whatever ``produce`` uses (the driver's connection) is used by one thread only.
+    The driver cannot cancel a query in flight: an item being made is finished first (at most the scan up
+    to the next batch); close(wait=False), on Ctrl-C, does not wait for it (the thread is a daemon).
+    """
+
+    _END = object()
+
+    def __init__(self, produce: Callable[[], Iterator], *, finish: Callable[[], None] | None = None,
+                 depth: int = 2):
+        import queue
+        import threading
+
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self.failed = False
+        self._thread = threading.Thread(target=self._run, args=(produce, finish), name="tacn-read-ahead",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, produce, finish) -> None:
+        from contextlib import closing
+
+        outcome: BaseException | None = None
+        try:
+            with closing(produce()) as items:
+                for item in items:
+                    if not self._put(item):
+                        return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            outcome = exc
+        finally:
+            try:
+                if finish is not None:
+                    finish()
+            except BaseException as exc:  # noqa: BLE001
+                outcome = outcome or exc
+            self._put((self._END, outcome))
+
+    def _put(self, item) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, tuple) and len(item) == 2 and item[0] is self._END:
+                if item[1] is not None:
+                    self.failed = True
+                    raise item[1]
+                return
+            yield item
+
+    def close(self, *, wait: bool = True) -> None:
+        import queue
+
+        self._stop.set()
+        while True:  # a put blocked on a full queue returns at once
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        if wait:
+            self._thread.join()
+
+
 class _ColumnarReader:
     """A chunk of the table into Arrow through ADBC's SQLite driver (Apache Arrow project), in C.
 
@@ -1029,22 +1169,26 @@ class _ColumnarReader:
         except Exception:  # noqa: BLE001 - any driver trouble: the row decoder reads instead
             return None
 
-    def query(self, select: str, where: str, params: dict, after: int, size: int):
-        """The next ``size`` rows after rid ``after`` as one Arrow table (parameters as SQL literals)."""
+    @staticmethod
+    def _sql(select: str, where: str, params: dict, after: int, size: int | None) -> str:
+        """The rows after rid ``after`` in rid order, at most ``size`` (parameters as SQL literals)."""
         import re
 
+        joiner = " AND " if where else " WHERE "
+        named = f"{select}{where}{joiner}rid > :after ORDER BY rid" + ("" if size is None else " LIMIT :limit")
+        values = {**params, "after": after, "limit": size}
+        return re.sub(r":([A-Za-z_][A-Za-z0-9_]*)", lambda m: _sql_literal(values[m.group(1)]), named)
+
+    def query(self, select: str, where: str, params: dict, after: int, size: int):
+        """The next ``size`` rows after rid ``after`` as one Arrow table (parameters as SQL literals)."""
         import adbc_driver_manager
         import pyarrow as pa
 
-        joiner = " AND " if where else " WHERE "
-        named = f"{select}{where}{joiner}rid > :after ORDER BY rid LIMIT :limit"
-        values = {**params, "after": after, "limit": size}
-        sql = re.sub(r":([A-Za-z_][A-Za-z0-9_]*)", lambda m: _sql_literal(values[m.group(1)]), named)
         statement = adbc_driver_manager.AdbcStatement(self._connection)
         try:
             # one Arrow batch per chunk: the driver infers each column's type from all of its values
             statement.set_options(**{"adbc.sqlite.query.batch_rows": str(max(size, 1))})
-            statement.set_sql_query(sql)
+            statement.set_sql_query(self._sql(select, where, params, after, size))
             stream, _ = statement.execute_query()
             return pa.RecordBatchReader._import_from_c(stream.address).read_all()
         finally:
@@ -1068,6 +1212,31 @@ class _ColumnarReader:
             if table.num_rows < size:
                 return
             after = table.column("rid")[-1].as_py()
+
+    def stream(self, select: str, where: str, params: dict, after: int, rows: int):
+        """Every row after rid ``after``, one query, as Arrow record batches of ``rows`` rows. The driver
+        fixes each column's type from the first batch and refuses (raises) a later value it cannot convert."""
+        import adbc_driver_manager
+
+        statement = adbc_driver_manager.AdbcStatement(self._connection)
+        try:
+            statement.set_options(**{"adbc.sqlite.query.batch_rows": str(max(rows, 1))})
+            statement.set_sql_query(self._sql(select, where, params, after, None))
+            stream, _ = statement.execute_query()  # in C, the GIL released: the scan up to the first batch
+            import pyarrow as pa
+
+            reader = pa.RecordBatchReader._import_from_c(stream.address)
+            try:
+                while True:
+                    try:
+                        batch = reader.read_next_batch()  # in C, the GIL released
+                    except StopIteration:
+                        return
+                    yield batch
+            finally:
+                reader.close()
+        finally:
+            statement.close()
 
     def close(self) -> None:
         self._connection.close()
@@ -1210,11 +1379,8 @@ def _arrow_double_text(values):
 
 
 @lru_cache(maxsize=1)
-def _render_sql_raw() -> str:
-    """The fast read for rendering: the columns as stored, under the names :func:`_render_sql` gives them
-    for the type each column should hold, and ``odd`` for a row holding anything else. A batch whose
-    Arrow types show that the driver converted a column (text in a number column) is read again with
-    :func:`_render_sql`."""
+def _raw_parts() -> tuple[str, ...]:
+    """The result columns of :func:`_render_sql_raw`, each ``expression AS "name"`` (or a bare column)."""
     parts = ["rid", "_id"]
     odd = ["extra IS NOT NULL"]
     for name in _COLUMNS:
@@ -1229,9 +1395,34 @@ def _render_sql_raw() -> str:
         else:
             parts.append(f'{c} AS "{name}__i"')
             odd.append(f"typeof({c}) NOT IN ('integer', 'null')")
-    parts.append("typeof(trade_date) AS td_type")
-    parts.append(f"({' OR '.join(odd)}) AS odd")
-    return f"SELECT {', '.join(parts)} FROM {TABLE}"
+    parts.append('typeof(trade_date) AS "td_type"')
+    parts.append(f"({' OR '.join(odd)}) AS \"odd\"")
+    return tuple(parts)
+
+
+@lru_cache(maxsize=1)
+def _render_sql_raw() -> str:
+    """The fast read for rendering: the columns as stored, under the names :func:`_render_sql` gives them
+    for the type each column should hold, and ``odd`` for a row holding anything else. A batch whose
+    Arrow types show that the driver converted a column (text in a number column) is read again with
+    :func:`_render_sql`."""
+    return f"SELECT {', '.join(_raw_parts())} FROM {TABLE}"
+
+
+STREAM_BATCH_ROWS = 16_384  # rows per Arrow batch of the streamed selection (measured: 8k-32k alike)
+
+
+@lru_cache(maxsize=1)
+def _render_sql_streamed() -> str:
+    """:func:`_render_sql_raw` behind a sentinel row (rid NULL, so first in rid order) that holds a value of
+    the expected type in every column: the driver types each column from the first batch, and a column
+    whose first rows are all NULL would otherwise be typed int64 and refuse every later real or text."""
+    sentinel = {"rid": "NULL", "_id": "''", "td_type": "'text'", "odd": "1"}
+    literal = {"t": "''", "r": "0.0", "i": "0"}
+    names = [part.rsplit(" AS ", 1)[-1].strip('"') if " AS " in part else part for part in _raw_parts()]
+    values = [sentinel.get(name) or literal[name.rsplit("__", 1)[1]] for name in names]
+    first = ", ".join(f'{value} AS "{name}"' for value, name in zip(values, names, strict=True))
+    return f"SELECT {first} UNION ALL {_render_sql_raw()}"
 
 
 def _raw_types_hold(table) -> bool:
