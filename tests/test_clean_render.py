@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+import pytest
 from bson import Int64, ObjectId
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -161,3 +162,150 @@ def test_the_selection_is_one_scan_whatever_the_batch_size(tmp_path, monkeypatch
         store.upsert([{**quote(symbol="000001"), "trade_date": "1"}], now=T0)
         lines, decoded, batches = rendered_and_decoded(store)  # two rows in batches of one: still one query
         assert len(lines) == len(decoded) == 2 and queries == ["stream"] and [b.count for b in batches] == [1, 1]
+
+
+def _in_batches_of(monkeypatch, rows: int) -> None:
+    lines = SQLiteStore.iter_invalid_trade_date_lines
+    monkeypatch.setattr(SQLiteStore, "iter_invalid_trade_date_lines",
+                        lambda self, flt=None, *, batch_size=rows: lines(self, flt, batch_size=batch_size))
+
+
+def _count_reads(monkeypatch) -> list[str]:
+    from tacn.pipelines.stores import sqlite
+
+    calls: list[str] = []
+    for name in ("query", "stream"):
+        method = getattr(sqlite._ColumnarReader, name)
+        monkeypatch.setattr(sqlite._ColumnarReader, name, lambda self, select, *args, _method=method, _name=name:
+                            calls.append(_name) or _method(self, select, *args))
+    return calls
+
+
+def _read_ahead_threads():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "tacn-read-ahead"]
+
+
+def test_a_column_null_in_the_first_batch_keeps_its_type_later(tmp_path, monkeypatch):
+    """The driver types each column from the first batch it streams: an optional field absent from the first
+    records and present later, an integer in a text column later, stay exact in one streamed query."""
+    _in_batches_of(monkeypatch, 2)
+    reads = _count_reads(monkeypatch)
+    with SQLiteStore(tmp_path / "s.db") as store:
+        docs = [{**quote(symbol=f"{i:06d}"), "_id": ObjectId(), "trade_date": str(i)} for i in range(7)]
+        docs[4]["pe"], docs[5]["pe"], docs[6]["market"] = 12.25, -0.0, 7
+        store.upsert(docs, now=T0)
+        lines, decoded, batches = rendered_and_decoded(store)
+    assert reads == ["stream"] and len(lines) == len(decoded) == 7 and len(batches) == 4
+    for line, doc in zip(lines, decoded, strict=True):
+        assert same(decode_line(line.decode()), doc), (line, doc)
+
+
+def test_a_value_the_stream_refuses_sends_the_rest_through_chunks(tmp_path, monkeypatch):
+    """Text in a number column after the first batch: the driver refuses the batch; the rows from there on
+    are read by chunks typed by all their values, and every line is still the decoder's document."""
+    _in_batches_of(monkeypatch, 2)
+    reads = _count_reads(monkeypatch)
+    with SQLiteStore(tmp_path / "s.db") as store:
+        docs = [{**quote(symbol=f"{i:06d}"), "_id": ObjectId(), "trade_date": str(i)} for i in range(8)]
+        docs[5]["close"], docs[6]["version"] = "abc", 2.5
+        store.upsert(docs, now=T0)
+        lines, decoded, batches = rendered_and_decoded(store)
+        applied = clean_invalid_trade_date(store, apply=True, backup_dir=tmp_path / "bk", batch_size=3)
+        assert store.count_invalid_trade_date() == 0
+    assert reads[0] == "stream" and "query" in reads[1:]
+    assert len(lines) == len(decoded) == 8 and applied.deleted == 8
+    rids = [rid for b in batches for rid in b.rids]
+    assert rids == sorted(rids) and len(set(rids)) == 8  # each row once, in rid order
+    for line, doc in zip(lines, decoded, strict=True):
+        assert same(decode_line(line.decode()), doc), (line, doc)
+
+
+def test_the_reader_thread_ends_when_the_rendering_fails(tmp_path, monkeypatch):
+    from tacn.pipelines.stores import sqlite
+
+    _in_batches_of(monkeypatch, 1)
+    render, calls = sqlite._render_batch, []
+
+    def failing(table, decode_rows):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("render failed")
+        return render(table, decode_rows)
+
+    monkeypatch.setattr(sqlite, "_render_batch", failing)
+    with SQLiteStore(tmp_path / "s.db") as store:
+        store.upsert([{**quote(symbol=f"{i:06d}"), "trade_date": str(i)} for i in range(6)], now=T0)
+        with pytest.raises(RuntimeError, match="render failed"):
+            clean_invalid_trade_date(store, apply=True, backup_dir=tmp_path / "bk")
+        assert store.count_invalid_trade_date() == 6 and not list((tmp_path / "bk").iterdir())
+    assert not _read_ahead_threads()
+
+
+def test_ctrl_c_while_rendering_ends_the_reader_and_deletes_nothing(tmp_path, monkeypatch):
+    import time
+
+    from tacn.pipelines.stores import sqlite
+
+    _in_batches_of(monkeypatch, 1)
+    render, calls = sqlite._render_batch, []
+
+    def interrupted(table, decode_rows):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return render(table, decode_rows)
+
+    monkeypatch.setattr(sqlite, "_render_batch", interrupted)
+    with SQLiteStore(tmp_path / "s.db") as store:
+        store.upsert([{**quote(symbol=f"{i:06d}"), "trade_date": str(i)} for i in range(6)], now=T0)
+        with pytest.raises(KeyboardInterrupt):
+            clean_invalid_trade_date(store, apply=True, backup_dir=tmp_path / "bk")
+        assert store.count_invalid_trade_date() == 6 and not list((tmp_path / "bk").iterdir())
+    deadline = time.monotonic() + 10  # not waited for on Ctrl-C: it ends after the batch it is reading
+    while _read_ahead_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _read_ahead_threads()
+
+
+def test_an_abandoned_selection_stops_its_reader(tmp_path, monkeypatch):
+    _in_batches_of(monkeypatch, 1)
+    with SQLiteStore(tmp_path / "s.db") as store:
+        store.upsert([{**quote(symbol=f"{i:06d}"), "trade_date": str(i)} for i in range(6)], now=T0)
+        batches = store.iter_invalid_trade_date(as_lines=True)
+        assert next(batches).count == 1
+        batches.close()
+        assert not _read_ahead_threads()
+
+
+def test_sigint_during_the_backup_exits_130_and_deletes_nothing(tmp_path):
+    """Ctrl-C while the backup is written (the reader thread alive): exit 130 promptly, no half backup left,
+    nothing deleted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    with SQLiteStore(tmp_path / "s.db") as store:
+        store.upsert([{**quote(symbol=f"{i % 500:06d}"), "trade_date": str(i // 500)} for i in range(1_500)], now=T0)
+    ready = tmp_path / "ready"
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "TACN_TEST_PAUSE_AT": "backup-writing", "TACN_TEST_PAUSE_FILE": str(ready),
+           "PYTHONPATH": str(root)}
+    proc = subprocess.Popen([sys.executable, "-m", "tacn.cli", "clean-invalid-trade-date", "--yes", "--store",
+                             f"sqlite:///{tmp_path / 's.db'}", "--backup-dir", str(tmp_path / "bk"), "--json"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert ready.exists(), proc.stderr.read().decode()[-500:] if proc.poll() is not None else "no pause"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err.decode()[-500:]
+    assert b'"interrupted"' in out
+    assert not list((tmp_path / "bk").iterdir())
+    with SQLiteStore(tmp_path / "s.db") as store:
+        assert store.count_invalid_trade_date() == 1_500
