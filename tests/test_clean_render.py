@@ -309,3 +309,29 @@ def test_sigint_during_the_backup_exits_130_and_deletes_nothing(tmp_path):
     assert not list((tmp_path / "bk").iterdir())
     with SQLiteStore(tmp_path / "s.db") as store:
         assert store.count_invalid_trade_date() == 1_500
+
+
+def test_two_halves_of_the_table_read_by_two_threads_give_the_same_lines_in_order(tmp_path, monkeypatch):
+    """A big table is streamed as two rid ranges, one reader thread each; the lines come in rid order and
+    decode to the decoder's documents, a refused value in the first half included."""
+    from tacn.pipelines.stores import sqlite
+
+    monkeypatch.setattr(sqlite, "STREAM_SPLIT_MIN_ROWS", 1)
+    _in_batches_of(monkeypatch, 2)
+    reads = _count_reads(monkeypatch)
+    with SQLiteStore(tmp_path / "s.db") as store:
+        docs = [{**quote(symbol=f"{i:06d}"), "_id": ObjectId(), "trade_date": str(i)} for i in range(9)]
+        docs += [quote(symbol=f"{i:06d}") for i in range(9)]  # valid ones: not selected
+        docs[3]["close"], docs[8]["pe"] = "abc", 1.5
+        store.upsert(docs, now=T0)
+        lines, decoded, batches = rendered_and_decoded(store)
+        assert reads.count("stream") == 2 and "query" in reads
+        dry = clean_invalid_trade_date(store)
+        applied = clean_invalid_trade_date(store, apply=True, backup_dir=tmp_path / "bk", batch_size=4)
+        assert store.count_invalid_trade_date() == 0 and store.count() == 9
+    rids = [rid for b in batches for rid in b.rids]
+    assert rids == sorted(rids) and len(set(rids)) == len(lines) == len(decoded) == 9
+    for line, doc in zip(lines, decoded, strict=True):
+        assert same(decode_line(line.decode()), doc), (line, doc)
+    for name in SUMMARY_FIELDS:
+        assert getattr(dry, name) == getattr(applied, name), name

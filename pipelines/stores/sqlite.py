@@ -721,19 +721,60 @@ class SQLiteStore:
         datetime before 1970) goes through the decoder and the encoder. None when the
         columnar driver is not installed: the caller then encodes documents.
 
-        The selection is one query, read in Arrow batches of at most ``batch_size`` rows
-        (:data:`STREAM_BATCH_ROWS`) by a thread while the caller renders the batch before
-        (:func:`_rendered_stream`); batches in rid order.
+        The selection is streamed in Arrow batches of at most ``batch_size`` rows
+        (:data:`STREAM_BATCH_ROWS`) by reader threads while the caller renders the batch before
+        (:meth:`_streamed_batches`); batches in rid order.
         """
         columnar = _ColumnarReader.open(self.path)
         if columnar is None:
             return None
         where, params = self._where(flt, INVALID_DATE_SQL)
-        return self._streamed_batches(columnar, where, params, batch_size)
+        return self._streamed_batches(columnar, self._stream_segments(flt), where, params, batch_size)
 
-    def _streamed_batches(self, columnar, where, params, batch_size):
-        """Render the selection's Arrow batches as a reader thread streams them (the scan and the driver's
-        reads in C overlap the rendering, in C too: both release the GIL).
+    def _stream_segments(self, flt: RecordFilter | None) -> list[tuple[int, int | None]]:
+        """The rid ranges (after, up to) read by a thread each: the two halves of the table when the selection
+        scans all of it (no filter that an index serves, whose plan a rid range could turn into a scan), so
+        that the two halves of the predicate's scan run on two cores; else one."""
+        flt = flt or RecordFilter()
+        if any(value is not None for value in (flt.symbols, flt.start, flt.end, flt.updated_since)):
+            return [(0, None)]
+        # two subqueries: SQLite reads min and max off the rowid b-tree only when each is alone
+        low, high = self.conn.execute(f"SELECT (SELECT min(rid) FROM {TABLE}), (SELECT max(rid) FROM {TABLE})").fetchone()
+        if high is None or high - low < STREAM_SPLIT_MIN_ROWS:
+            return [(0, None)]
+        middle = low + (high - low) // 2
+        return [(0, middle), (middle, None)]
+
+    def _streamed_batches(self, columnar, segments, where, params, batch_size):
+        """Render the selection's Arrow batches as reader threads stream them, one query per rid segment,
+        the segments in order (the scan and the driver's reads in C overlap the rendering, in C too: each
+        releases the GIL). ``columnar``: the first segment's connection (each thread uses its own)."""
+        rows = max(1, min(batch_size, STREAM_BATCH_ROWS))
+        readers: list[tuple[int, str, _Prefetch]] = []
+        interrupted = False
+        try:
+            for after, upto in segments:
+                reader = columnar if not readers else _ColumnarReader.open(self.path)
+                if reader is None:
+                    raise StoreUnavailable("the columnar driver could not open the store again")
+                part = where if upto is None else where + (" AND " if where else " WHERE ") + f"rid <= {int(upto)}"
+                readers.append((after, part, _Prefetch(
+                    lambda reader=reader, part=part, after=after:
+                    reader.stream(_render_sql_streamed(), part, params, after, rows), finish=reader.close)))
+            import pyarrow  # noqa: F401 - imported, with the renderer's kernels, while the threads scan
+            import pyarrow.compute  # noqa: F401
+
+            for after, part, prefetch in readers:
+                yield from self._rendered_segment(prefetch, after, part, params, batch_size)
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
+        finally:
+            for _, _, prefetch in readers:
+                prefetch.close(wait=not interrupted)
+
+    def _rendered_segment(self, prefetch, after, where, params, batch_size):
+        """The batches of one streamed query, rendered.
 
         The driver fixes each column's Arrow type from its first batch, so the query starts with a
         sentinel row holding a value of the expected type in every column (:func:`_render_sql_streamed`):
@@ -741,46 +782,38 @@ class SQLiteStore:
         renders) or refused; when refused (text in a number column), the rows after the last batch read go
         through :meth:`_rendered_batches`, which types each column by all of a chunk's values, as before.
         """
-        rows = max(1, min(batch_size, STREAM_BATCH_ROWS))
-        prefetch = _Prefetch(lambda: columnar.stream(_render_sql_streamed(), where, params, 0, rows),
-                             finish=columnar.close)
-        import pyarrow as pa  # imported, with the renderer's kernels, while the thread scans
-        import pyarrow.compute  # noqa: F401
+        import pyarrow as pa
 
-        last, first, refused, interrupted = 0, True, False, False
+        last, first, refused = after, True, False
         retyped = None  # a reader of this thread's own for re-reads of a batch by type
         try:
-            try:
-                for batch in prefetch:
-                    if first:  # the sentinel row (rid NULL sorts first): never a record
-                        first = False
-                        if batch.num_rows == 0 or batch.column(0)[0].is_valid:
-                            raise _StreamRefused("no sentinel row first")
-                        batch = batch.slice(1)
-                    if batch.num_rows == 0:
-                        continue
-                    table = pa.Table.from_batches([batch])
-                    upto = table.column("rid")[-1].as_py()
-                    if not _raw_types_hold(table):  # never with the sentinel's types; kept exact if it happens
-                        retyped = retyped or _ColumnarReader.open(self.path)
-                        table = retyped.query(_render_sql(), where + (" AND " if where else " WHERE ")
-                                              + f"rid <= {upto}", params, last, table.num_rows)
-                    last = upto
-                    yield _render_batch(table, self._decoded_rows)
-            except KeyboardInterrupt:
-                interrupted = True
-                raise
-            except _StreamRefused:
-                refused = True
-            except Exception:  # noqa: BLE001 - the driver refused a later batch's types: read on by chunks
-                if not prefetch.failed:
-                    raise  # the rendering's own error
-                refused = True
+            for batch in prefetch:
+                if first:  # the sentinel row (rid NULL sorts first): never a record
+                    first = False
+                    if batch.num_rows == 0 or batch.column(0)[0].is_valid:
+                        raise _StreamRefused("no sentinel row first")
+                    batch = batch.slice(1)
+                if batch.num_rows == 0:
+                    continue
+                table = pa.Table.from_batches([batch])
+                upto = table.column("rid")[-1].as_py()
+                if not _raw_types_hold(table):  # never with the sentinel's types; kept exact if it happens
+                    retyped = retyped or _ColumnarReader.open(self.path)
+                    table = retyped.query(_render_sql(), where + (" AND " if where else " WHERE ")
+                                          + f"rid <= {upto}", params, last, table.num_rows)
+                last = upto
+                yield _render_batch(table, self._decoded_rows)
+        except _StreamRefused:
+            refused = True
+        except Exception:  # noqa: BLE001 - the driver refused a later batch's types: read on by chunks
+            if not prefetch.failed:
+                raise  # the rendering's own error
+            refused = True
         finally:
-            prefetch.close(wait=not interrupted)
             if retyped is not None:
                 retyped.close()
         if refused:
+            prefetch.close()
             rest = _ColumnarReader.open(self.path)
             if rest is None:
                 raise StoreUnavailable("the columnar driver stopped reading the selection")
@@ -1409,7 +1442,8 @@ def _render_sql_raw() -> str:
     return f"SELECT {', '.join(_raw_parts())} FROM {TABLE}"
 
 
-STREAM_BATCH_ROWS = 16_384  # rows per Arrow batch of the streamed selection (measured: 8k-32k alike)
+STREAM_BATCH_ROWS = 8_192  # rows per Arrow batch streamed: the first one is rendered sooner; 3 ms per batch more
+STREAM_SPLIT_MIN_ROWS = 200_000  # a smaller table is read by one thread
 
 
 @lru_cache(maxsize=1)
@@ -1515,7 +1549,38 @@ def _lines_data(lines) -> bytes:
     return data_buffer.slice(start, stop - start).to_pybytes()  # one copy, of the lines only
 
 
+@lru_cache(maxsize=1)
+def _render_memory_pool():
+    """jemalloc for the renderer's many short-lived arrays when pyarrow has it, else None (the default pool).
+
+    Measured on a batch of 16,384 records: 0.25 CPU s per 82,631 records with jemalloc against 0.32-0.40 with
+    pyarrow's default mimalloc, which hands the freed blocks of one batch back to the system and faults them
+    in again for the next.
+    """
+    import pyarrow as pa
+
+    try:
+        return pa.jemalloc_memory_pool()
+    except (NotImplementedError, AttributeError):
+        return None
+
+
 def _render_batch(table, decode_rows) -> RenderedBatch:
+    """:func:`_render_table` with the renderer's memory pool as pyarrow's default meanwhile."""
+    import pyarrow as pa
+
+    pool = _render_memory_pool()
+    if pool is None:
+        return _render_table(table, decode_rows)
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    try:
+        return _render_table(table, decode_rows)
+    finally:
+        pa.set_memory_pool(previous)
+
+
+def _render_table(table, decode_rows) -> RenderedBatch:
     import pyarrow as pa
     import pyarrow.compute as pc
 
