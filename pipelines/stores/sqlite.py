@@ -751,7 +751,7 @@ class SQLiteStore:
         releases the GIL). ``columnar``: the first segment's connection (each thread uses its own)."""
         rows = max(1, min(batch_size, STREAM_BATCH_ROWS))
         readers: list[tuple[int, str, _Prefetch]] = []
-        interrupted = False
+        wait: float | None = STREAM_ABANDON_WAIT_S  # stopped early; None once every batch was read
         try:
             for after, upto in segments:
                 reader = columnar if not readers else _ColumnarReader.open(self.path)
@@ -766,12 +766,13 @@ class SQLiteStore:
 
             for after, part, prefetch in readers:
                 yield from self._rendered_segment(prefetch, after, part, params, batch_size)
+            wait = None
         except KeyboardInterrupt:
-            interrupted = True
+            wait = 0
             raise
         finally:
             for _, _, prefetch in readers:
-                prefetch.close(wait=not interrupted)
+                prefetch.close(wait=wait)
 
     def _rendered_segment(self, prefetch, after, where, params, batch_size):
         """The batches of one streamed query, rendered.
@@ -1108,7 +1109,8 @@ class _Prefetch:
     ends after its current item once :meth:`close` is called (a full queue does not hold it up), and calls
     ``finish()`` last, so whatever ``produce`` uses (the driver's connection) is used by one thread only.
     The driver cannot cancel a query in flight: an item being made is finished first (at most the scan up
-    to the next batch); close(wait=False), on Ctrl-C, does not wait for it (the thread is a daemon).
+    to the next batch), so a consumer that stops early waits for it a bounded time, on Ctrl-C not at all
+    (the thread is a daemon: it ends after that item, or with the process).
     """
 
     _END = object()
@@ -1165,7 +1167,8 @@ class _Prefetch:
                 return
             yield item
 
-    def close(self, *, wait: bool = True) -> None:
+    def close(self, *, wait: float | None = None) -> None:
+        """Stop the thread and wait for its end, at most ``wait`` seconds (None: until it ends)."""
         import queue
 
         self._stop.set()
@@ -1174,8 +1177,8 @@ class _Prefetch:
                 self._queue.get_nowait()
             except queue.Empty:
                 break
-        if wait:
-            self._thread.join()
+        if wait is None or wait > 0:
+            self._thread.join(wait)
 
 
 class _ColumnarReader:
@@ -1444,6 +1447,7 @@ def _render_sql_raw() -> str:
 
 STREAM_BATCH_ROWS = 8_192  # rows per Arrow batch streamed: the first one is rendered sooner; 3 ms per batch more
 STREAM_SPLIT_MIN_ROWS = 200_000  # a smaller table is read by one thread
+STREAM_ABANDON_WAIT_S = 5.0  # how long a selection stopped early waits for a reader in the middle of a batch
 
 
 @lru_cache(maxsize=1)
