@@ -99,16 +99,10 @@ _CHILD = (
 )
 
 
-# As installed: tacn's modules load from cached bytecode. A PYTHONDONTWRITEBYTECODE in the environment (a
-# sandbox's setting) would compile its ~50 modules from source in every run (0.05-0.08 s of start-up); the
-# warm-up run in main() writes the cache (__pycache__, ignored by git).
-_CLI_ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
-
-
 def timed_cli(*args: str) -> tuple[float, int, str, float, float]:
     """(seconds, exit code, stderr, peak RSS MiB, CPU seconds) of one `tacn ARGS` process, start-up included."""
     start, cpu = time.perf_counter(), cpu_seconds(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, env=_CLI_ENV)
+    proc = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     rss = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("TACN_PEAK_RSS_KIB")]
     return (elapsed, proc.returncode, proc.stderr, int(rss[-1]) / 1024 if rss else float("nan"),
@@ -123,11 +117,6 @@ def main() -> None:
         start = time.perf_counter()
         seed(template)
         seed_s = time.perf_counter() - start
-        empty_db = tmp_path / "empty.db"
-        with SQLiteStore(empty_db) as store:
-            store.upsert(synthetic_documents(1, symbols=1))
-        timed_cli("clean-invalid-trade-date", "--yes", "--store", f"sqlite:///{empty_db}",  # warm-up, not measured
-                  "--backup-dir", str(tmp_path / "warm-up"), "--json")
         floors, cleans, library = [], [], []
         cpu: dict[str, list[float]] = {"floor": [], "cli": [], "library": []}
         for round_ in range(ROUNDS):  # alternate: the machine is shared and noisy; best of each counts
@@ -156,6 +145,9 @@ def main() -> None:
             cpu["library"].append(cpu_seconds() - before)
         backup_mb = sum(p.stat().st_size for p in backups.iterdir()) / 2**20
         scans = [scan_only(template) for _ in range(ROUNDS)]
+        empty_db = tmp_path / "empty.db"
+        with SQLiteStore(empty_db) as store:
+            store.upsert(synthetic_documents(1, symbols=1))
         startups = []
         for round_ in range(ROUNDS):
             _, empty_rc, empty_err, _, empty_cpu = timed_cli(

@@ -52,11 +52,13 @@ class ReadAhead(Generic[T]):
             raise value
         raise StopIteration
 
-    def close(self) -> None:
-        """Stop the worker and wait for it (at most the item it is producing)."""
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the worker and wait for it (at most the item it is producing); ``wait=False`` (Ctrl-C): do not
+        wait, the worker (a daemon) ends after that item, or with the process."""
         self._ended = True
         self._stop.set()
-        self._thread.join()
+        if wait:
+            self._thread.join()
 
 
 def _produce(items: Iterator, out: queue.SimpleQueue, turn: threading.Semaphore, stop: threading.Event) -> None:

@@ -746,35 +746,35 @@ class SQLiteStore:
         return [(0, middle), (middle, None)]
 
     def _streamed_batches(self, columnar, segments, where, params, batch_size):
-        """Render the selection's Arrow batches as reader threads stream them, one query per rid segment,
-        the segments in order (the scan and the driver's reads in C overlap the rendering, in C too: each
-        releases the GIL). ``columnar``: the first segment's connection (each thread uses its own)."""
+        """Render the selection's Arrow batches as reader threads stream them (:class:`ReadAhead`), one query
+        per rid segment, the segments in order: the scan and the driver's reads in C overlap the rendering,
+        in C too (each releases the GIL). ``columnar``: the first segment's connection; each thread uses and
+        closes its own. On Ctrl-C the readers are not waited for (each ends after the batch it is reading:
+        the driver cannot cancel a query in flight)."""
         rows = max(1, min(batch_size, STREAM_BATCH_ROWS))
-        readers: list[tuple[int, str, _Prefetch]] = []
-        wait: float | None = STREAM_ABANDON_WAIT_S  # stopped early; None once every batch was read
+        readers: list[tuple[int, str, ReadAhead]] = []
+        wait = True
         try:
             for after, upto in segments:
                 reader = columnar if not readers else _ColumnarReader.open(self.path)
                 if reader is None:
                     raise StoreUnavailable("the columnar driver could not open the store again")
                 part = where if upto is None else where + (" AND " if where else " WHERE ") + f"rid <= {int(upto)}"
-                readers.append((after, part, _Prefetch(
-                    lambda reader=reader, part=part, after=after:
-                    reader.stream(_render_sql_streamed(), part, params, after, rows), finish=reader.close)))
+                batches = _Closing(reader.stream(_render_sql_streamed(), part, params, after, rows), reader.close)
+                readers.append((after, part, ReadAhead(batches)))
             import pyarrow  # noqa: F401 - imported, with the renderer's kernels, while the threads scan
             import pyarrow.compute  # noqa: F401
 
-            for after, part, prefetch in readers:
-                yield from self._rendered_segment(prefetch, after, part, params, batch_size)
-            wait = None
+            for after, part, batches in readers:
+                yield from self._rendered_segment(batches, after, part, params, batch_size)
         except KeyboardInterrupt:
-            wait = 0
+            wait = False
             raise
         finally:
-            for _, _, prefetch in readers:
-                prefetch.close(wait=wait)
+            for _, _, batches in readers:
+                batches.close(wait=wait)
 
-    def _rendered_segment(self, prefetch, after, where, params, batch_size):
+    def _rendered_segment(self, batches, after, where, params, batch_size):
         """The batches of one streamed query, rendered.
 
         The driver fixes each column's Arrow type from its first batch, so the query starts with a
@@ -788,11 +788,19 @@ class SQLiteStore:
         last, first, refused = after, True, False
         retyped = None  # a reader of this thread's own for re-reads of a batch by type
         try:
-            for batch in prefetch:
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    break
+                except Exception:  # noqa: BLE001 - the driver refused a later batch's types: read on by chunks
+                    refused = True
+                    break
                 if first:  # the sentinel row (rid NULL sorts first): never a record
                     first = False
                     if batch.num_rows == 0 or batch.column(0)[0].is_valid:
-                        raise _StreamRefused("no sentinel row first")
+                        refused = True
+                        break
                     batch = batch.slice(1)
                 if batch.num_rows == 0:
                     continue
@@ -804,17 +812,11 @@ class SQLiteStore:
                                           + f"rid <= {upto}", params, last, table.num_rows)
                 last = upto
                 yield _render_batch(table, self._decoded_rows)
-        except _StreamRefused:
-            refused = True
-        except Exception:  # noqa: BLE001 - the driver refused a later batch's types: read on by chunks
-            if not prefetch.failed:
-                raise  # the rendering's own error
-            refused = True
         finally:
             if retyped is not None:
                 retyped.close()
         if refused:
-            prefetch.close()
+            batches.close()
             rest = _ColumnarReader.open(self.path)
             if rest is None:
                 raise StoreUnavailable("the columnar driver stopped reading the selection")
@@ -1098,87 +1100,24 @@ def _columnar_select() -> str:
     return f"SELECT rid, _id, {columns}, (extra IS NOT NULL OR NOT ({' AND '.join(text)})) AS odd FROM {TABLE}"
 
 
-class _StreamRefused(Exception):
-    """The streamed selection cannot be rendered as streamed: its rows are read by chunks instead."""
+class _Closing:
+    """An iterator that calls ``finish()`` once it is closed, after closing ``items`` (:class:`ReadAhead` closes
+    its items in its worker thread: the driver's connection is then closed by the thread that used it)."""
 
-
-class _Prefetch:
-    """The items of ``produce()`` made by a daemon thread, at most ``depth`` ahead of the consumer.
-
-    Iterating yields them in order and raises what the thread raised (``failed`` is then True). The thread
-    ends after its current item once :meth:`close` is called (a full queue does not hold it up), and calls
-    ``finish()`` last, so whatever ``produce`` uses (the driver's connection) is used by one thread only.
-    The driver cannot cancel a query in flight: an item being made is finished first (at most the scan up
-    to the next batch), so a consumer that stops early waits for it a bounded time, on Ctrl-C not at all
-    (the thread is a daemon: it ends after that item, or with the process).
-    """
-
-    _END = object()
-
-    def __init__(self, produce: Callable[[], Iterator], *, finish: Callable[[], None] | None = None,
-                 depth: int = 2):
-        import queue
-        import threading
-
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self.failed = False
-        self._thread = threading.Thread(target=self._run, args=(produce, finish), name="tacn-read-ahead",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self, produce, finish) -> None:
-        from contextlib import closing
-
-        outcome: BaseException | None = None
-        try:
-            with closing(produce()) as items:
-                for item in items:
-                    if not self._put(item):
-                        return
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            outcome = exc
-        finally:
-            try:
-                if finish is not None:
-                    finish()
-            except BaseException as exc:  # noqa: BLE001
-                outcome = outcome or exc
-            self._put((self._END, outcome))
-
-    def _put(self, item) -> bool:
-        import queue
-
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def __init__(self, items: Iterator, finish: Callable[[], None]) -> None:
+        self._items, self._finish = items, finish
 
     def __iter__(self) -> Iterator:
-        while True:
-            item = self._queue.get()
-            if isinstance(item, tuple) and len(item) == 2 and item[0] is self._END:
-                if item[1] is not None:
-                    self.failed = True
-                    raise item[1]
-                return
-            yield item
+        return self
 
-    def close(self, *, wait: float | None = None) -> None:
-        """Stop the thread and wait for its end, at most ``wait`` seconds (None: until it ends)."""
-        import queue
+    def __next__(self):
+        return next(self._items)
 
-        self._stop.set()
-        while True:  # a put blocked on a full queue returns at once
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        if wait is None or wait > 0:
-            self._thread.join(wait)
+    def close(self) -> None:
+        try:
+            self._items.close()
+        finally:
+            self._finish()
 
 
 class _ColumnarReader:
@@ -1447,7 +1386,6 @@ def _render_sql_raw() -> str:
 
 STREAM_BATCH_ROWS = 8_192  # rows per Arrow batch streamed: the first one is rendered sooner; 3 ms per batch more
 STREAM_SPLIT_MIN_ROWS = 200_000  # a smaller table is read by one thread
-STREAM_ABANDON_WAIT_S = 5.0  # how long a selection stopped early waits for a reader in the middle of a batch
 
 
 @lru_cache(maxsize=1)
