@@ -1094,10 +1094,14 @@ def _columnar_select() -> str:
     decoder does, and a column holding text comes back as text, which :func:`_frame_from_columnar`
     sends to the decoder.
     """
-    text = [f"coalesce(\"{name}\", '') >= '' AND coalesce(\"{name}\", '') < x''"
-            for name in _COLUMNS if _KIND[name] in ("str", "datetime")]
     columns = ", ".join(f'"{name}"' for name in _COLUMNS)
-    return f"SELECT rid, _id, {columns}, (extra IS NOT NULL OR NOT ({' AND '.join(text)})) AS odd FROM {TABLE}"
+    return f"SELECT rid, _id, {columns}, (extra IS NOT NULL OR NOT ({_texts_or_null_sql()})) AS odd FROM {TABLE}"
+
+
+def _texts_or_null_sql() -> str:
+    """SQL true when every text column holds text or null (:func:`_columnar_select` says why it is written so)."""
+    return " AND ".join(f"coalesce(\"{name}\", '') >= '' AND coalesce(\"{name}\", '') < x''"
+                        for name in _COLUMNS if _KIND[name] in ("str", "datetime"))
 
 
 class _Closing:
@@ -1357,13 +1361,12 @@ def _arrow_double_text(values):
 def _raw_parts() -> tuple[str, ...]:
     """The result columns of :func:`_render_sql_raw`, each ``expression AS "name"`` (or a bare column)."""
     parts = ["rid", "_id"]
-    odd = ["extra IS NOT NULL"]
+    odd = ["extra IS NOT NULL", f"NOT ({_texts_or_null_sql()})"]
     for name in _COLUMNS:
         c = f'"{name}"'
         kind = _KIND[name]
         if kind in ("str", "datetime"):
             parts.append(f'{c} AS "{name}__t"')
-            odd.append(f"typeof({c}) NOT IN ('text', 'null')")
         elif kind == "float":
             parts.append(f'{c} AS "{name}__r"')
             odd.append(f"typeof({c}) NOT IN ('real', 'null')")
