@@ -1574,8 +1574,8 @@ def _render_table(table, decode_rows) -> RenderedBatch:
             merged.append(piece)
     lines = _join(*(_text_scalar(p) if isinstance(p, str) else p for p in merged))
     odd_mask = _null_as_true(odd)
-    odd = odd_mask.to_pylist()
-    rids = table.column("rid").to_pylist()
+    odd_positions = _int_list(pc.indices_nonzero(odd_mask))
+    rids = _int_list(table.column("rid"))
     trade_dates = _as_strings(table, "trade_date__t")
     if "trade_date__i" in table.column_names:
         trade_dates = pc.coalesce(trade_dates, pc.cast(table.column("trade_date__i"), pa.string()))
@@ -1584,17 +1584,22 @@ def _render_table(table, decode_rows) -> RenderedBatch:
     summary = pa.table({**texts, "td_type": table.column("td_type").cast(pa.string()), "td": trade_dates,
                         "stamp": stamps}).filter(pc.invert(odd_mask))
     firsts = []
-    for position in [i for i, flag in enumerate(odd) if not flag][:_SAMPLED]:
+    odd_set, plain = set(odd_positions), []  # the first rows rendered in C
+    for position in range(rows):
+        if len(plain) == _SAMPLED:
+            break
+        if position not in odd_set:
+            plain.append(position)
+    for position in plain:
         sample = {"_id": ids[position].as_py(), "trade_date": stored_trade_date(
             table.column("td_type")[position].as_py(), trade_dates[position].as_py())}
         for name in _TEXT_KEYS:
             sample[name] = texts[name][position].as_py()
         firsts.append((rids[position], sample))
-    if not any(odd):
-        return RenderedBatch(_lines_data(lines), rows, summary, [], firsts, rids, ids.to_pylist())
+    if not odd_positions:
+        return RenderedBatch(_lines_data(lines), rows, summary, [], firsts, rids, _text_list(ids))
     from tacn.pipelines.extjson import encode_document
 
-    odd_positions = [i for i, flag in enumerate(odd) if flag]
     docs = decode_rows([rids[p] for p in odd_positions])
     out = [line.encode("utf-8") if line is not None else b"" for line in lines.to_pylist()]
     decoded = []
@@ -1602,7 +1607,47 @@ def _render_table(table, decode_rows) -> RenderedBatch:
         doc = docs[rids[position]]
         out[position] = (encode_document(doc) + "\n").encode("utf-8")
         decoded.append((rids[position], doc))
-    return RenderedBatch(b"".join(out), rows, summary, decoded, firsts, rids, ids.to_pylist())
+    return RenderedBatch(b"".join(out), rows, summary, decoded, firsts, rids, _text_list(ids))
+
+
+def _int_list(values) -> list[int]:
+    """An integer Arrow array without nulls as a list of ints, read from its buffer: ``to_pylist`` makes an
+    Arrow scalar per value (0.025 s per 82,631 with pyarrow 25), ``to_numpy`` imports pandas."""
+    import numpy as np
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.null_count:
+        return values.to_pylist()
+    values = values.cast(pa.int64())
+    if len(values) == 0:
+        return []
+    return np.frombuffer(values.buffers()[1], dtype=np.int64)[values.offset: values.offset + len(values)].tolist()
+
+
+def _text_list(values) -> list[str]:
+    """A string Arrow array without nulls as a list of str, read from its buffers (``to_pylist``: 0.06-0.09 s
+    per 82,631 ``_id``s with pyarrow 25): the text decoded once and cut at the offsets when it is ASCII."""
+    import numpy as np
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.null_count or values.type != pa.string() or len(values) == 0:
+        return values.to_pylist()
+    _, offset_buffer, data_buffer = values.buffers()
+    offsets = np.frombuffer(offset_buffer, dtype=np.int32)[values.offset: values.offset + len(values) + 1]
+    start, stop = int(offsets[0]), int(offsets[-1])
+    data = data_buffer.slice(start, stop - start).to_pybytes() if stop > start else b""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return values.to_pylist()
+    if len(text) != len(data):  # not ASCII: character offsets differ from byte offsets
+        return values.to_pylist()
+    bounds = (offsets - start).tolist()
+    return [text[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def stored_trade_date(kind: str, text: str | None):
