@@ -222,7 +222,10 @@ def test_a_value_the_stream_refuses_sends_the_rest_through_chunks(tmp_path, monk
         assert same(decode_line(line.decode()), doc), (line, doc)
 
 
-def test_the_reader_thread_ends_when_the_rendering_fails(tmp_path, monkeypatch):
+@pytest.mark.parametrize("raised", [RuntimeError("render failed"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
+def test_the_reader_thread_ends_when_the_rendering_stops_and_nothing_is_deleted(tmp_path, monkeypatch, raised):
+    import time
+
     from tacn.pipelines.stores import sqlite
 
     _in_batches_of(monkeypatch, 1)
@@ -231,39 +234,18 @@ def test_the_reader_thread_ends_when_the_rendering_fails(tmp_path, monkeypatch):
     def failing(table, decode_rows):
         calls.append(1)
         if len(calls) == 2:
-            raise RuntimeError("render failed")
+            raise raised
         return render(table, decode_rows)
 
     monkeypatch.setattr(sqlite, "_render_batch", failing)
     with SQLiteStore(tmp_path / "s.db") as store:
         store.upsert([{**quote(symbol=f"{i:06d}"), "trade_date": str(i)} for i in range(6)], now=T0)
-        with pytest.raises(RuntimeError, match="render failed"):
+        with pytest.raises(type(raised)):
             clean_invalid_trade_date(store, apply=True, backup_dir=tmp_path / "bk")
         assert store.count_invalid_trade_date() == 6 and not list((tmp_path / "bk").iterdir())
-    assert not _read_ahead_threads()
-
-
-def test_ctrl_c_while_rendering_ends_the_reader_and_deletes_nothing(tmp_path, monkeypatch):
-    import time
-
-    from tacn.pipelines.stores import sqlite
-
-    _in_batches_of(monkeypatch, 1)
-    render, calls = sqlite._render_batch, []
-
-    def interrupted(table, decode_rows):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return render(table, decode_rows)
-
-    monkeypatch.setattr(sqlite, "_render_batch", interrupted)
-    with SQLiteStore(tmp_path / "s.db") as store:
-        store.upsert([{**quote(symbol=f"{i:06d}"), "trade_date": str(i)} for i in range(6)], now=T0)
-        with pytest.raises(KeyboardInterrupt):
-            clean_invalid_trade_date(store, apply=True, backup_dir=tmp_path / "bk")
-        assert store.count_invalid_trade_date() == 6 and not list((tmp_path / "bk").iterdir())
-    deadline = time.monotonic() + 10  # not waited for on Ctrl-C: it ends after the batch it is reading
+    if not isinstance(raised, KeyboardInterrupt):  # on an error the reader has been waited for
+        assert not _read_ahead_threads()
+    deadline = time.monotonic() + 10  # on Ctrl-C it is not: it ends after the batch it is reading
     while _read_ahead_threads() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not _read_ahead_threads()

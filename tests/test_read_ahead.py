@@ -52,16 +52,17 @@ def test_an_error_in_the_worker_is_raised_to_the_consumer_in_its_place():
         next(reader)
 
 
+def closing_source(closed: threading.Event):
+    """1,000 items; ``closed`` is set when the generator is closed."""
+    try:
+        yield from range(1000)
+    finally:
+        closed.set()
+
+
 def test_close_stops_a_worker_waiting_for_its_turn_and_closes_the_source():
     closed = threading.Event()
-
-    def source():
-        try:
-            yield from range(1000)
-        finally:
-            closed.set()
-
-    reader = ReadAhead(source())
+    reader = ReadAhead(closing_source(closed))
     assert next(reader) == 0
     reader.close()
     assert not reader._thread.is_alive() and closed.is_set()
@@ -69,14 +70,7 @@ def test_close_stops_a_worker_waiting_for_its_turn_and_closes_the_source():
 
 def test_a_reader_dropped_unread_stops_its_worker():
     closed = threading.Event()
-
-    def source():
-        try:
-            yield from range(1000)
-        finally:
-            closed.set()
-
-    reader = ReadAhead(source())
+    reader = ReadAhead(closing_source(closed))
     thread = reader._thread
     del reader
     gc.collect()
