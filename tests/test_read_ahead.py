@@ -135,3 +135,21 @@ def test_validate_interrupted_while_the_worker_reads_exits_130(tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert time.monotonic() - started < 10  # at most the chunk being read, not the whole store
+
+
+def test_validate_freshness_of_a_demo_store_runs_as_a_real_process(tmp_path):
+    """The read-ahead thread, then pandas' groupby (acero) in the main thread: pyarrow 25.0.0 segfaulted
+    there (exit 139) in a real process, never inside pytest's. pyproject excludes that version; this keeps
+    the whole path honest in a child process."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TACN_HOME": str(tmp_path)}
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    seeded = subprocess.run([sys.executable, "-m", "tacn.cli", "demo", "--store", url, "--json"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert seeded.returncode == 0, seeded.stderr
+    run = subprocess.run([sys.executable, "-m", "tacn.cli", "validate", "--store", url, "--freshness", "--json"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, (run.returncode, run.stderr[-2000:])  # stale synthetic data: found problems

@@ -60,26 +60,25 @@ PY_DATETIME_MS = (-62135596800000, 253402300799999)  # 0001-01-01 .. 9999-12-31T
 _INT32 = struct.Struct("<i")
 
 
-@functools.lru_cache(maxsize=1)  # the import's warnings are seen once: so is the verdict
+@functools.lru_cache(maxsize=1)
 def arrow_context_class():
-    """pymongoarrow's decoder, or None when the extra is not installed, does not load, or was built for
-    another pyarrow.
+    """pymongoarrow's decoder, or None when the extra is not installed or does not load.
 
     Imported here only, inside the read: ``tacn --help`` and every other command stay free of it.
-    The extra pins the pyarrow pymongoarrow's wheels are built against; with another one (25.0.1
-    for pymongoarrow 1.15) its import warns "pyarrow.lib.X size changed, may indicate binary
-    incompatibility": then it is not used (the pymongo path reads), rather than trusted in C.
+    pymongoarrow 1.15's wheels are built against pyarrow 25.0.0; with 25.0.1 (the extra's pin:
+    25.0.0 has a segfault tacn hits) its import warns once per Arrow class "pyarrow.lib.X size
+    changed, may indicate binary incompatibility. Expected 72 from C header, got 80 from
+    PyObject": Cython's check that a class grew, which it tolerates (a class that shrank fails
+    the import, and the plain path reads). Exactly those warnings are silenced, here.
     """
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=r"pyarrow\.lib\.\w+ size changed, may indicate binary incompatibility",
+                category=RuntimeWarning)
             from pymongoarrow.context import PyMongoArrowContext
     except Exception as exc:  # ImportError, or a build that does not load against this pyarrow
         log.debug("pymongoarrow not usable (%s): MongoDB reads use pymongo", exc)
-        return None
-    mismatch = [w for w in caught if "may indicate binary incompatibility" in str(w.message)]
-    if mismatch:
-        log.debug("pymongoarrow was built for another pyarrow (%s): MongoDB reads use pymongo", mismatch[0].message)
         return None
     return PyMongoArrowContext
 
