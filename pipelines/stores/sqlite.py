@@ -474,10 +474,8 @@ class SQLiteStore:
     def _iter_rows(self, where: str, params: dict, batch_size: int) -> Iterator[list[tuple]]:
         """Keyset pagination on rid: no read transaction stays open between batches."""
         last = 0
-        joiner = " AND " if where else " WHERE "
-        sql = f"{self._select_sql()}{where}{joiner}rid > :after ORDER BY rid LIMIT :limit"
         while True:
-            rows = self.conn.execute(sql, {**params, "after": last, "limit": batch_size}).fetchall()
+            rows = self._rows_between(where, params, last, None, batch_size)
             if not rows:
                 return
             last = rows[-1][0]
@@ -759,7 +757,7 @@ class SQLiteStore:
                 reader = columnar if not readers else _ColumnarReader.open(self.path)
                 if reader is None:
                     raise StoreUnavailable("the columnar driver could not open the store again")
-                part = where if upto is None else where + (" AND " if where else " WHERE ") + f"rid <= {int(upto)}"
+                part = where if upto is None else _and_where(where, f"rid <= {int(upto)}")
                 batches = _Closing(reader.stream(_render_sql_streamed(), part, params, after, rows), reader.close)
                 readers.append((after, part, ReadAhead(batches)))
             import pyarrow  # noqa: F401 - imported, with the renderer's kernels, while the threads scan
@@ -808,8 +806,7 @@ class SQLiteStore:
                 upto = table.column("rid")[-1].as_py()
                 if not _raw_types_hold(table):  # never with the sentinel's types; kept exact if it happens
                     retyped = retyped or _ColumnarReader.open(self.path)
-                    table = retyped.query(_render_sql(), where + (" AND " if where else " WHERE ")
-                                          + f"rid <= {upto}", params, last, table.num_rows)
+                    table = _read_by_type(retyped, table, where, params, last)
                 last = upto
                 yield _render_batch(table, self._decoded_rows)
         finally:
@@ -833,9 +830,7 @@ class SQLiteStore:
                 # after the last row found would scan the rest of the table a second time
                 exhausted = table.num_rows < batch_size
                 if not _raw_types_hold(table):  # the driver converted a column: the same rows, split by type
-                    upto = table.column("rid")[-1].as_py()
-                    table = columnar.query(_render_sql(), where + (" AND " if where else " WHERE ") + f"rid <= {upto}",
-                                           params, last, batch_size)
+                    table = _read_by_type(columnar, table, where, params, last)
                 last = table.column("rid")[-1].as_py()
                 yield _render_batch(table, self._decoded_rows)
                 if exhausted:
@@ -899,9 +894,8 @@ class SQLiteStore:
 
     def _rows_between(self, where: str, params: dict, after: int, upto: int | None, limit: int) -> list[tuple]:
         """Rows after rid ``after``, up to rid ``upto`` (None: the next ``limit`` rows)."""
-        joiner = " AND " if where else " WHERE "
         upper = "" if upto is None else " AND rid <= :upto"
-        sql = f"{self._select_sql()}{where}{joiner}rid > :after{upper} ORDER BY rid LIMIT :limit"
+        sql = f"{self._select_sql()}{_and_where(where, 'rid > :after')}{upper} ORDER BY rid LIMIT :limit"
         return self.conn.execute(sql, {**params, "after": after, "upto": upto, "limit": limit}).fetchall()
 
     def count(self, flt: RecordFilter | None = None) -> int:
@@ -1153,8 +1147,7 @@ class _ColumnarReader:
         """The rows after rid ``after`` in rid order, at most ``size`` (parameters as SQL literals)."""
         import re
 
-        joiner = " AND " if where else " WHERE "
-        named = f"{select}{where}{joiner}rid > :after ORDER BY rid" + ("" if size is None else " LIMIT :limit")
+        named = f"{select}{_and_where(where, 'rid > :after')} ORDER BY rid" + ("" if size is None else " LIMIT :limit")
         values = {**params, "after": after, "limit": size}
         return re.sub(r":([A-Za-z_][A-Za-z0-9_]*)", lambda m: _sql_literal(values[m.group(1)]), named)
 
@@ -1220,6 +1213,11 @@ class _ColumnarReader:
     def close(self) -> None:
         self._connection.close()
         self._database.close()
+
+
+def _and_where(where: str, condition: str) -> str:
+    """``where`` (``""`` or ``" WHERE …"``, as :meth:`SQLiteStore._where` gives it) with one more condition."""
+    return f"{where}{' AND ' if where else ' WHERE '}{condition}"
 
 
 def _sql_literal(value: Any) -> str:
@@ -1402,6 +1400,13 @@ def _render_sql_streamed() -> str:
     values = [sentinel.get(name) or literal[name.rsplit("__", 1)[1]] for name in names]
     first = ", ".join(f'{value} AS "{name}"' for value, name in zip(values, names, strict=True))
     return f"SELECT {first} UNION ALL {_render_sql_raw()}"
+
+
+def _read_by_type(reader: _ColumnarReader, table, where: str, params: dict, after: int):
+    """The rows of ``table`` (rids after ``after``) read again with every column split by SQLite type
+    (:func:`_render_sql`): for a raw read whose types the driver did not keep (:func:`_raw_types_hold`)."""
+    upto = table.column("rid")[-1].as_py()
+    return reader.query(_render_sql(), _and_where(where, f"rid <= {upto}"), params, after, table.num_rows)
 
 
 def _raw_types_hold(table) -> bool:
