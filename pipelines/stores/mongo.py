@@ -171,7 +171,7 @@ class MongoStore:
         self._indexes_checked = False
         self.answer_limit: str | None = None  # e.g. "socketTimeoutMS=120000", for messages
         self.one_pass_deletes: bool | None = None  # see deletes_in_one_pass; tests set it
-        self.arrow_reads: bool | None = None  # see reads_into_arrow; tests set it
+        self.arrow_reads: bool | None = None  # see why_not_arrow; tests set it
         self.last_read = None  # mongo_arrow.ReadStats of the last iter_frames: which path each chunk took
         self._ferretdb: bool | None = None
 
@@ -415,23 +415,23 @@ class MongoStore:
             self._ferretdb = "ferretdbVersion" in info
         return self._ferretdb
 
-    def reads_into_arrow(self) -> tuple[bool, str | None]:
-        """Whether iter_frames reads through the typed aggregate into Arrow (when the extra is installed),
-        and why not. ``TACN_MONGO_ARROW``: ``auto`` (the default), ``on`` or ``off``. Auto: not on FerretDB,
+    def why_not_arrow(self) -> str | None:
+        """Why iter_frames does not read through the typed aggregate into Arrow, or None when it does (with
+        the extra installed). ``TACN_MONGO_ARROW``: ``auto`` (the default), ``on`` or ``off``. Auto: not on FerretDB,
         which computes the 28 ``$type`` fields in Go for every document and so reads about 1.9x slower
         that way than by a plain ``find`` (measured, docs/stores-and-mongodb.md); on MongoDB, yes."""
         if self.arrow_reads is not None:
-            return self.arrow_reads, None if self.arrow_reads else "turned off for this store"
+            return None if self.arrow_reads else "turned off for this store"
         import os
 
         choice = os.environ.get("TACN_MONGO_ARROW", "auto").strip().lower()
         if choice not in ("auto", "on", "off"):
             raise UsageError(f"TACN_MONGO_ARROW must be auto, on or off, not {choice[:20]!r}")
         if choice == "off":
-            return False, "TACN_MONGO_ARROW=off"
+            return "TACN_MONGO_ARROW=off"
         if choice == "auto" and self.server_is_ferretdb():
-            return False, "the server is FerretDB, where the typed aggregate is slower than a find (TACN_MONGO_ARROW=on forces it)"
-        return True, None
+            return "the server is FerretDB, where the typed aggregate is slower than a find (TACN_MONGO_ARROW=on forces it)"
+        return None
 
     @_server_lost_is_unavailable
     def delete_unchanged_selection(
@@ -561,24 +561,17 @@ class MongoStore:
 
         from tacn.pipelines.stores.mongo_arrow import ReadStats, arrow_context_class, typed_pipeline
 
-        wanted, why_not = self.reads_into_arrow()
-        if not wanted:
-            stats = ReadStats("pymongo")
-            stats.reason = why_not
-            return None, stats
-        if arrow_context_class() is None:
-            stats = ReadStats("pymongo")
-            stats.reason = "pymongoarrow is not installed (the mongo-arrow extra)"
-            return None, stats
-        stats = ReadStats("arrow")
-        try:  # the command runs here: a server without $addFields or $type refuses it before any chunk
-            return self.collection.aggregate_raw_batches(typed_pipeline(query), batchSize=batch), stats
-        except NotImplementedError:  # mongomock
-            stats.mode, stats.reason = "pymongo", "the client has no raw batches"
-        except OperationFailure as exc:
-            stats.mode = "pymongo"
-            stats.reason = f"the server refused the typed aggregate: {brief_driver_message(str(exc))[:200]}"
-        return None, stats
+        why_not = self.why_not_arrow()
+        if why_not is None and arrow_context_class() is None:
+            why_not = "pymongoarrow is not installed (the mongo-arrow extra)"
+        if why_not is None:
+            try:  # the command runs here: a server without $addFields or $type refuses it before any chunk
+                return self.collection.aggregate_raw_batches(typed_pipeline(query), batchSize=batch), ReadStats("arrow")
+            except NotImplementedError:  # mongomock
+                why_not = "the client has no raw batches"
+            except OperationFailure as exc:
+                why_not = f"the server refused the typed aggregate: {brief_driver_message(str(exc))[:200]}"
+        return None, ReadStats("pymongo", why_not)
 
     @_server_lost_is_unavailable
     def count(self, flt: RecordFilter | None = None) -> int:

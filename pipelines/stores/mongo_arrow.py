@@ -100,9 +100,9 @@ def documents_frame(docs: list[dict]):
 class ReadStats:
     """Which path each chunk of one read took (MongoStore.last_read), and why a chunk fell back."""
 
-    def __init__(self, mode: str):
+    def __init__(self, mode: str, reason: str | None = None):
         self.mode = mode  # "arrow" (the typed aggregate) or "pymongo" (plain find: why in `reason`)
-        self.reason: str | None = None
+        self.reason = reason
         self.arrow_chunks = self.pymongo_chunks = 0
         self.arrow_records = self.pymongo_records = 0
         self.fallbacks: dict[str, int] = {}
