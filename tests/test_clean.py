@@ -369,7 +369,7 @@ def test_sqlite_deletes_by_row_only_the_rows_still_holding_the_backed_up_id(tmp_
         assert result.deleted == selected and opened.count_invalid_trade_date() == 0
         assert restore_backup(opened, result.manifest).conflicts == [] and content_hash(opened) == before
         keys = RowKeys()
-        keys.extend([(rows[2][0], rows[2][1])])
+        keys.extend([rows[2][0]], [rows[2][1]])
         with pytest.raises(BackupDamaged):  # rows and backup lines must match one to one
             delete_backed_up(opened, open_backup_as_backup(result.manifest), 10, keys)
 

@@ -289,10 +289,8 @@ class RowKeys:
     def __len__(self) -> int:
         return len(self.rids)
 
-    def extend(self, keys: list[tuple[int, str]]) -> None:
-        self.extend_columns([rid for rid, _ in keys], [id_text for _, id_text in keys])
-
-    def extend_columns(self, rids: list[int], ids: list[str]) -> None:
+    def extend(self, rids: list[int], ids: list[str]) -> None:
+        """Append the keys of lines: their rowids and their ``_id`` texts, two lists in line order."""
         self.rids.extend(rids)
         self.ids.extend(ids)
 
@@ -318,7 +316,7 @@ def _rendered_lines(store, flt: RecordFilter, summary: SelectionSummary, keys: R
                 yield encode_line(item)
             else:
                 summary.add_batch(item)
-                keys.extend_columns(item.rids, item.ids)
+                keys.extend(item.rids, item.ids)
                 yield item.data  # the batch's lines as one bytes object
 
     return lines()
