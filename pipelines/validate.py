@@ -283,6 +283,10 @@ def restore_text_types(frame: pd.DataFrame) -> pd.DataFrame:
         if spec.kind == "datetime":
             if pd.api.types.is_datetime64_any_dtype(raw.dtype):
                 continue
+            parsed = _naive_timestamps(raw)
+            if parsed is not None:
+                frame[spec.name] = parsed
+                continue
             parsed = pd.to_datetime(raw, format="ISO8601", utc=True, errors="coerce").dt.tz_localize(None)
         else:
             if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
@@ -294,6 +298,25 @@ def restore_text_types(frame: pd.DataFrame) -> pd.DataFrame:
             parsed[unparsed] = raw[unparsed]
         frame[spec.name] = parsed
     return frame
+
+
+def _naive_timestamps(raw: pd.Series) -> pd.Series | None:
+    """A text column of ISO 8601 timestamps without a zone, parsed by Arrow in C, or None where Arrow
+    refuses any value (a zone offset, a form it does not know, an impossible date): pandas' parser then
+    judges each value. Where Arrow parses them all it gives what pandas' gives (a test compares them)."""
+    import pandas as pd
+
+    values = getattr(raw.array, "_pa_array", None)
+    if values is None:
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        parsed = pc.cast(values, pa.timestamp("ns"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return pd.Series(parsed.to_numpy(zero_copy_only=False), index=raw.index, name=raw.name)
 
 
 def file_documents(source, options: ValidateOptions, *, now: datetime | None = None,

@@ -382,6 +382,29 @@ def _first_line(exc: Exception) -> str:
 
 
 def _csv_frames(source: FileSource, chunk_rows: int, meter: ReadMeter | None) -> Iterator[pd.DataFrame]:
+    """Chunks of ``chunk_rows`` rows, as pandas' C parser reads them (``dtype=str`` for the text columns,
+    ``skipinitialspace``); parsed by Arrow on a reader thread where that gives the same frames
+    (:mod:`tacn.pipelines.sources.csv_blocks`)."""
+    from tacn.pipelines.sources.csv_blocks import BlockReader, arrow_path_available
+
+    if not arrow_path_available():
+        yield from _pandas_csv_frames(source, chunk_rows, meter)
+        return
+    from tacn.pipelines.read_ahead import ReadAhead
+
+    with _binary(source, meter) as handle:
+        reader = BlockReader(handle, source.columns, frozenset(TEXT_COLUMNS), chunk_rows=chunk_rows, path=source.path)
+        frames = ReadAhead(reader.frames(), name="tacn-csv")
+        try:
+            yield from frames
+        except KeyboardInterrupt:  # do not wait for the block being parsed
+            frames.close(wait=False)
+            raise
+        finally:
+            frames.close()
+
+
+def _pandas_csv_frames(source: FileSource, chunk_rows: int, meter: ReadMeter | None) -> Iterator[pd.DataFrame]:
     import pandas as pd
 
     dtype = {c: str for c in source.columns if c in TEXT_COLUMNS}

@@ -1,0 +1,259 @@
+"""A CSV file read in blocks by Arrow's multi-threaded parser, giving exactly the frames pandas' C parser gives.
+
+pandas' parser runs on one core and holds Python's lock; Arrow's parses a block on every core
+without it, and a reader thread (:class:`~tacn.pipelines.read_ahead.ReadAhead`) parses the next
+block while the caller judges or converts this one. The frames must stay what pandas gives (sync
+converts them and validate judges them, and ``tacn validate FILE`` must report what sync would
+load), so a block takes the Arrow path only where the result is provably the same, and is
+otherwise read by pandas itself, from the same bytes:
+
+- A block is ``chunk_rows`` lines cut at newlines. The first block holding a quote sends the rest
+  of the file to pandas' streaming reader (a quoted field may hold a newline, so a cut at a newline
+  might fall inside a record).
+- A block whose bytes pandas would read differently from Arrow goes to pandas whole: a field that
+  starts with a space (pandas reads with ``skipinitialspace``), a carriage return not followed by a
+  newline, a NUL byte; so does a block Arrow refuses (a row with another number of fields, invalid
+  UTF-8), where pandas gives the same frame or the same error (its line numbers made the file's).
+- Arrow reads every column as text, with pandas' list of null strings. Text columns (the key and
+  label columns) stay text, as pandas reads them (``dtype=str``). Any other column takes the type
+  pandas' inference gives whatever its internal pieces: all missing, float64; every value a plain
+  decimal (``-?digits[.digits]``, at most 17 significant digits: both parsers round those alike,
+  a test compares them) int64 when none has a point and none is missing, else float64; no value
+  that could read as a number or a bool, text. A column of any other mix sends the block to pandas.
+
+The fast path needs pandas' text dtype to be Arrow strings (pandas 3); with pandas 2 every block
+is read by pandas.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+_READ_BYTES = 4 * 1024 * 1024
+_EXACT_INTEGERS = 2.0**53
+_SMALLEST_NORMAL = 2.2250738585072014e-308
+# A value holding a character outside these cannot read as a number ("1e5", " 2", "-inf", "NaN",
+# "Infinity") nor as a bool ("True", "FALSE"): pandas keeps its column as text.
+_NOT_NUMBER_OR_BOOL = r"[^0-9+\-.eE \t\v\f\rinfatyINFATYrulsRULS]"
+_LINE_NUMBER = re.compile(r"(?<=line )(\d+)")
+
+
+class BlockReader:
+    """The frames of one CSV source, block by block; see the module's text."""
+
+    def __init__(self, handle: BinaryIO, columns: tuple[str, ...], text_columns: frozenset[str], *,
+                 chunk_rows: int, path) -> None:
+        self._handle = handle
+        self._columns = columns
+        self._text = text_columns
+        self._chunk_rows = chunk_rows
+        self._path = path
+        self._pandas_dtype = {c: str for c in columns if c in text_columns}
+        self._pending = bytearray()  # read from the handle, not yet cut into a block
+        self.fast_blocks = 0  # blocks Arrow read (for tests and the benchmark)
+        self.pandas_blocks = 0
+
+    def frames(self) -> Iterator[pd.DataFrame]:
+        import pandas as pd
+
+        header = self._handle.readline().removeprefix(b"\xef\xbb\xbf")
+        if not header.endswith(b"\n"):
+            header += b"\n"
+        offset = 0  # rows yielded so far: the index of the next row
+        lines_before = 1  # lines of the file before the block (the header)
+        for block, lines in self._blocks():
+            if b'"' in block:  # quoting: the rest of the file by pandas' streaming reader
+                yield from self._pandas_rest(header, block, offset, lines_before)
+                return
+            frame = self._arrow_frame(block)
+            if frame is None:
+                frame = self._pandas_block(header, block, lines_before)
+                self.pandas_blocks += 1
+            else:
+                self.fast_blocks += 1
+            lines_before += lines
+            if len(frame):
+                frame.index = pd.RangeIndex(offset, offset + len(frame))
+                offset += len(frame)
+                yield frame
+
+    def _blocks(self) -> Iterator[tuple[bytes, int]]:
+        """(``chunk_rows`` lines, their number of lines); the last block is what remains.
+
+        The cut is first guessed from the mean line length so far, then moved to the exact newline by
+        counting the lines before the guess (numpy, without Python's lock) and stepping the few lines
+        between (memchr): a scan of every newline's position costs ~75 ms per 100,000 rows."""
+        pending = self._pending
+        eof = False
+        per_line = 0.0  # mean bytes per line so far
+        while True:
+            want = int(per_line * self._chunk_rows * 1.05) + 1 if per_line else _READ_BYTES
+            while not eof and len(pending) < want:
+                data = self._handle.read(min(max(want - len(pending), 64 * 1024), _READ_BYTES))
+                if not data:
+                    eof = True
+                    break
+                pending += data
+            if not pending:
+                return
+            guess = min(len(pending), int(per_line * self._chunk_rows) if per_line else len(pending))
+            cut = _after_line(pending, guess, self._chunk_rows)
+            if cut is None:
+                if not eof:
+                    per_line = per_line * 2 if per_line else len(pending) / max(1, self._chunk_rows)
+                    continue
+                cut = len(pending)
+            block = bytes(pending[:cut])
+            del pending[:cut]
+            lines = _count_lines(block)
+            per_line = len(block) / lines
+            yield block, lines
+
+    # -- the Arrow path ---------------------------------------------------------------------
+
+    def _arrow_frame(self, block: bytes) -> pd.DataFrame | None:
+        """The block's frame as pandas would read it, or None where that is not proven."""
+        # single bytes first: memchr, where a two-byte pattern is a slower search
+        if b" " in block and (block.startswith(b" ") or b", " in block or b"\n " in block):
+            return None
+        if b"\x00" in block or (b"\r" in block and block.count(b"\r") != block.count(b"\r\n")):
+            return None
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        try:
+            table = pcsv.read_csv(
+                pa.py_buffer(block),
+                read_options=pcsv.ReadOptions(column_names=list(self._columns), block_size=1 << 20),
+                parse_options=pcsv.ParseOptions(quote_char=False),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={c: pa.string() for c in self._columns},
+                    null_values=_null_strings(), strings_can_be_null=True,
+                ),
+            )
+        except (pa.ArrowInvalid, pa.ArrowException):
+            return None
+        columns = {}
+        for name in self._columns:
+            values = table.column(name)
+            columns[name] = values if name in self._text else _typed(values)
+            if columns[name] is None:
+                return None
+        return pa.table(columns).to_pandas()
+
+    # -- the pandas path ------------------------------------------------------------------
+
+    def _read_csv(self, source, **options) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.read_csv(source, dtype=self._pandas_dtype, encoding="utf-8", skipinitialspace=True, **options)
+
+    def _pandas_block(self, header: bytes, block: bytes, lines_before: int) -> pd.DataFrame:
+        try:
+            return self._read_csv(io.BytesIO(header + block))
+        except ValueError as exc:
+            raise self._shifted(exc, lines_before - 1) from None
+
+    def _pandas_rest(self, header: bytes, block: bytes, offset: int, lines_before: int) -> Iterator[pd.DataFrame]:
+        import pandas as pd
+
+        from tacn.pipelines.sources.files import _Replay
+
+        self.pandas_blocks += 1
+        rest = io.BufferedReader(_Replay(header + block + bytes(self._pending), self._handle), buffer_size=256 * 1024)
+        try:
+            with self._read_csv(rest, chunksize=self._chunk_rows) as reader:
+                for chunk in reader:
+                    chunk.index = pd.RangeIndex(offset, offset + len(chunk))
+                    offset += len(chunk)
+                    yield chunk
+        except ValueError as exc:
+            raise self._shifted(exc, lines_before - 1) from None
+
+    def _shifted(self, exc: ValueError, lines: int) -> Exception:
+        """pandas' error with its line numbers counted from the top of the file, not of the block."""
+        from tacn.pipelines.errors import SourceError
+
+        if isinstance(exc, UnicodeDecodeError) or not lines:
+            return exc
+        text = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        text = _LINE_NUMBER.sub(lambda m: str(int(m.group(1)) + lines), text)
+        return SourceError(f"cannot read {self._path} as csv: {text[:200]}")
+
+
+def _after_line(data: bytearray, guess: int, n: int) -> int | None:
+    """The offset just after the ``n``-th newline of ``data``, or None if it has fewer; ``guess`` is
+    where the search starts."""
+    import numpy as np
+
+    view = np.frombuffer(data, dtype=np.uint8, count=guess)
+    before = int(np.count_nonzero(view == 10))
+    del view  # a live view would stop the bytearray from resizing
+    position = guess
+    if before >= n:
+        for _ in range(before - n + 1):
+            position = data.rfind(b"\n", 0, position)
+        return position + 1
+    for _ in range(n - before):
+        found = data.find(b"\n", position)
+        if found < 0:
+            return None
+        position = found + 1
+    return position
+
+
+def _count_lines(block: bytes) -> int:
+    import numpy as np
+
+    # numpy counts without holding Python's lock (bytes.count holds it)
+    newlines = int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == 10))
+    return newlines + (not block.endswith(b"\n"))
+
+
+def _typed(values: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """A text column of a CSV block typed as pandas infers it (module text), or None: not proven."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if values.null_count == len(values):
+        return pc.cast(values, pa.float64())
+    try:
+        numbers = pc.cast(values, pa.float64())
+    except pa.ArrowInvalid:  # not all numbers: text if no value could read as a number or a bool
+        if pc.all(pc.match_substring(values, ":")).as_py() \
+                or pc.all(pc.match_substring_regex(values, _NOT_NUMBER_OR_BOOL)).as_py():
+            return values
+        return None
+    # Arrow and pandas read finite decimals to the same double (a test compares them); "inf" spellings,
+    # integers pandas would read as uint64 and subnormals are left to pandas.
+    magnitude = pc.abs(numbers)
+    if not pc.all(pc.is_finite(numbers)).as_py() or pc.max(magnitude).as_py() >= _EXACT_INTEGERS \
+            or pc.any(pc.and_(pc.greater(magnitude, 0), pc.less(magnitude, _SMALLEST_NORMAL))).as_py():
+        return None
+    if not values.null_count and pc.all(pc.equal(pc.floor(numbers), numbers)).as_py() \
+            and not pc.any(pc.match_substring(values, ".")).as_py() \
+            and not pc.any(pc.match_substring(values, "e", ignore_case=True)).as_py():
+        return pc.cast(numbers, pa.int64())  # every value an integer literal ("5", "+5"; not "5.0"): int64
+    return numbers
+
+
+def _null_strings() -> list[str]:
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    return sorted(STR_NA_VALUES)
+
+
+def arrow_path_available() -> bool:
+    """pandas keeps text as Arrow strings (pandas 3, or 2 with ``future.infer_string``): Arrow's frames can match."""
+    import pandas as pd
+
+    if int(pd.__version__.split(".")[0]) >= 3:
+        return True
+    return bool(getattr(pd.options.future, "infer_string", False))
