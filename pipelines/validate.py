@@ -506,6 +506,13 @@ def _selected(options: ValidateOptions) -> tuple[list[Rule], list[str]]:
     return chosen, skipped
 
 
+def _check_sizes(options: ValidateOptions) -> None:
+    if options.chunk_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    if options.max_samples < 0:
+        raise UsageError("--max-samples must be 0 or more")
+
+
 def validate_frames(
     frames: Iterable[pd.DataFrame],
     options: ValidateOptions,
@@ -517,10 +524,7 @@ def validate_frames(
     """Judge a stream of document frames; the core of :func:`validate_store` and :func:`validate_file`."""
     import numpy as np
 
-    if options.chunk_size < 1:
-        raise UsageError("--batch-size must be at least 1")
-    if options.max_samples < 0:
-        raise UsageError("--max-samples must be 0 or more")
+    _check_sizes(options)
     started = time.perf_counter()
     chosen, skipped = _selected(options)
     ctx = CheckContext(now_utc=options.now_utc) if options.now_utc else CheckContext()
@@ -676,14 +680,24 @@ def validate_file(path: Path | str, options: ValidateOptions, *, progress: Progr
     (``options.file_type``/``options.layout`` force them), the same conversion.
     ``progress`` reports bytes read of the file's size (rows for Parquet; no total for a pipe).
     """
+    from tacn.pipelines.read_ahead import ReadAhead
     from tacn.pipelines.sources.files import ReadMeter
 
+    _check_sizes(options)
     source = _open_file(path, options)
     target = {"kind": "file", "name": str(path), "format": source.file_type, "layout": source.layout}
     meter = ReadMeter()
     on_chunk = None if progress is None else (lambda records: progress(meter.done, meter.total, meter.unit))
-    return validate_frames(_documents_of(source, options, meter), options, target=target,
-                           filters=options.flt.describe(), on_chunk=on_chunk)
+    # The first chunk is read and converted while pandera is imported and the schema built.
+    documents = ReadAhead(_documents_of(source, options, meter), name="tacn-file-documents")
+    try:
+        return validate_frames(documents, options, target=target, filters=options.flt.describe(),
+                               on_chunk=on_chunk)
+    except KeyboardInterrupt:
+        documents.close(wait=False)
+        raise
+    finally:
+        documents.close()
 
 
 # -- reports -----------------------------------------------------------------------------------
