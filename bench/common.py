@@ -106,6 +106,11 @@ def report(title: str, rows: list[tuple[str, str]]) -> None:
 
 def polars_rule_counts(df) -> dict[str, int]:
     """The row-level rules and key uniqueness as plain polars expressions: the floors' checks."""
+    return df.select([expr.sum().alias(name) for name, expr in polars_rule_fails().items()]).row(0, named=True)
+
+
+def polars_rule_fails() -> dict:
+    """{rule: a polars expression, True where the row FAILS}: the row-level rules and key uniqueness."""
     import polars as pl
 
     from tacn.validators.calendar import session_set
@@ -142,7 +147,7 @@ def polars_rule_counts(df) -> dict[str, int]:
         "trading_day": date_ok & ~td.is_in(sorted(session_set())),
         "timestamps_valid": stamp("created_at").is_null() | stamp("updated_at").is_null(),
     }
-    return df.select([expr.sum().alias(name) for name, expr in checks.items()]).row(0, named=True)
+    return checks
 
 
 def row_and_key_rules() -> str:
