@@ -66,14 +66,15 @@ def block_frames(data: bytes, chunk_rows: int) -> tuple[list[pd.DataFrame], Bloc
     return list(reader.frames()), reader
 
 
-def csv_bytes(rows: list[list[str]], *, crlf: bool = False, bom: bool = False, blank_every: int = 0) -> bytes:
+def csv_bytes(rows: list[list[str]], *, crlf: bool = False, bom: bool = False, blank_every: int = 0,
+              last_newline: bool = True) -> bytes:
     newline = "\r\n" if crlf else "\n"
     lines = [",".join(COLUMNS)]
     for number, row in enumerate(rows, start=1):
         lines.append(",".join(row))
         if blank_every and number % blank_every == 0:
             lines.append("")
-    return (("\ufeff" if bom else "") + newline.join(lines) + newline).encode()
+    return (("\ufeff" if bom else "") + newline.join(lines) + (newline if last_newline else "")).encode()
 
 
 def assert_same_as_pandas(data: bytes, chunk_rows: int) -> BlockReader:
@@ -93,9 +94,11 @@ def assert_same_as_pandas(data: bytes, chunk_rows: int) -> BlockReader:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=st.lists(st.lists(cell, min_size=len(COLUMNS), max_size=len(COLUMNS)), min_size=1, max_size=12),
-       chunk_rows=st.integers(1, 8), crlf=st.booleans(), bom=st.booleans(), blank_every=st.integers(0, 4))
-def test_frames_equal_pandas_for_any_cells(rows, chunk_rows, crlf, bom, blank_every):
-    assert_same_as_pandas(csv_bytes(rows, crlf=crlf, bom=bom, blank_every=blank_every), chunk_rows)
+       chunk_rows=st.integers(1, 8), crlf=st.booleans(), bom=st.booleans(), blank_every=st.integers(0, 4),
+       last_newline=st.booleans())
+def test_frames_equal_pandas_for_any_cells(rows, chunk_rows, crlf, bom, blank_every, last_newline):
+    data = csv_bytes(rows, crlf=crlf, bom=bom, blank_every=blank_every, last_newline=last_newline)
+    assert_same_as_pandas(data, chunk_rows)
 
 
 families = st.sampled_from([plain_decimals, odd_numbers, timestamps, texts, st.sampled_from(["1", "+5", "-0", "007"])])
