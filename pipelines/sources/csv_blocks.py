@@ -226,29 +226,48 @@ def _count_lines(block: bytes | bytearray) -> int:
 
 def _typed(values: pa.ChunkedArray) -> pa.ChunkedArray | None:
     """A text column of a CSV block typed as pandas infers it (module text), or None: not proven."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if values.null_count == len(values):
         return pc.cast(values, pa.float64())
+    if pc.all(pc.match_substring(values, ":")).as_py():  # timestamps: no number or bool holds a colon
+        return values
+    point = pc.any(pc.match_substring(values, ".")).as_py()
+    # Arrow's integer parser also reads "0x10": only digits and signs go to it
+    if not point and not values.null_count and not _holds_any(values, "eExX"):
+        try:  # every value an integer literal ("5", "-0"; not "5.0"): pandas reads int64
+            return pc.cast(values, pa.int64())
+        except pa.ArrowInvalid:  # "+5", a word, a number past int64: decided below
+            pass
     try:
         numbers = pc.cast(values, pa.float64())
     except pa.ArrowInvalid:  # not all numbers: text if no value could read as a number or a bool
-        if pc.all(pc.match_substring(values, ":")).as_py() \
-                or pc.all(pc.match_substring_regex(values, _NOT_NUMBER_OR_BOOL)).as_py():
+        if pc.all(pc.match_substring_regex(values, _NOT_NUMBER_OR_BOOL)).as_py():
             return values
         return None
-    # Arrow and pandas read finite decimals to the same double (a test compares them); "inf" spellings,
-    # integers pandas would read as uint64 and subnormals are left to pandas.
-    magnitude = pc.abs(numbers)
-    if not pc.all(pc.is_finite(numbers)).as_py() or pc.max(magnitude).as_py() >= _EXACT_INTEGERS \
-            or pc.any(pc.and_(pc.greater(magnitude, 0), pc.less(magnitude, _SMALLEST_NORMAL))).as_py():
+    # Arrow and pandas read finite decimals to the same double (a test compares them); "NAN" or "inf"
+    # spellings, integers pandas would read as uint64 and subnormals are left to pandas.
+    array = numbers.to_numpy()
+    magnitude = np.abs(array)
+    if np.count_nonzero(np.isnan(array)) != values.null_count:
         return None
-    if not values.null_count and pc.all(pc.equal(pc.floor(numbers), numbers)).as_py() \
-            and not pc.any(pc.match_substring(values, ".")).as_py() \
-            and not pc.any(pc.match_substring(values, "e", ignore_case=True)).as_py():
-        return pc.cast(numbers, pa.int64())  # every value an integer literal ("5", "+5"; not "5.0"): int64
+    if values.null_count != len(values):
+        largest = np.nanmax(magnitude)
+        smallest = np.nanmin(np.where(magnitude == 0, np.inf, magnitude))
+        if not largest < _EXACT_INTEGERS or smallest < _SMALLEST_NORMAL:
+            return None
+    if not point and not values.null_count and np.array_equal(np.floor(array), array) \
+            and not _holds_any(values, "eE"):
+        return pc.cast(numbers, pa.int64())  # integer literals Arrow's int parser refused ("+5"): int64
     return numbers
+
+
+def _holds_any(values: pa.ChunkedArray, characters: str) -> bool:
+    import pyarrow.compute as pc
+
+    return any(pc.any(pc.match_substring(values, character)).as_py() for character in characters)
 
 
 def _null_strings() -> list[str]:
