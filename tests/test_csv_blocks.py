@@ -246,3 +246,19 @@ def test_validate_of_a_file_interrupted_while_the_reader_parses_exits_130(tmp_pa
     path = tmp_path / "q.csv"
     path.write_text("symbol,trade_date,open,high,low,close\n" + "600000,2025-10-23,10,11,9,10.5\n" * 30)
     assert_interrupted_promptly(_SLOW_BLOCK, str(path), tmp_path)
+
+
+def test_without_arrow_strings_every_chunk_is_pandas_and_the_frames_are_the_same(tmp_path, monkeypatch):
+    """pandas 2 (text as objects) reads every chunk with pandas' parser: the same rows either way."""
+    from tacn.pipelines.sources import csv_blocks
+
+    rows = [["600000", "2025-10-23", f"{10 + i / 8}", str(1000 + i), "2025-10-23T09:00:00.000", "x"] for i in range(40)]
+    path = tmp_path / "q.csv"
+    path.write_bytes(csv_bytes(rows))
+    source = files.FileSource(path, "csv", "document", COLUMNS)
+    arrow = list(files.iter_frames(source, chunk_rows=7))
+    monkeypatch.setattr(csv_blocks, "arrow_path_available", lambda: False)
+    plain = list(files.iter_frames(source, chunk_rows=7))
+    assert [len(f) for f in plain] == [len(f) for f in arrow] == [7, 7, 7, 7, 7, 5]
+    for got, want in zip(arrow, plain, strict=True):
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
