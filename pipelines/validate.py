@@ -138,27 +138,34 @@ class SeenKeys:
         import numpy as np
         import pandas as pd
 
-        repeated = pd.Series(hashes).duplicated().to_numpy()
-        order = np.argsort(hashes, kind="stable")
+        repeated = pd.Series(hashes).duplicated().to_numpy()  # later repeats within the chunk (hashed in C)
+        order = np.argsort(hashes)  # no stable sort needed: `repeated` already says which repeat came first
         sorted_hashes = hashes[order]
         top = (sorted_hashes >> np.uint64(56)).astype(np.intp)
-        edges = np.searchsorted(top, np.arange(self.BUCKETS + 1))
+        edges = np.searchsorted(top, np.arange(self.BUCKETS + 1)).tolist()
         seen_sorted = np.zeros(len(hashes), dtype=bool)
         for bucket in range(self.BUCKETS):
             lo, hi = edges[bucket], edges[bucket + 1]
-            if lo == hi:
+            known = self._buckets[bucket]
+            if lo == hi or not len(known):
                 continue
             part = sorted_hashes[lo:hi]
-            known = self._buckets[bucket]
-            if len(known):
-                pos = np.searchsorted(known, part).clip(max=len(known) - 1)
-                seen_sorted[lo:hi] = known[pos] == part
-            fresh = np.unique(part[~seen_sorted[lo:hi]])
-            if len(fresh):
-                merged = np.concatenate((known, fresh))
-                merged.sort(kind="stable")  # two sorted runs: timsort merges them in linear time
-                self._buckets[bucket] = merged
-                self.distinct += len(fresh)
+            pos = np.searchsorted(known, part)
+            np.minimum(pos, len(known) - 1, out=pos)
+            seen_sorted[lo:hi] = known[pos] == part
+        # the chunk's new distinct hashes, still sorted: unseen and not equal to their sorted neighbour
+        fresh = ~seen_sorted
+        fresh[1:] &= sorted_hashes[1:] != sorted_hashes[:-1]
+        fresh_hashes = sorted_hashes[fresh]
+        fresh_edges = np.searchsorted(fresh_hashes >> np.uint64(56), np.arange(self.BUCKETS + 1, dtype=np.uint64)).tolist()
+        for bucket in range(self.BUCKETS):
+            lo, hi = fresh_edges[bucket], fresh_edges[bucket + 1]
+            if lo == hi:
+                continue
+            merged = np.concatenate((self._buckets[bucket], fresh_hashes[lo:hi]))
+            merged.sort(kind="stable")  # two sorted runs: timsort merges them in linear time
+            self._buckets[bucket] = merged
+        self.distinct += len(fresh_hashes)
         seen = np.empty(len(hashes), dtype=bool)
         seen[order] = seen_sorted
         return seen | repeated
@@ -177,8 +184,9 @@ def key_hashes(frame: pd.DataFrame) -> np.ndarray:
     from tacn.validators.rules import column
 
     def hashable(values):
-        # str-dtype columns without missing values hash as their object form does, without the copy
-        if values.dtype != object and pd.api.types.is_string_dtype(values.dtype) and not values.hasnans:
+        # str-dtype columns hash as their object form does, without the copy: pandas hashes the Arrow
+        # dictionary's few distinct values, and a missing value as it hashes None or NaN in an object column
+        if values.dtype != object and pd.api.types.is_string_dtype(values.dtype):
             return values
         return values.astype(object)
 
