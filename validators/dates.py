@@ -176,11 +176,33 @@ def classify_stored_trade_date(value: object, *, now: datetime | None = None) ->
     return KIND_OTHER_FORMAT
 
 
+def arrow_strings(series):
+    """The pyarrow array behind a pandas text column (``str`` or ``string`` dtype, Arrow storage), else None.
+
+    Such a column holds only text and missing values, so the vectorised rules can ask Arrow
+    compute directly (comparisons, regexes, set membership) instead of testing each value's type.
+    """
+    import pandas as pd
+
+    if not (isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow"):
+        return None
+    return getattr(series.array, "_pa_array", None)
+
+
 def valid_iso_mask(series, *, now: datetime | None = None):
     """Vectorised :func:`is_valid_iso_trade_date` over a pandas Series (bool Series)."""
     import pandas as pd
 
     latest = latest_allowed_trade_date(now).isoformat()
+    strings = arrow_strings(series)
+    if strings is not None:  # a str column: Arrow answers in C, without pandas' copies to its "string" dtype
+        import numpy as np
+        import pyarrow.compute as pc
+
+        ok = pc.and_(pc.and_(pc.equal(pc.binary_length(strings), ISO_DATE_LENGTH),
+                             pc.match_substring_regex(strings, "^" + ISO_DATE_SHAPE)),
+                     pc.and_(pc.greater_equal(strings, FIRST_TRADE_DATE_ISO), pc.less_equal(strings, latest)))
+        return pd.Series(np.asarray(pc.fill_null(ok, False)), index=series.index)
     is_text = series.map(type).eq(str) if series.dtype == object else pd.Series(
         pd.api.types.is_string_dtype(series.dtype), index=series.index
     )
