@@ -322,17 +322,45 @@ def _fullmatch(series: pd.Series, pattern: str) -> pd.Series:
 # -- the row-level checks: each returns True where the row FAILS ----------------
 
 
-def valid_dates(frame, ctx):
-    """valid_iso_mask of the frame's trade_date, computed once per frame (two rules and completeness use it)."""
+def _frame_memo(frame, ctx) -> dict:
+    """Work the rules share on one frame (the trade_date answers), kept while that frame is the one judged."""
     import weakref
 
-    memo = ctx.__dict__.get("_valid_dates")
-    if memo is not None and memo[0]() is frame:
-        return memo[1]
-    mask = valid_iso_mask(column(frame, "trade_date"), now=ctx.now_utc)
-    # a weak reference: the context lives as long as the schema, which must not keep a chunk alive
-    ctx.__dict__["_valid_dates"] = (weakref.ref(frame), mask)
-    return mask
+    memo = ctx.__dict__.get("_frame_memo")
+    if memo is None or memo[0]() is not frame:
+        # a weak reference: the context lives as long as the schema, which must not keep a chunk alive
+        memo = (weakref.ref(frame), {})
+        ctx.__dict__["_frame_memo"] = memo
+    return memo[1]
+
+
+def _date_answer(frame, ctx, question: str, answer: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """``answer`` (bool per value, False for a missing one) of the frame's trade_date, once per frame.
+
+    A str column is factorized once per frame and asked once per distinct date (a chunk of 100,000
+    rows holds about 1,000); an object column is asked value by value (factorize would take 1 and "1"
+    for one value).
+    """
+    import numpy as np
+    import pandas as pd
+
+    memo = _frame_memo(frame, ctx)
+    if question not in memo:
+        dates = column(frame, "trade_date")
+        if arrow_strings(dates) is None:
+            memo[question] = answer(dates)
+        else:
+            if "trade_date_codes" not in memo:
+                memo["trade_date_codes"] = dates.factorize()
+            codes, distinct = memo["trade_date_codes"]
+            answers = np.append(np.asarray(answer(pd.Series(distinct)), dtype=bool), False)  # code -1: missing
+            memo[question] = pd.Series(answers[codes], index=frame.index)
+    return memo[question]
+
+
+def valid_dates(frame, ctx):
+    """valid_iso_mask of the frame's trade_date, computed once per frame (two rules and completeness use it)."""
+    return _date_answer(frame, ctx, "valid", lambda dates: valid_iso_mask(dates, now=ctx.now_utc))
 
 
 def _fails_trade_date(frame, ctx):
@@ -471,10 +499,10 @@ def _fails_pct_chg(frame, ctx):
 def _fails_trading_day(frame, ctx):
     from tacn.validators.calendar import last_known_session, session_set
 
-    dates = column(frame, "trade_date")
-    judged = valid_dates(frame, ctx).copy()
-    judged &= (as_text(dates) <= last_known_session()).fillna(False).astype(bool)
-    return judged & ~in_set(dates, session_set())
+    def off_calendar(dates):  # up to the calendar's last session and not a session
+        return (as_text(dates) <= last_known_session()).fillna(False).astype(bool) & ~in_set(dates, session_set())
+
+    return valid_dates(frame, ctx) & _date_answer(frame, ctx, "off_calendar", off_calendar)
 
 
 def as_naive_utc(series: pd.Series) -> pd.Series:
@@ -569,7 +597,7 @@ def failing_masks(
     for rule in select_rules(severity=severity, rules=rules, scope=ROW):
         mask = CHECKS[rule.name](frame, ctx)
         masks[rule.name] = mask.fillna(False).astype(bool) if mask.dtype != bool else mask
-    ctx.__dict__.pop("_valid_dates", None)  # do not keep the frame alive past this call
+    ctx.__dict__.pop("_frame_memo", None)  # the shared answers of this frame end with this call
     return masks
 
 
