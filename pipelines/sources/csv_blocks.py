@@ -232,35 +232,23 @@ def _typed(values: pa.ChunkedArray) -> pa.ChunkedArray | None:
 
     if values.null_count == len(values):
         return pc.cast(values, pa.float64())
-    if pc.all(pc.match_substring(values, ":")).as_py():  # timestamps: no number or bool holds a colon
-        return values
-    point = pc.any(pc.match_substring(values, ".")).as_py()
-    # Arrow's integer parser also reads "0x10": only digits and signs go to it
-    if not point and not values.null_count and not _holds_any(values, "eExX"):
-        try:  # every value an integer literal ("5", "-0"; not "5.0"): pandas reads int64
-            return pc.cast(values, pa.int64())
-        except pa.ArrowInvalid:  # "+5", a word, a number past int64: decided below
-            pass
     try:
-        numbers = pc.cast(values, pa.float64())
+        numbers = pc.cast(values, pa.float64())  # refuses "0x10" and words at the first one
     except pa.ArrowInvalid:  # not all numbers: text if no value could read as a number or a bool
-        if pc.all(pc.match_substring_regex(values, _NOT_NUMBER_OR_BOOL)).as_py():
+        if pc.all(pc.match_substring(values, ":")).as_py() \
+                or pc.all(pc.match_substring_regex(values, _NOT_NUMBER_OR_BOOL)).as_py():
             return values
         return None
     # Arrow and pandas read finite decimals to the same double (a test compares them); "NAN" or "inf"
     # spellings, integers pandas would read as uint64 and subnormals are left to pandas.
     array = numbers.to_numpy()
-    magnitude = np.abs(array)
     if np.count_nonzero(np.isnan(array)) != values.null_count:
         return None
-    if values.null_count != len(values):
-        largest = np.nanmax(magnitude)
-        smallest = np.nanmin(np.where(magnitude == 0, np.inf, magnitude))
-        if not largest < _EXACT_INTEGERS or smallest < _SMALLEST_NORMAL:
-            return None
-    if not point and not values.null_count and np.array_equal(np.floor(array), array) \
-            and not _holds_any(values, "eE"):
-        return pc.cast(numbers, pa.int64())  # integer literals Arrow's int parser refused ("+5"): int64
+    magnitude = np.abs(array)
+    if not np.nanmax(magnitude) < _EXACT_INTEGERS or np.nanmin(np.where(magnitude == 0, np.inf, magnitude)) < _SMALLEST_NORMAL:
+        return None
+    if not values.null_count and np.array_equal(np.floor(array), array) and not _holds_any(values, ".eE"):
+        return pc.cast(numbers, pa.int64())  # every value an integer literal ("5", "+5"; not "5.0"): int64
     return numbers
 
 
