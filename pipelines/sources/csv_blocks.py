@@ -84,7 +84,7 @@ class BlockReader:
                 offset += len(frame)
                 yield frame
 
-    def _blocks(self) -> Iterator[tuple[bytes, int]]:
+    def _blocks(self) -> Iterator[tuple[bytearray, int]]:
         """(``chunk_rows`` lines, their number of lines); the last block is what remains.
 
         The cut is guessed from the mean line length so far, then moved to the exact newline
@@ -113,14 +113,14 @@ class BlockReader:
                     per_line *= 1.5
                     continue
                 cut, lines = len(pending), _count_lines(pending)
-            block = bytes(pending[:cut])
+            block = pending[:cut]  # one copy (bytes(...) of it would be a second)
             del pending[:cut]
             per_line = len(block) / max(1, lines)
             yield block, lines
 
     # -- the Arrow path ---------------------------------------------------------------------
 
-    def _arrow_frame(self, block: bytes) -> pd.DataFrame | None:
+    def _arrow_frame(self, block: bytearray) -> pd.DataFrame | None:
         """The block's frame as pandas would read it, or None where that is not proven."""
         # single bytes first: memchr, where a two-byte pattern is a slower search
         if b" " in block and (block.startswith(b" ") or b", " in block or b"\n " in block):
@@ -136,7 +136,7 @@ class BlockReader:
                 read_options=pcsv.ReadOptions(column_names=list(self._columns), block_size=1 << 20),
                 parse_options=pcsv.ParseOptions(quote_char=False),
                 convert_options=pcsv.ConvertOptions(
-                    column_types={c: pa.string() for c in self._columns},
+                    column_types={c: pa.large_string() for c in self._columns},
                     null_values=_null_strings(), strings_can_be_null=True,
                 ),
             )
@@ -157,13 +157,13 @@ class BlockReader:
 
         return pd.read_csv(source, dtype=self._pandas_dtype, encoding="utf-8", skipinitialspace=True, **options)
 
-    def _pandas_block(self, header: bytes, block: bytes, lines_before: int) -> pd.DataFrame:
+    def _pandas_block(self, header: bytes, block: bytearray, lines_before: int) -> pd.DataFrame:
         try:
             return self._read_csv(io.BytesIO(header + block))
         except ValueError as exc:
             raise self._shifted(exc, lines_before - 1) from None
 
-    def _pandas_rest(self, header: bytes, block: bytes, offset: int, lines_before: int) -> Iterator[pd.DataFrame]:
+    def _pandas_rest(self, header: bytes, block: bytearray, offset: int, lines_before: int) -> Iterator[pd.DataFrame]:
         import pandas as pd
 
         from tacn.pipelines.sources.files import _Replay
