@@ -1,8 +1,8 @@
 """A CSV file read in blocks by Arrow's multi-threaded parser, giving exactly the frames pandas' C parser gives.
 
-pandas' parser runs on one core and holds Python's lock; Arrow's parses a block on every core
-without it, and a reader thread (:class:`~tacn.pipelines.read_ahead.ReadAhead`) parses the next
-block while the caller judges or converts this one. The frames must stay what pandas gives (sync
+pandas' parser holds Python's lock; Arrow's parses without it, so a reader thread
+(:class:`~tacn.pipelines.read_ahead.ReadAhead`) parses the next block on the second core while the
+caller judges or converts this one. The frames must stay what pandas gives (sync
 converts them and validate judges them, and ``tacn validate FILE`` must report what sync would
 load), so a block takes the Arrow path only where the result is provably the same, and is
 otherwise read by pandas itself, from the same bytes:
@@ -133,7 +133,10 @@ class BlockReader:
         try:
             table = pcsv.read_csv(
                 pa.py_buffer(block),
-                read_options=pcsv.ReadOptions(column_names=list(self._columns), block_size=1 << 20),
+                # one thread: this reader is the second core's work, beside the main thread's judging;
+                # Arrow's pool on both cores made the two compete (measured: 0.3–0.6 s more per 1M rows)
+                read_options=pcsv.ReadOptions(column_names=list(self._columns), block_size=1 << 20,
+                                              use_threads=False),
                 parse_options=pcsv.ParseOptions(quote_char=False),
                 convert_options=pcsv.ConvertOptions(
                     column_types={c: pa.large_string() for c in self._columns},
