@@ -1,4 +1,4 @@
-"""A CSV file read in blocks by Arrow's multi-threaded parser, giving exactly the frames pandas' C parser gives.
+"""A CSV file read in blocks by Arrow's parser on a reader thread, giving exactly the frames pandas' C parser gives.
 
 pandas' parser holds Python's lock; Arrow's parses without it, so a reader thread
 (:class:`~tacn.pipelines.read_ahead.ReadAhead`) parses the next block on the second core while the
