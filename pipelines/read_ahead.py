@@ -24,7 +24,8 @@ class ReadAhead(Generic[T]):
     The worker starts at construction (so a read can begin while the caller still prepares), produces
     one item, and produces the next only once the consumer has taken that one. An exception raised by
     ``items`` is raised to the consumer in its place. :meth:`close` (also called at the end, and on
-    garbage collection) stops the worker after the item it is producing and waits for it.
+    garbage collection) stops the worker after the item it is producing and waits for it; as a context
+    manager it closes on the way out, without waiting when the way out is Ctrl-C.
     """
 
     def __init__(self, items: Iterator[T], *, name: str = "tacn-read-ahead") -> None:
@@ -51,6 +52,13 @@ class ReadAhead(Generic[T]):
         if kind == "error":
             raise value
         raise StopIteration
+
+    def __enter__(self) -> ReadAhead[T]:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        # Ctrl-C: do not wait for the item being produced (the worker, a daemon, ends after it)
+        self.close(wait=not (kind is not None and issubclass(kind, KeyboardInterrupt)))
 
     def close(self, *, wait: bool = True) -> None:
         """Stop the worker and wait for it (at most the item it is producing); ``wait=False`` (Ctrl-C): do not

@@ -697,15 +697,9 @@ def validate_file(path: Path | str, options: ValidateOptions, *, progress: Progr
     meter = ReadMeter()
     on_chunk = None if progress is None else (lambda records: progress(meter.done, meter.total, meter.unit))
     # The first chunk is read and converted while pandera is imported and the schema built.
-    documents = ReadAhead(_documents_of(source, options, meter), name="tacn-file-documents")
-    try:
+    with ReadAhead(_documents_of(source, options, meter), name="tacn-file-documents") as documents:
         return validate_frames(documents, options, target=target, filters=options.flt.describe(),
                                on_chunk=on_chunk)
-    except KeyboardInterrupt:
-        documents.close(wait=False)
-        raise
-    finally:
-        documents.close()
 
 
 # -- reports -----------------------------------------------------------------------------------

@@ -68,6 +68,33 @@ def test_close_stops_a_worker_waiting_for_its_turn_and_closes_the_source():
     assert not reader._thread.is_alive() and closed.is_set()
 
 
+def test_as_a_context_manager_it_waits_for_the_worker_except_on_ctrl_c():
+    started, release = threading.Event(), threading.Event()
+
+    def slow():
+        yield 0
+        started.set()
+        release.wait(timeout=30)  # the item being produced when the consumer leaves
+        yield 1
+
+    with ReadAhead(slow()) as reader:
+        assert next(reader) == 0
+        assert started.wait(timeout=10)
+        release.set()
+    assert not reader._thread.is_alive()  # a normal way out waits for the item being produced
+
+    started.clear()
+    release.clear()
+    with pytest.raises(KeyboardInterrupt), ReadAhead(slow()) as reader:
+        assert next(reader) == 0
+        assert started.wait(timeout=10)
+        raise KeyboardInterrupt
+    assert reader._thread.is_alive()  # Ctrl-C: not waited for
+    release.set()
+    reader._thread.join(timeout=10)
+    assert not reader._thread.is_alive()
+
+
 def test_a_reader_dropped_unread_stops_its_worker():
     closed = threading.Event()
     reader = ReadAhead(closing_source(closed))

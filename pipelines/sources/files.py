@@ -394,14 +394,8 @@ def _csv_frames(source: FileSource, chunk_rows: int, meter: ReadMeter | None) ->
 
     with _binary(source, meter) as handle:
         reader = BlockReader(handle, source.columns, frozenset(TEXT_COLUMNS), chunk_rows=chunk_rows, path=source.path)
-        frames = ReadAhead(reader.frames(), name="tacn-csv")
-        try:
+        with ReadAhead(reader.frames(), name="tacn-csv") as frames:
             yield from frames
-        except KeyboardInterrupt:  # do not wait for the block being parsed
-            frames.close(wait=False)
-            raise
-        finally:
-            frames.close()
 
 
 def _pandas_csv_frames(source: FileSource, chunk_rows: int, meter: ReadMeter | None) -> Iterator[pd.DataFrame]:

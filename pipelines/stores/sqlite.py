@@ -15,7 +15,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -751,26 +751,19 @@ class SQLiteStore:
         the driver cannot cancel a query in flight)."""
         rows = max(1, min(batch_size, STREAM_BATCH_ROWS))
         readers: list[tuple[int, str, ReadAhead]] = []
-        wait = True
-        try:
+        with ExitStack() as running:
             for after, upto in segments:
                 reader = columnar if not readers else _ColumnarReader.open(self.path)
                 if reader is None:
                     raise StoreUnavailable("the columnar driver could not open the store again")
                 part = where if upto is None else _and_where(where, f"rid <= {int(upto)}")
                 batches = _Closing(reader.stream(_render_sql_streamed(), part, params, after, rows), reader.close)
-                readers.append((after, part, ReadAhead(batches)))
+                readers.append((after, part, running.enter_context(ReadAhead(batches))))
             import pyarrow  # noqa: F401 - imported, with the renderer's kernels, while the threads scan
             import pyarrow.compute  # noqa: F401
 
             for after, part, batches in readers:
                 yield from self._rendered_segment(batches, after, part, params, batch_size)
-        except KeyboardInterrupt:
-            wait = False
-            raise
-        finally:
-            for _, _, batches in readers:
-                batches.close(wait=wait)
 
     def _rendered_segment(self, batches, after, where, params, batch_size):
         """The batches of one streamed query, rendered.
