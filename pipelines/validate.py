@@ -314,7 +314,9 @@ def _naive_timestamps(raw: pd.Series) -> pd.Series | None:
     judges each value. Where Arrow parses them all it gives what pandas' gives (a test compares them)."""
     import pandas as pd
 
-    values = getattr(raw.array, "_pa_array", None)
+    from tacn.validators.dates import arrow_strings
+
+    values = arrow_strings(raw)
     if values is None:
         return None
     import pyarrow as pa

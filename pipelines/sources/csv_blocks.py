@@ -16,13 +16,14 @@ otherwise read by pandas itself, from the same bytes:
   UTF-8), where pandas gives the same frame or the same error (its line numbers made the file's).
 - Arrow reads every column as text, with pandas' list of null strings. Text columns (the key and
   label columns) stay text, as pandas reads them (``dtype=str``). Any other column takes the type
-  pandas' inference gives whatever its internal pieces: all missing, float64; every value a plain
-  decimal (``-?digits[.digits]``, at most 17 significant digits: both parsers round those alike,
-  a test compares them) int64 when none has a point and none is missing, else float64; no value
-  that could read as a number or a bool, text. A column of any other mix sends the block to pandas.
+  pandas' inference gives whatever its internal pieces: all missing, float64; every value a finite
+  number Arrow's parser reads (below 2**53, no subnormal, no "NAN" or "inf" spelling: there both
+  parsers give the same double, a test compares them) int64 when each is an integer literal (no
+  point, no exponent) and none is missing, else float64; no value that could read as a number or a
+  bool, text. A column of any other mix sends the block to pandas.
 
-The fast path needs pandas' text dtype to be Arrow strings (pandas 3); with pandas 2 every block
-is read by pandas.
+The fast path needs pandas' text dtype to be Arrow strings (pandas 3); with pandas 2 every chunk
+is read by pandas (:meth:`BlockReader.pandas_frames`).
 """
 
 from __future__ import annotations
@@ -60,12 +61,18 @@ class BlockReader:
         self.fast_blocks = 0  # blocks Arrow read (for tests and the benchmark)
         self.pandas_blocks = 0
 
+    def pandas_frames(self) -> Iterator[pd.DataFrame]:
+        """Every chunk by pandas' streaming reader: where pandas' text is not Arrow strings (pandas 2)."""
+        yield from self._pandas_rest(self._header(), bytearray(), 0, 1)
+
+    def _header(self) -> bytes:
+        header = self._handle.readline().removeprefix(b"\xef\xbb\xbf")
+        return header if header.endswith(b"\n") else header + b"\n"
+
     def frames(self) -> Iterator[pd.DataFrame]:
         import pandas as pd
 
-        header = self._handle.readline().removeprefix(b"\xef\xbb\xbf")
-        if not header.endswith(b"\n"):
-            header += b"\n"
+        header = self._header()
         offset = 0  # rows yielded so far: the index of the next row
         lines_before = 1  # lines of the file before the block (the header)
         for block, lines in self._blocks():
@@ -75,7 +82,6 @@ class BlockReader:
             frame = self._arrow_frame(block)
             if frame is None:
                 frame = self._pandas_block(header, block, lines_before)
-                self.pandas_blocks += 1
             else:
                 self.fast_blocks += 1
             lines_before += lines
@@ -161,6 +167,7 @@ class BlockReader:
         return pd.read_csv(source, dtype=self._pandas_dtype, encoding="utf-8", skipinitialspace=True, **options)
 
     def _pandas_block(self, header: bytes, block: bytearray, lines_before: int) -> pd.DataFrame:
+        self.pandas_blocks += 1
         try:
             return self._read_csv(io.BytesIO(header + block))
         except ValueError as exc:

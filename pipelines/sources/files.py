@@ -385,30 +385,16 @@ def _csv_frames(source: FileSource, chunk_rows: int, meter: ReadMeter | None) ->
     """Chunks of ``chunk_rows`` rows, as pandas' C parser reads them (``dtype=str`` for the text columns,
     ``skipinitialspace``); parsed by Arrow on a reader thread where that gives the same frames
     (:mod:`tacn.pipelines.sources.csv_blocks`)."""
-    from tacn.pipelines.sources.csv_blocks import BlockReader, arrow_path_available
-
-    if not arrow_path_available():
-        yield from _pandas_csv_frames(source, chunk_rows, meter)
-        return
     from tacn.pipelines.read_ahead import ReadAhead
+    from tacn.pipelines.sources.csv_blocks import BlockReader, arrow_path_available
 
     with _binary(source, meter) as handle:
         reader = BlockReader(handle, source.columns, frozenset(TEXT_COLUMNS), chunk_rows=chunk_rows, path=source.path)
+        if not arrow_path_available():  # pandas 2: a reader thread would gain nothing (pandas holds the GIL)
+            yield from reader.pandas_frames()
+            return
         with ReadAhead(reader.frames(), name="tacn-csv") as frames:
             yield from frames
-
-
-def _pandas_csv_frames(source: FileSource, chunk_rows: int, meter: ReadMeter | None) -> Iterator[pd.DataFrame]:
-    import pandas as pd
-
-    dtype = {c: str for c in source.columns if c in TEXT_COLUMNS}
-    offset = 0
-    with _binary(source, meter) as handle, pd.read_csv(handle, chunksize=chunk_rows, dtype=dtype, encoding="utf-8-sig",
-                                                 skipinitialspace=True) as reader:
-        for chunk in reader:
-            chunk.index = pd.RangeIndex(offset, offset + len(chunk))
-            offset += len(chunk)
-            yield chunk
 
 
 def _parquet_frames(source: FileSource, chunk_rows: int, meter: ReadMeter | None) -> Iterator[pd.DataFrame]:
