@@ -464,13 +464,13 @@ def _fails_full_symbol(frame, ctx):
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        def text(value: str):
+        def constant(value: str):
             return pa.scalar(value, type=code_strings.type)
 
         starts = [pc.starts_with(code_strings, prefix) for prefix in ("6", "4", "8", "92")]
         beijing = pc.or_(pc.or_(starts[1], starts[2]), starts[3])
-        suffix = pc.if_else(starts[0], text(".SH"), pc.if_else(beijing, text(".BJ"), text(".SZ")))
-        expected = pc.binary_join_element_wise(code_strings, suffix, text(""))
+        suffix = pc.if_else(starts[0], constant(".SH"), pc.if_else(beijing, constant(".BJ"), constant(".SZ")))
+        expected = pc.binary_join_element_wise(code_strings, suffix, constant(""))
         if expected.type != full_strings.type:
             expected = expected.cast(full_strings.type)
         return judged & ~_arrow_mask(pc.equal(full_strings, expected), frame.index)
